@@ -1,0 +1,268 @@
+"""ftcurate command line: headless commands over ftcurate.core (the GUI calls the same code).
+
+Exit codes: 0 success (validate: no errors), 1 the data has errors, 2 the input can't be
+read at all, the project can't be opened, or the arguments are wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Optional, Sequence
+
+from . import __version__
+
+EXIT_OK, EXIT_ERRORS, EXIT_FAIL = 0, 1, 2
+
+
+class CliError(Exception):
+    def __init__(self, message: str, key: str = "error") -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _emit(args, payload: dict, human: str) -> None:
+    if getattr(args, "json", False):
+        json.dump(payload, sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        print(human)
+
+
+def _progress_printer(args):
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        return None
+
+    def progress(done: int, total: int, message: str) -> None:
+        end = f"/{total}" if total else ""
+        sys.stderr.write(f"\r{message} {done}{end}   ")
+        sys.stderr.flush()
+
+    return progress
+
+
+def _mapping(args) -> Optional[dict]:
+    from .core.formats import parse_mapping
+
+    return parse_mapping(args.map) if getattr(args, "map", None) else None
+
+
+# -- commands -------------------------------------------------------------------------------
+
+def cmd_validate(args) -> int:
+    from .core.validate import validate_path
+
+    heldout = None
+    if args.heldout:
+        heldout = validate_path(args.heldout, "auto", None, args.max_tokens).loaded
+    report = validate_path(args.path, args.format, _mapping(args), args.max_tokens, args.tokenizer,
+                           heldout=heldout, progress=_progress_printer(args))
+    _emit(args, report.to_dict(), report.summary())
+    return EXIT_ERRORS if report.rejected else EXIT_OK
+
+
+def _open_project(path: str, create: bool = False, readonly: bool = False):
+    from .core.store import Project
+
+    if not create and not os.path.exists(path):
+        raise CliError(f"{path}: no such project (create one with `ftcurate import DATASET --project {path}`)",
+                       "not_found")
+    return Project.open(path, create=create, readonly=readonly)
+
+
+def cmd_import(args) -> int:
+    from .core.ingest import import_dataset
+
+    with _open_project(args.project, create=True) as project:
+        if args.reviewer:
+            project.reviewer = args.reviewer
+        reports = [import_dataset(project, args.dataset, args.format, _mapping(args), role=args.role,
+                                  max_tokens=args.max_tokens, progress=_progress_printer(args))]
+        if args.test:
+            reports.append(import_dataset(project, args.test, "auto", None, role="test",
+                                          max_tokens=args.max_tokens))
+        payload = {"project": os.path.abspath(args.project), "imports": [r.to_dict() for r in reports],
+                   "records": project.count()}
+        human = "\n".join(r.summary() for r in reports) + f"\nproject {args.project}: {project.count()} records"
+    _emit(args, payload, human)
+    return EXIT_OK
+
+
+def cmd_stats(args) -> int:
+    from .core.ingest import project_stats
+
+    with _open_project(args.project, readonly=True) as project:
+        stats = project_stats(project, args.include, args.max_tokens, args.tokenizer)
+    s = stats["stats"]
+    human = [f"{stats['project']}: {stats['records']} records",
+             "  status: " + ", ".join(f"{k} {v}" for k, v in stats["status"].items()),
+             "  splits: " + ", ".join(f"{k} {v}" for k, v in stats["splits"].items()),
+             f"  {args.include} train records: {stats['selected']}, ~{s['total_tokens']:,} tokens "
+             f"({s['tokenizer']}); {s['default_epochs']} epochs -> ~{s['billed_tokens']:,} tokens trained"]
+    human += ["  advice: " + a for a in stats["advice"]]
+    _emit(args, stats, "\n".join(human))
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from .core.export import export_project
+
+    with _open_project(args.project) as project:
+        result = export_project(project, args.output, args.format, args.include, args.val_fraction, args.seed,
+                                progress=_progress_printer(args))
+    human = [f"wrote {n} records to {result.files[s]}" for s, n in result.counts.items()]
+    if result.skipped:
+        human.append(f"skipped {len(result.skipped)} records {args.format} cannot hold: {result.skipped[0][2]}")
+    human += [f"dataset card: {result.card}", f"decision log: {result.log}"]
+    _emit(args, result.to_dict(), "\n".join(human))
+    return EXIT_OK
+
+
+def cmd_decide(args) -> int:
+    with _open_project(args.project) as project:
+        reviewer = args.reviewer or project.reviewer
+        if args.undo or args.redo:
+            ids = project.undo() if args.undo else project.redo()
+            word = "undone" if args.undo else "redone"
+            print(f"{word} {len(ids)} record(s)" if ids is not None else f"nothing to {word[:-2]}o", flush=True)
+            return EXIT_OK
+        sources = [s for s in project.sources() if s["role"] == "train"]
+        if not sources:
+            raise CliError("the project has no imported training file", "no_source")
+        source_id = args.source if args.source is not None else sources[0]["id"]
+        action, indices = ("approve", args.approve) if args.approve else (
+            ("reject", args.reject) if args.reject else ("reset", args.reset))
+        ids = []
+        for idx in indices:
+            try:
+                ids.append(project.id_for_index(source_id, idx))
+            except KeyError:
+                raise CliError(f"record index {idx} is not in the project (bad or rejected at import)",
+                               "bad_index") from None
+        do = getattr(project, action)
+        word = {"approve": "approved", "reject": "rejected", "reset": "reset"}[action]
+        for idx, rid in zip(indices, ids):
+            do([rid], reviewer=reviewer)
+            # Printed only once the decision is committed.
+            print(f"{word} {idx}", flush=True)
+    return EXIT_OK
+
+
+def cmd_gui(args) -> int:
+    from .gui.app import main as gui_main
+
+    argv = [args.path] if args.path else []
+    if args.screenshot:
+        argv += ["--screenshot", args.screenshot]
+    return gui_main(argv)
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    from .core.formats import FORMAT_CHOICES, FORMATS
+    from .core.ingest import INCLUDE_CHOICES
+    from .core.validate import DEFAULT_MAX_TOKENS
+
+    p = argparse.ArgumentParser(prog="ftcurate", description="Curate fine-tuning datasets and train LoRA adapters.")
+    p.add_argument("--version", action="version", version=f"ftcurate {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def fmt_args(sp, with_map=True):
+        sp.add_argument("--format", default="auto", choices=FORMAT_CHOICES,
+                        help="dataset format (default: detect from the file)")
+        if with_map:
+            sp.add_argument("--map", action="append", metavar="KEY=COLUMN",
+                            help="column mapping for CSV/Parquet or unusual keys, e.g. prompt=question")
+        sp.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
+                        help=f"warn about examples longer than this (default {DEFAULT_MAX_TOKENS})")
+
+    sp = sub.add_parser("validate", help="check a dataset file: errors by line, warnings, token stats")
+    sp.add_argument("path")
+    fmt_args(sp)
+    sp.add_argument("--tokenizer", help="local Hugging Face tokenizer folder to count tokens with")
+    sp.add_argument("--heldout", help="held-out (test) file, to report its size")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    sp.set_defaults(func=cmd_validate)
+
+    sp = sub.add_parser("import", help="import a dataset file into a project (created if missing)")
+    sp.add_argument("dataset")
+    sp.add_argument("--project", required=True, help="project file (.ftcurate)")
+    fmt_args(sp)
+    sp.add_argument("--role", choices=("train", "test"), default="train",
+                    help="train data, or a held-out test set")
+    sp.add_argument("--test", help="also import this held-out test file")
+    sp.add_argument("--reviewer", help="reviewer name stored in the project")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_import)
+
+    sp = sub.add_parser("stats", help="counts and token statistics of a project")
+    sp.add_argument("project")
+    sp.add_argument("--include", choices=INCLUDE_CHOICES, default="not-rejected")
+    sp.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
+    sp.add_argument("--tokenizer")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_stats)
+
+    sp = sub.add_parser("export", help="write the curated records, a dataset card and a decision log")
+    sp.add_argument("project")
+    sp.add_argument("--output", "--out", "-o", required=True, help="output file")
+    sp.add_argument("--format", default="openai-chat", choices=FORMATS)
+    sp.add_argument("--include", choices=INCLUDE_CHOICES, default="approved",
+                    help="approved records only (default), everything not rejected, or all")
+    sp.add_argument("--val-fraction", type=float, default=0.0, help="fraction held out as validation split")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the validation split")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("decide", help="record review decisions (scripted review)")
+    sp.add_argument("project")
+    g = sp.add_mutually_exclusive_group(required=True)
+    g.add_argument("--approve", type=int, nargs="+", metavar="IDX", help="0-based record indices in the file")
+    g.add_argument("--reject", type=int, nargs="+", metavar="IDX")
+    g.add_argument("--reset", type=int, nargs="+", metavar="IDX", help="back to unreviewed")
+    g.add_argument("--undo", action="store_true", help="undo the last decision")
+    g.add_argument("--redo", action="store_true", help="redo the last undone decision")
+    sp.add_argument("--reviewer")
+    sp.add_argument("--source", type=int, help="source id (default: the first imported training file)")
+    sp.set_defaults(func=cmd_decide)
+
+    sp = sub.add_parser("gui", help="open the desktop app")
+    sp.add_argument("path", nargs="?", help="dataset or project to open")
+    sp.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window once drawn, then exit")
+    sp.set_defaults(func=cmd_gui)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from .core.formats import DatasetError
+    from .core.progress import Cancelled
+    from .core.store import ProjectError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # e.g. piped into head: stop quietly
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
+    except (DatasetError, CliError, ProjectError, ValueError, OSError) as exc:
+        key = getattr(exc, "key", type(exc).__name__)
+        message = str(exc)
+        if getattr(args, "json", False):
+            json.dump({"error": key, "message": message}, sys.stdout)
+            sys.stdout.write("\n")
+        print(f"ftcurate {args.command}: {message}", file=sys.stderr)
+        return EXIT_FAIL
+    except (KeyboardInterrupt, Cancelled):
+        print("cancelled", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The canonical record: one conversation plus where it came from.
+
+Every reader turns its format into :class:`Record` objects and every writer turns
+them back. A record's *content* (messages and tool definitions) is what scanners
+and training look at; its source, split and metadata travel with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+ROLES = ("system", "user", "assistant", "tool", "function")
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(slots=True)
+class Message:
+    role: str
+    content: Optional[str] = None
+    name: Optional[str] = None
+    tool_calls: Optional[list] = None  # OpenAI tool_calls list, kept as given
+    function_call: Optional[dict] = None  # legacy {"name", "arguments"}
+    tool_call_id: Optional[str] = None
+    weight: Optional[int] = None  # OpenAI per-message weight (0 or 1) on assistant turns
+
+    def to_dict(self) -> dict:
+        """OpenAI-style dict with only the keys that are set (content always present)."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.name is not None:
+            out["name"] = self.name
+        if self.tool_calls is not None:
+            out["tool_calls"] = self.tool_calls
+        if self.function_call is not None:
+            out["function_call"] = self.function_call
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        if self.weight is not None:
+            out["weight"] = self.weight
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Message":
+        return cls(
+            role=d["role"],
+            content=d.get("content"),
+            name=d.get("name"),
+            tool_calls=d.get("tool_calls"),
+            function_call=d.get("function_call"),
+            tool_call_id=d.get("tool_call_id"),
+            weight=d.get("weight"),
+        )
+
+    @property
+    def has_call(self) -> bool:
+        return bool(self.tool_calls) or bool(self.function_call)
+
+
+@dataclass(slots=True)
+class Source:
+    """Where a record came from: file path, 1-based physical line (None for JSON
+    arrays, CSV and Parquet rows where no line applies) and 0-based record index."""
+
+    file: str = ""
+    line: Optional[int] = None
+    index: int = 0
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "line": self.line, "index": self.index}
+
+
+@dataclass(slots=True)
+class Record:
+    messages: list[Message]
+    tools: Optional[list] = None
+    source: Source = field(default_factory=Source)
+    split: str = "train"
+    metadata: dict = field(default_factory=dict)
+
+    # -- content -----------------------------------------------------------------
+    def content_dict(self) -> dict:
+        """The content as an OpenAI chat object (``messages`` and optional ``tools``)."""
+        out: dict[str, Any] = {"messages": [m.to_dict() for m in self.messages]}
+        if self.tools is not None:
+            out["tools"] = self.tools
+        return out
+
+    def content_json(self) -> str:
+        """Canonical JSON of the content: stable key order, no whitespace."""
+        return canonical_json(self.content_dict())
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.content_json().encode("utf-8")).hexdigest()
+
+    @classmethod
+    def from_content(cls, content: dict | str, **kwargs: Any) -> "Record":
+        if isinstance(content, str):
+            content = json.loads(content)
+        return cls(
+            messages=[Message.from_dict(m) for m in content["messages"]],
+            tools=content.get("tools"),
+            **kwargs,
+        )
+
+    # -- convenient views ----------------------------------------------------------
+    def by_role(self, role: str) -> list[Message]:
+        return [m for m in self.messages if m.role == role]
+
+    @property
+    def system(self) -> str:
+        return "\n".join(m.content or "" for m in self.by_role("system"))
+
+    @property
+    def first_user(self) -> str:
+        users = self.by_role("user")
+        return users[0].content or "" if users else ""
+
+    @property
+    def prompt_text(self) -> str:
+        """Everything the model is given: system and user turns, joined."""
+        return "\n".join(m.content or "" for m in self.messages if m.role in ("system", "user"))
+
+    @property
+    def answer_text(self) -> str:
+        """Everything the model is trained to say: assistant turns, joined."""
+        return "\n".join(m.content or "" for m in self.messages if m.role == "assistant")
+
+    @property
+    def text(self) -> str:
+        """All message text, one turn a line (for search and similarity)."""
+        return "\n".join(m.content or "" for m in self.messages)
+
+    @property
+    def uses_tools(self) -> bool:
+        return bool(self.tools) or any(m.role == "tool" or m.tool_calls for m in self.messages)
+
+    def to_dict(self) -> dict:
+        """Full dict: content plus source, split and metadata (for the project store)."""
+        out = self.content_dict()
+        out["source"] = self.source.to_dict()
+        out["split"] = self.split
+        out["metadata"] = self.metadata
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Record":
+        src = d.get("source") or {}
+        return cls.from_content(
+            d,
+            source=Source(src.get("file", ""), src.get("line"), src.get("index", 0)),
+            split=d.get("split", "train"),
+            metadata=d.get("metadata") or {},
+        )
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
