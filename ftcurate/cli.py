@@ -74,6 +74,7 @@ def _open_project(path: str, create: bool = False, readonly: bool = False):
 
 def cmd_import(args) -> int:
     from .core.ingest import import_dataset
+    from .core.validate import size_advice
 
     with _open_project(args.project, create=True) as project:
         if args.reviewer:
@@ -83,6 +84,7 @@ def cmd_import(args) -> int:
         if args.test:
             reports.append(import_dataset(project, args.test, "auto", None, role="test",
                                           max_tokens=args.max_tokens))
+            reports[0].advice = size_advice(reports[0].loaded, project.count(split="test"))
         payload = {"project": os.path.abspath(args.project), "imports": [r.to_dict() for r in reports],
                    "records": project.count()}
         human = "\n".join(r.summary() for r in reports) + f"\nproject {args.project}: {project.count()} records"

@@ -114,7 +114,7 @@ def decision_log_csv(project: Project) -> str:
     w.writerow(["decision", "group", "time_utc", "reviewer", "record_id", "source_index", "action",
                 "status_before", "status_after", "labels_after", "note_after", "undone"])
     index_of: dict[int, int] = {}
-    for h in project.history():
+    for h in reversed(project.history()):  # oldest first
         rid = h["record_id"]
         if rid not in index_of:
             try:

@@ -56,8 +56,9 @@ def import_dataset(project: Project, path: str, fmt: str = "auto", mapping: Opti
 
     project.add_records(source_id, good_records(), cancel=cancel)
     project.set_source_errors(source_id, [e.to_dict() for e in report.errors], total=report.records)
-    heldout = project.count(split="test") if role == "train" and project.count(split="test") else None
-    finish(report, acc, heldout)
+    finish(report, acc, project.count(split="test") or None)
+    if role == "test":
+        report.advice = [f"Held-out set: {report.loaded} examples (kept out of training and export)."]
     return report
 
 
