@@ -349,19 +349,17 @@ def test_undo_restores_edit_note_split_exactly(tmp_path):
     p.close()
 
 
-def test_bulk_decision_100k_is_fast(tmp_path):
+def test_bulk_decision_100k_is_one_undo_step(tmp_path):
     p = Project.create(tmp_path / "p.ftcurate")
     sid = p.add_source("big.jsonl", "jsonl")
     p.add_records(sid, (Record([Message("user", str(i))], source=Source("big", i + 1, i)) for i in range(100_000)))
     ids = p.ids()
-    t = time.perf_counter()
     p.approve(ids)
-    assert time.perf_counter() - t < 5
     assert p.count(status="approved") == 100_000
-    t = time.perf_counter()
+    assert p.peek_undo()["count"] == 100_000
     assert len(p.undo()) == 100_000
-    assert time.perf_counter() - t < 5
     assert p.count(status="approved") == 0
+    assert not p.can_undo()
     p.close()
 
 

@@ -1,0 +1,816 @@
+"""The main window: start page, records table, conversation view, import problems.
+
+The window holds at most one open :class:`~ftcurate.core.store.Project`. Opening and
+importing run in a :class:`~ftcurate.gui.workers.Worker`; review decisions are quick
+single transactions and run in the GUI thread, saved before the call returns.
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_right
+from typing import Iterable, Optional
+
+from PySide6.QtCore import QByteArray, QItemSelection, QItemSelectionModel, QModelIndex, QSettings, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QHeaderView,
+                               QLabel, QLineEdit, QMainWindow, QMenu, QMessageBox, QSplitter, QStackedWidget,
+                               QTableView, QToolBar, QVBoxLayout, QWidget)
+
+from .. import __version__
+from ..core.store import STATUSES, Project
+from . import settings as appsettings
+from . import tasks
+from .models import STATUS_COLORS, STATUS_LABELS, ImportProblemsModel, RecordTableModel
+from .widgets import ConversationView, ShortcutsDialog, StartPage, app_icon, drawn_icon
+from .workers import TaskProgress, Worker, describe_error
+
+DATASET_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv *.parquet);;All files (*)"
+PROJECT_FILTER = "ftcurate projects (*.ftcurate);;All files (*)"
+PAST = {"approve": "Approved", "reject": "Rejected", "reset": "Reset"}
+
+
+def _close_result(result) -> None:
+    project = getattr(result, "project", None)
+    if project is not None:
+        project.close()
+
+
+class MainWindow(QMainWindow):
+    """``interactive=False`` (screenshot mode, tests) reports errors by signal and status
+    bar only, never with a modal message box."""
+
+    project_loaded = Signal(object)  # the Project
+    load_failed = Signal(str, str)  # message, details
+    load_cancelled = Signal()
+    filter_applied = Signal(int)  # rows shown
+    records_changed = Signal(list)  # record ids changed by a decision, undo or redo
+    error_reported = Signal(str, str, str)  # title, message, details
+
+    def __init__(self, settings: Optional[QSettings] = None, interactive: bool = True,
+                 restore_geometry: bool = True) -> None:
+        super().__init__()
+        self.settings = settings if settings is not None else appsettings.make_settings()
+        self.interactive = interactive
+        self.project: Optional[Project] = None
+        self.project_info: Optional[tasks.OpenResult] = None
+        self._workers: list[Worker] = []
+        self._load_worker: Optional[Worker] = None
+        self._pending_open: Optional[str] = None
+        self._loading_path: Optional[str] = None
+        self._search_worker: Optional[Worker] = None
+        self._filter_gen = 0
+        self._shortcuts_dialog: Optional[ShortcutsDialog] = None
+        self._remember_geometry = restore_geometry
+
+        self.setWindowTitle("ftcurate")
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.resize(1280, 800)
+
+        self._build_actions()
+        self._build_central()
+        self._build_dock()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_statusbar()
+        self._update_enabled()
+        self._refresh_start_page()
+        if restore_geometry:
+            self._restore_geometry()
+
+    # -- construction ----------------------------------------------------------------------------
+    def _action(self, text: str, slot, shortcuts: Iterable[str] = (), tip: str = "", icon=None,
+                checkable: bool = False) -> QAction:
+        act = QAction(text, self)
+        act.setProperty("help", text)  # the shortcuts sheet shows this, not the changing menu text
+        if icon is not None:
+            act.setIcon(icon)
+        keys = [QKeySequence(k) if isinstance(k, str) else QKeySequence(k) for k in shortcuts]
+        if keys:
+            act.setShortcuts(keys)
+        if tip:
+            keytext = keys[0].toString(QKeySequence.SequenceFormat.NativeText) if keys else ""
+            act.setToolTip(f"{tip} ({keytext})" if keytext else tip)
+            act.setStatusTip(tip)
+        act.setCheckable(checkable)
+        if checkable:
+            act.toggled.connect(slot)
+        else:
+            act.triggered.connect(lambda checked=False: slot())
+        self.addAction(act)  # shortcuts work while the menu bar is hidden, too
+        return act
+
+    def _build_actions(self) -> None:
+        a = self._action
+        self.act_open_dataset = a("Open &dataset…", self.choose_dataset, ["Ctrl+O"], "Open a dataset file",
+                                  drawn_icon("open-dataset"))
+        self.act_open_project = a("Open &project…", self.choose_project, ["Ctrl+Shift+O"],
+                                  "Open an .ftcurate project", drawn_icon("open-project"))
+        self.act_open_sample = a("Open &sample", self.open_sample, [], "Open the bundled sample dataset")
+        self.act_close = a("&Close project", self.close_project, ["Ctrl+W"], "Close the open project")
+        self.act_quit = a("&Quit", self.close, ["Ctrl+Q"], "Quit ftcurate")
+        self.act_undo = a("&Undo", self.undo, ["Ctrl+Z"], "Undo the last decision", drawn_icon("undo"))
+        self.act_redo = a("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "Redo the last undone decision",
+                          drawn_icon("redo"))
+        self.act_find = a("&Find…", self.focus_search, ["Ctrl+F"], "Search the records")
+        self.act_approve = a("&Approve", lambda: self.decide("approve"), ["A"], "Approve the selected records",
+                             drawn_icon("approve", STATUS_COLORS["approved"]))
+        self.act_reject = a("&Reject", lambda: self.decide("reject"), ["R"], "Reject the selected records",
+                            drawn_icon("reject", STATUS_COLORS["rejected"]))
+        self.act_reset = a("Reset to &unreviewed", lambda: self.decide("reset"), ["U"],
+                           "Mark the selected records unreviewed again", drawn_icon("reset"))
+        self.act_next = a("&Next record", lambda: self.move_selection(1), ["J"], "Go to the next record",
+                          drawn_icon("next"))
+        self.act_prev = a("&Previous record", lambda: self.move_selection(-1), ["K"],
+                          "Go to the previous record", drawn_icon("previous"))
+        self.act_next_unreviewed = a("Next &unreviewed", self.next_unreviewed, ["N"],
+                                     "Go to the next unreviewed record", drawn_icon("next-unreviewed"))
+        self.act_advance = a("Advance after decision", self._set_advance, [],
+                             "Move to the next record after approving or rejecting one", checkable=True)
+        self.act_advance.setChecked(self._setting_bool("review/advance", True))
+        self.act_shortcuts = a("&Keyboard shortcuts", self.show_shortcuts, ["F1", "?"], "List the keyboard shortcuts")
+        self.act_about = a("&About ftcurate", self.show_about, [], "About ftcurate")
+        self.act_approve.setIconText("Approve")
+        self.act_reject.setIconText("Reject")
+        self.act_reset.setIconText("Reset")
+        self.act_prev.setIconText("Previous")
+        self.act_next.setIconText("Next")
+        self.act_next_unreviewed.setIconText("Next unreviewed")
+        self.act_open_dataset.setIconText("Open dataset")
+        self.act_open_project.setIconText("Open project")
+
+    def _build_central(self) -> None:
+        self.stack = QStackedWidget()
+        self.start_page = StartPage()
+        self.start_page.open_dataset.connect(self.choose_dataset)
+        self.start_page.open_project.connect(self.choose_project)
+        self.start_page.open_sample.connect(self.open_sample)
+        self.start_page.open_recent.connect(self.open_path)
+        self.stack.addWidget(self.start_page)
+
+        review = QWidget()
+        layout = QVBoxLayout(review)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.setSpacing(6)
+        bar = QHBoxLayout()
+        bar.setSpacing(6)
+        self.status_filter = QComboBox()
+        self.status_filter.addItem("All statuses", None)
+        for st in STATUSES:
+            self.status_filter.addItem(STATUS_LABELS[st], st)
+        self.split_filter = QComboBox()
+        self.split_filter.addItem("All splits", None)
+        for sp in ("train", "validation", "test"):
+            self.split_filter.addItem(sp.capitalize(), sp)
+        self.search_box = QLineEdit()
+        self.search_box.setPlaceholderText("Search text…  (Ctrl+F)")
+        self.search_box.setClearButtonEnabled(True)
+        self.count_label = QLabel()
+        self.count_label.setStyleSheet("color: #6b7280")
+        bar.addWidget(QLabel("Show"))
+        bar.addWidget(self.status_filter)
+        bar.addWidget(self.split_filter)
+        bar.addWidget(self.search_box, 1)
+        bar.addWidget(self.count_label)
+        layout.addLayout(bar)
+
+        self.model = RecordTableModel(self)
+        self.table = QTableView()
+        self.table.setObjectName("RecordsTable")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setAcceptDrops(False)
+        self.table.setIconSize(QSize(12, 12))
+        vh = self.table.verticalHeader()
+        vh.hide()
+        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vh.setDefaultSectionSize(self.fontMetrics().height() + 10)
+        hh = self.table.horizontalHeader()
+        hh.setHighlightSections(False)
+        hh.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        for col, width in ((0, 52), (1, 112), (2, 60), (3, 50), (4, 360), (5, 100)):
+            hh.resizeSection(col, width)
+        hh.setSectionResizeMode(RecordTableModel.COL_FIRST_USER, QHeaderView.ResizeMode.Stretch)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
+
+        self.detail = ConversationView()
+        self.detail.setAcceptDrops(False)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("ReviewSplitter")
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 5)
+        self.splitter.setStretchFactor(1, 4)
+        self.splitter.setSizes([700, 560])
+        self.splitter.setChildrenCollapsible(False)
+        layout.addWidget(self.splitter, 1)
+        self.stack.addWidget(review)
+        self.review_page = review
+        self.setCentralWidget(self.stack)
+
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(300)
+        self._search_timer.timeout.connect(self.apply_filter)
+        self.search_box.textChanged.connect(lambda _t: self._search_timer.start())
+        self.search_box.returnPressed.connect(self.apply_filter)
+        self.status_filter.currentIndexChanged.connect(lambda _i: self.apply_filter())
+        self.split_filter.currentIndexChanged.connect(lambda _i: self.apply_filter())
+
+    def _build_dock(self) -> None:
+        self.problems_model = ImportProblemsModel(self)
+        view = QTableView()
+        view.setModel(self.problems_model)
+        view.verticalHeader().hide()
+        view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        view.setAlternatingRowColors(True)
+        view.setShowGrid(False)
+        view.setWordWrap(False)
+        hh = view.horizontalHeader()
+        hh.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        for col, width in ((0, 170), (1, 56), (2, 64), (3, 190)):
+            hh.resizeSection(col, width)
+        hh.setStretchLastSection(True)
+        self.problems_view = view
+        dock = QDockWidget("Import problems", self)
+        dock.setObjectName("ImportProblemsDock")
+        dock.setWidget(view)
+        dock.setAllowedAreas(Qt.DockWidgetArea.BottomDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        dock.hide()
+        self.problems_dock = dock
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addAction(self.act_open_dataset)
+        m.addAction(self.act_open_project)
+        m.addAction(self.act_open_sample)
+        self.recent_menu = QMenu("Open &recent", self)
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        m.addMenu(self.recent_menu)
+        m.addSeparator()
+        m.addAction(self.act_close)
+        m.addSeparator()
+        m.addAction(self.act_quit)
+
+        m = mb.addMenu("&Edit")
+        m.addAction(self.act_undo)
+        m.addAction(self.act_redo)
+        m.addSeparator()
+        m.addAction(self.act_find)
+
+        m = mb.addMenu("&Review")
+        for act in (self.act_approve, self.act_reject, self.act_reset):
+            m.addAction(act)
+        m.addSeparator()
+        for act in (self.act_next, self.act_prev, self.act_next_unreviewed):
+            m.addAction(act)
+        m.addSeparator()
+        m.addAction(self.act_advance)
+
+        self.view_menu = mb.addMenu("&View")
+        self.view_menu.addAction(self.problems_dock.toggleViewAction())
+
+        m = mb.addMenu("&Help")
+        m.addAction(self.act_shortcuts)
+        m.addAction(self.act_about)
+
+    def _build_toolbar(self) -> None:
+        tb = QToolBar("Main toolbar", self)
+        tb.setObjectName("MainToolbar")
+        tb.setMovable(False)
+        tb.setIconSize(QSize(18, 18))
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        tb.addAction(self.act_open_dataset)
+        tb.addAction(self.act_open_project)
+        tb.addSeparator()
+        tb.addAction(self.act_approve)
+        tb.addAction(self.act_reject)
+        tb.addAction(self.act_reset)
+        tb.addSeparator()
+        tb.addAction(self.act_prev)
+        tb.addAction(self.act_next)
+        tb.addAction(self.act_next_unreviewed)
+        tb.addSeparator()
+        tb.addAction(self.act_undo)
+        tb.addAction(self.act_redo)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
+        self.toolbar = tb
+        self.view_menu.addAction(tb.toggleViewAction())
+
+    def _build_statusbar(self) -> None:
+        sb = self.statusBar()
+        self.counts_label = QLabel()
+        self.counts_label.setTextFormat(Qt.TextFormat.RichText)
+        self.progress_panel = TaskProgress()
+        sb.addPermanentWidget(self.progress_panel)
+        sb.addPermanentWidget(self.counts_label)
+
+    # -- settings ------------------------------------------------------------------------------------
+    def _setting_bool(self, key: str, default: bool) -> bool:
+        value = self.settings.value(key, default)
+        if isinstance(value, str):
+            return value.lower() in ("1", "true", "yes")
+        return bool(value)
+
+    def _set_advance(self, on: bool) -> None:
+        self.settings.setValue("review/advance", bool(on))
+
+    def _restore_geometry(self) -> None:
+        geo = self.settings.value("window/geometry")
+        if isinstance(geo, QByteArray) and not geo.isEmpty():
+            self.restoreGeometry(geo)
+        state = self.settings.value("window/state")
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+            self.problems_dock.hide()  # shown again when a project has problems
+        split = self.settings.value("window/splitter")
+        if isinstance(split, QByteArray) and not split.isEmpty():
+            self.splitter.restoreState(split)
+
+    def save_window_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/splitter", self.splitter.saveState())
+        self.settings.sync()
+
+    def _refresh_start_page(self) -> None:
+        self.start_page.set_recent(appsettings.recent_projects(self.settings))
+        self.start_page.set_sample_available(appsettings.sample_dataset() is not None)
+        self.act_open_sample.setEnabled(appsettings.sample_dataset() is not None)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        paths = appsettings.recent_projects(self.settings)
+        for path in paths:
+            act = self.recent_menu.addAction(os.path.basename(path))
+            act.setToolTip(path)
+            act.setStatusTip(path)
+            act.triggered.connect(lambda checked=False, p=path: self.open_path(p))
+        if not paths:
+            empty = self.recent_menu.addAction("No recent projects")
+            empty.setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", self._clear_recent)
+
+    def _clear_recent(self) -> None:
+        self.settings.setValue("recent/projects", [])
+        self._refresh_start_page()
+
+    # -- opening -----------------------------------------------------------------------------------------
+    def choose_dataset(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open dataset", appsettings.last_folder(self.settings),
+                                              DATASET_FILTER)
+        if path:
+            self.open_path(path)
+
+    def choose_project(self) -> None:
+        start = appsettings.last_folder(self.settings)
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", start, PROJECT_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_sample(self) -> None:
+        sample = appsettings.sample_dataset()
+        if sample is None:
+            self.report_error("No sample", "This copy of ftcurate has no sample dataset.")
+            return
+        self.open_path(str(sample))
+
+    def is_loading(self) -> bool:
+        return self._load_worker is not None and self._load_worker.is_running()
+
+    def open_path(self, path: str) -> None:
+        """Open a project file, or a dataset file (imported into a project in the data folder)."""
+        path = os.path.abspath(os.path.expanduser(str(path)))
+        if self.is_loading() and path == self._loading_path:
+            return  # already on its way (e.g. a double click)
+        if self.is_loading():  # one load at a time: stop the current one, then open this
+            self._pending_open = path
+            self._load_worker.cancel()
+            return
+        if os.path.isdir(path):
+            self._fail_load(f"{path} is a folder: choose a dataset file or a .ftcurate project.")
+            return
+        if not os.path.exists(path):
+            if path in appsettings.recent_projects(self.settings):
+                appsettings.remove_recent_project(path, self.settings)
+                self._refresh_start_page()
+            self._fail_load(f"{path}: no such file.")
+            return
+        appsettings.set_last_folder(path, self.settings)
+        self.close_project()
+        name = os.path.basename(path)
+        if tasks.is_project_file(path):
+            worker = Worker(tasks.open_project, path, title=f"Opening {name}", discard=_close_result, parent=self)
+        else:
+            tests = tasks.sample_test_files(path, appsettings.SAMPLE_DIR)
+            worker = Worker(tasks.open_dataset, path, str(appsettings.projects_dir()), tuple(tests),
+                            title=f"Importing {name}", discard=_close_result, parent=self)
+        worker.finished.connect(self._on_loaded)
+        worker.failed.connect(lambda message, details, p=path: self._fail_load(message, f"File: {p}\n\n{details}"))
+        worker.cancelled.connect(self._on_load_cancelled)
+        worker.ended.connect(self._on_load_ended)
+        self._load_worker = worker
+        self._loading_path = path
+        self.start_page.set_busy(True, f"{worker.title}…")
+        self._start(worker)
+        self._update_enabled()
+
+    def _start(self, worker: Worker) -> None:
+        self._workers.append(worker)
+        worker.ended.connect(lambda w=worker: self._workers.remove(w) if w in self._workers else None)
+        self.progress_panel.track(worker)
+        worker.start()
+
+    @Slot(object)
+    def _on_loaded(self, result: tasks.OpenResult) -> None:
+        self.set_project(result.project, result)
+        if result.created and result.reports:
+            loaded = sum(r.loaded for r in result.reports)
+            rejected = sum(r.rejected for r in result.reports)
+            msg = f"Imported {loaded:,} records"
+            if rejected:
+                msg += f"; {rejected:,} could not be read (see Import problems)"
+            self.statusBar().showMessage(msg, 15000)
+        self.project_loaded.emit(result.project)
+
+    def _fail_load(self, message: str, details: str = "") -> None:
+        self.start_page.set_busy(False)
+        self.report_error("Cannot open", message, details)
+        self.load_failed.emit(message, details)
+
+    @Slot()
+    def _on_load_cancelled(self) -> None:
+        self.start_page.set_busy(False)
+        self.statusBar().showMessage("Cancelled", 5000)
+        self.load_cancelled.emit()
+
+    @Slot()
+    def _on_load_ended(self) -> None:
+        self._load_worker = None
+        self._loading_path = None
+        self._update_enabled()
+        pending, self._pending_open = self._pending_open, None
+        if pending:
+            self.open_path(pending)
+
+    def set_project(self, project: Project, info: Optional[tasks.OpenResult] = None) -> None:
+        """Show an open project (the window takes ownership and closes it later)."""
+        if self.project is not None and self.project is not project:
+            self.close_project()
+        self.project = project
+        self.project_info = info
+        appsettings.add_recent_project(project.path, self.settings)
+        self._refresh_start_page()
+        self.start_page.set_busy(False)
+        for combo in (self.status_filter, self.split_filter):
+            combo.blockSignals(True)
+            combo.setCurrentIndex(0)
+            combo.blockSignals(False)
+        self.search_box.blockSignals(True)
+        self.search_box.clear()
+        self.search_box.blockSignals(False)
+        self.model.set_project(project, project.ids())
+        errors = project.import_errors()
+        self.problems_model.set_problems(errors, project.sources())
+        self.problems_dock.setWindowTitle(f"Import problems ({len(errors):,})" if errors else "Import problems")
+        self.problems_dock.setVisible(bool(errors))
+        if errors:
+            rows = min(len(errors), 6)
+            self.resizeDocks([self.problems_dock], [60 + rows * (self.fontMetrics().height() + 8)],
+                             Qt.Orientation.Vertical)
+        self.stack.setCurrentWidget(self.review_page)
+        self._update_title()
+        self._update_counts()
+        self._update_filter_label()
+        self._update_enabled()
+        if self.model.rowCount():
+            self.select_row(0)
+        else:
+            self.detail.show_placeholder("This project has no records.")
+        self.table.setFocus()
+
+    def close_project(self) -> None:
+        if self._search_worker is not None:
+            self._search_worker.cancel()
+            self._search_worker.wait()
+            self._search_worker = None
+        project, self.project = self.project, None
+        self.project_info = None
+        self.model.set_project(None)
+        self.problems_model.clear()
+        self.problems_dock.hide()
+        self.detail.show_placeholder()
+        if project is not None:
+            project.close()
+        self.stack.setCurrentWidget(self.start_page)
+        self._refresh_start_page()
+        self._update_title()
+        self._update_counts()
+        self._update_enabled()
+
+    # -- filtering ---------------------------------------------------------------------------------------
+    def apply_filter(self) -> None:
+        """Show the records matching the status and split filters and the search text."""
+        self._search_timer.stop()
+        if self.project is None:
+            return
+        self._filter_gen += 1
+        gen = self._filter_gen
+        if self._search_worker is not None:
+            self._search_worker.cancel()
+            self._search_worker = None
+        status = self.status_filter.currentData()
+        split = self.split_filter.currentData()
+        text = self.search_box.text().strip()
+        if not text:
+            self._set_filtered_ids(self.project.ids(status=status, split=split), gen)
+            return
+        worker = Worker(tasks.search_ids, self.project, text, status, split, title="Searching", parent=self)
+        worker.finished.connect(lambda ids, g=gen: self._set_filtered_ids(ids, g))
+        worker.failed.connect(lambda message, details: self.report_error("Search failed", message, details))
+        self._search_worker = worker
+        worker.ended.connect(lambda w=worker: setattr(self, "_search_worker", None)
+                             if self._search_worker is w else None)
+        self._start(worker)
+
+    def _set_filtered_ids(self, ids: list, gen: int) -> None:
+        if gen != self._filter_gen or self.project is None:
+            return  # a newer filter has been asked for
+        keep = self.current_id()
+        self.model.set_ids(ids)
+        self._update_filter_label()
+        row = self.model.row_of(keep) if keep is not None else None
+        if row is None and self.model.rowCount():
+            row = 0
+        if row is not None:
+            self.select_row(row)
+        else:
+            self.detail.show_placeholder("No record matches the filter.")
+        self.filter_applied.emit(len(ids))
+
+    def focus_search(self) -> None:
+        if self.project is not None:
+            self.search_box.setFocus()
+            self.search_box.selectAll()
+
+    # -- selection and navigation -------------------------------------------------------------------------
+    def current_id(self) -> Optional[int]:
+        idx = self.table.currentIndex()
+        return self.model.id_at(idx.row()) if idx.isValid() else None
+
+    def selected_ids(self) -> list[int]:
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        if not rows and self.table.currentIndex().isValid():
+            rows = [self.table.currentIndex().row()]
+        return [rid for rid in (self.model.id_at(r) for r in rows) if rid is not None]
+
+    def select_row(self, row: int) -> None:
+        if not 0 <= row < self.model.rowCount():
+            return
+        index = self.model.index(row, 0)
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        self.table.selectionModel().setCurrentIndex(index, flags)
+        self.table.scrollTo(index)
+
+    def select_ids(self, ids: Iterable[int]) -> None:
+        rows = sorted(r for r in (self.model.row_of(i) for i in ids) if r is not None)
+        if not rows:
+            return
+        self.select_row(rows[0])
+        if len(rows) > 1:
+            sel = QItemSelection()
+            last = self.model.columnCount() - 1
+            for r in rows:
+                sel.select(self.model.index(r, 0), self.model.index(r, last))
+            self.table.selectionModel().select(sel, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+
+    def move_selection(self, delta: int) -> None:
+        n = self.model.rowCount()
+        if not n:
+            return
+        cur = self.table.currentIndex()
+        row = cur.row() + delta if cur.isValid() else 0
+        self.select_row(max(0, min(n - 1, row)))
+
+    def next_unreviewed(self) -> None:
+        if self.project is None or not self.model.rowCount():
+            return
+        todo = self.project.ids(status="unreviewed")
+        cur = self.current_id()
+        start = bisect_right(todo, cur) if cur is not None else 0
+        for pos, wrapped in ((range(start, len(todo)), False), (range(0, start), True)):
+            for i in pos:
+                row = self.model.row_of(todo[i])
+                if row is not None and todo[i] != cur:
+                    self.select_row(row)
+                    if wrapped:
+                        self.statusBar().showMessage("Wrapped around to the top", 4000)
+                    return
+        self.statusBar().showMessage("No unreviewed record left in this view", 5000)
+
+    @Slot(QModelIndex, QModelIndex)
+    def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self._show_current()
+
+    def _show_current(self) -> None:
+        rid = self.current_id()
+        if rid is None or self.project is None:
+            self.detail.show_placeholder()
+            return
+        try:
+            self.detail.show_record(self.project.get(rid))
+        except KeyError:
+            self.detail.show_placeholder("This record is no longer in the project.")
+
+    # -- decisions ---------------------------------------------------------------------------------------
+    def decide(self, action: str) -> None:
+        """Approve / reject / reset the selected records; saved before this returns."""
+        if self.project is None:
+            return
+        ids = self.selected_ids()
+        if not ids:
+            self.statusBar().showMessage("Select a record first", 4000)
+            return
+        try:
+            getattr(self.project, action)(ids)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            import traceback
+
+            self.report_error("Could not save the decision", describe_error(exc), traceback.format_exc())
+            return
+        self._after_change(ids)
+        n = len(ids)
+        self.statusBar().showMessage(f"{PAST[action]} {n:,} record{'s' if n != 1 else ''} (saved)", 4000)
+        if n == 1 and action != "reset" and self.act_advance.isChecked():
+            self.move_selection(1)
+
+    def undo(self) -> None:
+        self._undo_redo(True)
+
+    def redo(self) -> None:
+        self._undo_redo(False)
+
+    def _undo_redo(self, undo: bool) -> None:
+        if self.project is None:
+            return
+        info = self.project.peek_undo() if undo else self.project.peek_redo()
+        try:
+            ids = self.project.undo() if undo else self.project.redo()
+        except Exception as exc:  # noqa: BLE001
+            import traceback
+
+            self.report_error("Could not undo" if undo else "Could not redo", describe_error(exc),
+                              traceback.format_exc())
+            return
+        if ids is None:
+            self.statusBar().showMessage("Nothing to undo" if undo else "Nothing to redo", 4000)
+            return
+        self._after_change(ids)
+        self.select_ids(ids)
+        what = (info or {}).get("action", "decision").replace("_", " ")
+        self.statusBar().showMessage(
+            f"{'Undid' if undo else 'Redid'} {what} of {len(ids):,} record{'s' if len(ids) != 1 else ''}", 4000)
+
+    def _after_change(self, ids: list) -> None:
+        self.model.refresh(ids)
+        self._update_counts()
+        self._update_enabled()
+        if self.current_id() in ids:
+            self._show_current()
+        self.records_changed.emit(list(ids))
+
+    # -- status ------------------------------------------------------------------------------------------------
+    def _update_title(self) -> None:
+        if self.project is None:
+            self.setWindowTitle("ftcurate")
+        else:
+            name = os.path.splitext(os.path.basename(self.project.path))[0]
+            self.setWindowTitle(f"{name} — ftcurate")
+
+    def _update_counts(self) -> None:
+        if self.project is None:
+            self.counts_label.setText("")
+            return
+        counts = self.project.status_counts()
+        total = sum(counts.values())
+        parts = []
+        for st in STATUSES:
+            parts.append(f'<span style="color:{STATUS_COLORS[st]}">&#9679;</span> {counts.get(st, 0):,} '
+                         f"{STATUS_LABELS[st].lower()}")
+        test = self.project.count(split="test")
+        tail = f"{total:,} records" + (f" ({test:,} test)" if test else "")
+        self.counts_label.setText("&nbsp;&nbsp;&nbsp;".join(parts) + f"&nbsp;&nbsp;&nbsp;&middot;&nbsp;&nbsp;{tail}&nbsp;")
+
+    def _update_filter_label(self) -> None:
+        if self.project is None:
+            self.count_label.setText("")
+            return
+        shown = self.model.rowCount()
+        total = self.project.count()
+        self.count_label.setText(f"{shown:,} records" if shown == total else f"{shown:,} of {total:,} records")
+
+    def _update_enabled(self) -> None:
+        has = self.project is not None
+        for act in (self.act_approve, self.act_reject, self.act_reset, self.act_next, self.act_prev,
+                    self.act_next_unreviewed, self.act_close, self.act_find):
+            act.setEnabled(has)
+        self.act_undo.setEnabled(has and self.project.can_undo())
+        self.act_redo.setEnabled(has and self.project.can_redo())
+        if has:
+            nxt = self.project.peek_undo()
+            self.act_undo.setText(f"&Undo {nxt['action'].replace('_', ' ')}" if nxt else "&Undo")
+            nxt = self.project.peek_redo()
+            self.act_redo.setText(f"&Redo {nxt['action'].replace('_', ' ')}" if nxt else "&Redo")
+        else:
+            self.act_undo.setText("&Undo")
+            self.act_redo.setText("&Redo")
+        self.act_undo.setIconText("Undo")
+        self.act_redo.setIconText("Redo")
+
+    def report_error(self, title: str, message: str, details: str = "") -> None:
+        """Tell the user: a message box with details (interactive), the status bar, a signal."""
+        self.statusBar().showMessage(message.splitlines()[0] if message else title, 10000)
+        self.error_reported.emit(title, message, details)
+        if self.interactive:
+            box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
+            if details:
+                box.setDetailedText(details)
+            box.exec()
+
+    # -- help ----------------------------------------------------------------------------------------------------
+    def review_actions(self) -> list[QAction]:
+        return [self.act_approve, self.act_reject, self.act_reset, self.act_next, self.act_prev,
+                self.act_next_unreviewed, self.act_undo, self.act_redo, self.act_find, self.act_open_dataset,
+                self.act_open_project, self.act_close, self.act_shortcuts, self.act_quit]
+
+    def show_shortcuts(self) -> None:
+        if self._shortcuts_dialog is None:
+            self._shortcuts_dialog = ShortcutsDialog(self.review_actions(), self)
+        self._shortcuts_dialog.show()
+        self._shortcuts_dialog.raise_()
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About ftcurate",
+            f"<h3>ftcurate {__version__}</h3>"
+            "<p>Curate fine-tuning datasets: review conversations, find duplicates, outliers, "
+            "leakage and bad answers, then export a clean set.</p>"
+            "<p>Everything runs on this computer; nothing is sent anywhere.</p>"
+            "<p>Licensed under the Apache License 2.0.</p>",
+        )
+
+    # -- drag and drop ---------------------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: ANN001
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        # a project among the dropped files wins; else the first file
+        projects = [p for p in paths if tasks.is_project_file(p)]
+        self.open_path(projects[0] if projects else paths[0])
+
+    # -- shutdown ----------------------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Cancel background work, wait for it, close the project."""
+        self._pending_open = None
+        for worker in list(self._workers):
+            worker.cancel()
+        for worker in list(self._workers):
+            worker.wait(30000)
+        # results that arrived while stopping: close what they opened
+        if self._load_worker is not None and self._load_worker.state == "running":
+            self._load_worker = None
+        self.close_project()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._remember_geometry:
+            self.save_window_settings()
+        self.shutdown()
+        event.accept()
+        super().closeEvent(event)
