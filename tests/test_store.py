@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -606,3 +605,19 @@ def test_store_does_not_import_qt():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_search_ids_finds_text_in_original_and_edit(tmp_path):
+    p = Project.create(tmp_path / "s.ftcurate")
+    sid = p.add_source("s.jsonl", "jsonl")
+    texts = ['say "hi"\nthen 100% done', "plain_text here", "nothing"]
+    p.add_records(sid, (Record([Message("user", t), Message("assistant", "ok")], source=Source("s", i + 1, i))
+                        for i, t in enumerate(texts)))
+    assert p.search_ids('"hi"\nthen') == [1]
+    assert p.search_ids("100%") == [1]
+    assert p.search_ids("plain_") == [2]
+    assert p.search_ids("PLAIN") == [2]
+    p.edit(3, Record([Message("user", "edited words"), Message("assistant", "ok")]))
+    assert p.search_ids("edited words") == [3]
+    assert p.search_ids("nothing", status="approved") == []
+    p.close()

@@ -870,6 +870,20 @@ class Project:
         with self._mutex:
             return [row[0] for row in self._db.execute(sql + " ORDER BY r.id", args)]
 
+    def search_ids(self, text: str, status: Optional[str] = None, split: Optional[str] = None,
+                   source_id: Optional[int] = None) -> list[int]:
+        """Ids (ascending) of records whose original or edited content contains ``text``
+        (case-insensitive for ASCII letters), among those matching the filters."""
+        cond, args = self._filters(status, split, source_id)
+        as_json = json.dumps(text, ensure_ascii=False)[1:-1]  # content is stored as JSON text
+        needle = "%" + as_json.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        match = "(r.content LIKE ? ESCAPE '\\' OR v.edited LIKE ? ESCAPE '\\')"
+        sql = "SELECT r.id FROM records r JOIN reviews v ON v.record_id = r.id WHERE " + match
+        if cond:
+            sql += " AND " + cond
+        with self._mutex:
+            return [row[0] for row in self._db.execute(sql + " ORDER BY r.id", [needle, needle] + args)]
+
     def id_for_index(self, source_id: int, index: int) -> int:
         with self._mutex:
             row = self._db.execute("SELECT id FROM records WHERE source_id = ? AND idx = ?", (source_id, index)).fetchone()

@@ -162,20 +162,17 @@ def open_dataset(dataset: str, projects_dir: str | os.PathLike, test_files: tupl
 def search_ids(project: Project, text: str, status: Optional[str] = None, split: Optional[str] = None,
                progress: Optional[ProgressCallback] = None,
                cancel: Optional[CancelCheck] = None) -> list[int]:
-    """Ids (ascending) of records whose text contains ``text`` (case-insensitive), among
-    those with that status and split.
-
-    A stop-gap until the store can search itself: it reads every matching record.
-    """
+    """Ids (ascending) of records whose message text contains ``text`` (case-insensitive),
+    among those with that status and split: the store finds candidates, which are then
+    checked on their real text (the store's match also sees JSON keys)."""
     needle = text.casefold()
-    total = project.count(status=status, split=split)
+    candidates = project.search_ids(text, status=status, split=split)
     out: list[int] = []
-    for n, sr in enumerate(project.iter_records(status=status, split=split), 1):
-        if n % 500 == 0:
-            if cancel and cancel():
-                raise Cancelled("cancelled")
-            if progress:
-                progress(n, total, "Searching")
-        if needle in sr.record.text.casefold():
-            out.append(sr.id)
+    for start in range(0, len(candidates), 500):
+        if cancel and cancel():
+            raise Cancelled("cancelled")
+        if progress:
+            progress(start, len(candidates), "Searching")
+        out += [sr.id for sr in project.get_many(candidates[start:start + 500])
+                if needle in sr.record.text.casefold()]
     return out
