@@ -74,6 +74,22 @@ def _schema_from_keys(objs: list) -> tuple[Optional[str], Optional[dict]]:
     return best, (mapping if best == "prompt-completion" else None)
 
 
+def _schema_from_mapping(mapping: Optional[dict]) -> Optional[str]:
+    """The JSON schema a user-given mapping implies, if it implies one."""
+    if not mapping:
+        return None
+    keys = {k for k, v in mapping.items() if v}
+    if "messages" in keys:
+        return "openai-chat"
+    if "conversations" in keys:
+        return "sharegpt"
+    if keys & {"instruction", "input", "output"}:
+        return "alpaca"
+    if keys & {"prompt", "completion"}:
+        return "prompt-completion"
+    return None
+
+
 def parse_mapping(pairs: Iterable[str]) -> dict:
     """Turn ``["prompt=question", "completion=answer"]`` into a mapping dict."""
     mapping = {}
@@ -123,18 +139,34 @@ class DatasetReader:
             return
         if self.fmt in ("csv", "parquet"):  # forced tabular handled above
             return
+        by_mapping = _schema_from_mapping(self.mapping)
+        if by_mapping is not None:  # --map names the keys: that decides the schema
+            self.format = by_mapping
+            return
         sample = []
+        first_error = None
         for item in self._raw():
-            if item.obj is not None:
+            if item.error is None:
                 sample.append(item.obj)
-            if len(sample) >= DETECT_SAMPLE or item.index > DETECT_SAMPLE * 4:
+            elif first_error is None:
+                first_error = item
+            # Read on past broken records until at least one record decodes.
+            if len(sample) >= DETECT_SAMPLE or (sample and item.index > DETECT_SAMPLE * 4):
                 break
         name, mapping = _schema_from_keys(sample)
         if name is None:
             if not sample:
-                raise DatasetError("no_records", f"{self.path}: no record could be read as JSON; "
+                where = ""
+                if first_error is not None:
+                    pos = (f"line {first_error.line}" if first_error.line is not None
+                           else f"record {first_error.index}")
+                    where = f" ({pos}: {first_error.error[1]})"
+                raise DatasetError("no_records", f"{self.path}: no record could be read{where}; "
                                    "is this JSON Lines, a JSON array, CSV or Parquet?")
             keys = sorted({k for o in sample if isinstance(o, dict) for k in o})[:12]
+            if not keys:
+                raise DatasetError("unknown_format", f"{self.path}: the records are not JSON objects; "
+                                   "expected one object per line (or per array element)")
             raise DatasetError("unknown_format", f"{self.path}: cannot tell the format from the keys "
                                + ", ".join(map(repr, keys)) + "; choose one with --format (and --map)")
         self.format = name

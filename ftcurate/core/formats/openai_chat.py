@@ -20,9 +20,11 @@ BASE_ROLES = ("system", "user", "assistant", "function")
 
 
 def record_uses_tools(obj: dict, messages: list) -> bool:
+    """A record uses tools when it defines them or an assistant message calls one; a ``tool``
+    message alone (answering no call) does not make it a tool record."""
     if obj.get("tools") or obj.get("functions"):
         return True
-    return any(isinstance(m, dict) and (m.get("role") == "tool" or "tool_calls" in m) for m in messages)
+    return any(isinstance(m, dict) and m.get("tool_calls") for m in messages)
 
 
 def parse(obj: Any, mapping: Optional[dict] = None) -> tuple[Optional[Record], list[tuple[str, str]]]:
@@ -58,7 +60,7 @@ def parse(obj: Any, mapping: Optional[dict] = None) -> tuple[Optional[Record], l
             why = "is not a string" if content is not None and not isinstance(content, str) else "is empty"
             problems.append(("missing_content", f"message {i} ({role}) content {why}"))
         weight = m.get("weight")
-        if weight is not None and weight not in (0, 1):
+        if weight is not None and (isinstance(weight, bool) or weight not in (0, 1)):
             problems.append(("invalid_weight", f"message {i} weight is {weight!r}; expected 0 or 1"))
         fc = m.get("function_call")
         if fc is not None and not (isinstance(fc, dict) and isinstance(fc.get("name"), str)):

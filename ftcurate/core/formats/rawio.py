@@ -115,8 +115,8 @@ def _decode_line(raw: bytes, index: int, lineno: int) -> RawItem:
 def _json_message(exc: Exception, text: str) -> str:
     if isinstance(exc, json.JSONDecodeError):
         if exc.pos >= len(text.rstrip()):
-            return f"invalid JSON: the text ends early ({exc.msg} at column {exc.colno})"
-        return f"invalid JSON: {exc.msg} at column {exc.colno}"
+            return f"invalid JSON: the text ends early ({exc.msg}, column {exc.colno})"
+        return f"invalid JSON: {exc.msg} (column {exc.colno})"
     if isinstance(exc, RecursionError):
         return "invalid JSON: nested too deeply"
     return f"invalid JSON: {exc}"
@@ -126,7 +126,6 @@ def _json_message(exc: Exception, text: str) -> str:
 
 _WS = re.compile(r"[ \t\n\r]*")
 _SURROGATE = re.compile("[\udc80-\udcff]")
-_ELEMENT_START = re.compile(r"\n[ \t]*\{")
 
 
 def iter_json_array(path: str) -> Iterator[RawItem]:
@@ -147,6 +146,9 @@ def iter_json_array(path: str) -> Iterator[RawItem]:
     pos += 1
     line = 1 + text.count("\n", 0, pos)
     index = 0
+    # Keys of the first good record (else of the last element), to tell records from
+    # nested objects when resynchronising after a broken element.
+    known_keys: set = set()
     while True:
         ws_end = _WS.match(text, pos).end()
         line += text.count("\n", pos, ws_end)
@@ -159,11 +161,13 @@ def iter_json_array(path: str) -> Iterator[RawItem]:
         try:
             obj, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            if _truncated_at(text, exc):
+            if not known_keys:
+                known_keys = _last_element_keys(text, decoder) or {""}
+            nxt, truncated = _skip_element(text, pos, decoder, known_keys)
+            if truncated:
                 yield RawItem(index, line, error=(
                     "truncated_json", "the file ends in the middle of this record (truncated JSON array)"))
                 return
-            nxt = _resync(text, decoder, pos)
             yield RawItem(index, line, error=("invalid_json", f"invalid JSON: {exc.msg} "
                                               f"(line {exc.lineno}, column {exc.colno})"))
             index += 1
@@ -176,6 +180,8 @@ def iter_json_array(path: str) -> Iterator[RawItem]:
             item = RawItem(index, line, error=("invalid_utf8", "the record contains bytes that are not valid UTF-8"))
         else:
             item = RawItem(index, line, obj=obj)
+            if known_keys in (set(), {""}) and isinstance(obj, dict):
+                known_keys = set(obj)
         yield item
         index += 1
         line += text.count("\n", pos, end)
@@ -189,30 +195,125 @@ def iter_json_array(path: str) -> Iterator[RawItem]:
             return
         elif pos >= len(text):
             return
+        elif text[pos] in "{[":
+            # A missing comma between two elements: take this as the next element.
+            continue
         else:
-            nxt = _resync(text, decoder, pos)
+            # Junk after a complete element: skip it up to the next element.
+            if not known_keys:
+                known_keys = _last_element_keys(text, decoder) or {""}
+            nxt, _ = _skip_element(text, pos, decoder, known_keys)
             if nxt is None:
                 return
             line += text.count("\n", pos, nxt)
             pos = nxt
 
 
-def _truncated_at(text: str, exc: json.JSONDecodeError) -> bool:
-    return exc.pos >= len(text.rstrip())
+# Inside a string: anything but a quote, a backslash or a newline, or an escape. A raw
+# newline cannot be in a JSON string, so a broken string is taken to end at the line end.
+_STR_BODY = re.compile(r'[^"\\\n]*(?:\\.[^"\\\n]*)*')
+_STRUCT = re.compile(r'["{}\[\],]')
 
 
-def _resync(text: str, decoder: json.JSONDecoder, pos: int) -> Optional[int]:
-    """Position of the next element that starts a line and decodes, or None."""
-    for m in _ELEMENT_START.finditer(text, pos + 1):
-        start = m.end() - 1
+def _scan_element(text: str, pos: int) -> tuple[Optional[int], bool]:
+    """Walk one (possibly broken) element from ``pos``, tracking strings and bracket depth.
+
+    Returns (position of the ``,`` or ``]`` that ends it at depth 0, or None when the text
+    ends first; whether the text ended inside the element, i.e. it was cut off)."""
+    depth = 0
+    i = pos
+    n = len(text)
+    while True:
+        m = _STRUCT.search(text, i)
+        if m is None:
+            return None, depth > 0
+        j = m.start()
+        c = text[j]
+        if c == '"':
+            k = _STR_BODY.match(text, j + 1).end()
+            if k >= n:
+                return None, True
+            i = k + 1
+        elif c in "{[":
+            depth += 1
+            i = j + 1
+        elif c in "}]":
+            if depth == 0:
+                if c == "]":
+                    return j, False
+            else:
+                depth -= 1
+            i = j + 1
+        else:  # ","
+            if depth == 0:
+                return j, False
+            i = j + 1
+
+
+def _indent_at(text: str, pos: int) -> Optional[str]:
+    """The whitespace before ``pos`` on its line, when ``pos`` starts the line; else None."""
+    k = pos
+    while k > 0 and text[k - 1] in " \t":
+        k -= 1
+    if k == 0 or text[k - 1] == "\n":
+        return text[k:pos]
+    return None
+
+
+def _skip_element(text: str, pos: int, decoder: json.JSONDecoder,
+                  known_keys: set) -> tuple[Optional[int], bool]:
+    """Find where the element after a broken one starts.
+
+    Returns (start of the next element, or None when there is none; whether the broken
+    element runs off the end of the file, i.e. the array was truncated). In a
+    pretty-printed array the next element is the next line with the same indent that
+    starts with ``{`` or ``[`` after a comma, which survives broken brackets and quotes.
+    In a one-line array it is the next ``}, {`` boundary where an object that looks like a
+    record (shares a key with ``known_keys``; ``{""}``: unknown, any object) decodes and is
+    followed by ``,`` or ``]``; failing that, the element ends at the next comma at its own
+    bracket depth."""
+    end, cut = _scan_element(text, pos)
+    indent = _indent_at(text, pos)
+    if indent is not None:
+        sibling = re.compile(r",[ \t\r\n]*\n" + re.escape(indent) + r"(?=[{\[])")
+        m = sibling.search(text, pos + 1)
+        if m is not None:
+            return m.end(), False
+    else:
+        for m in _OBJECT_BOUNDARY.finditer(text, pos + 1):
+            start = m.end()
+            try:
+                obj, stop = decoder.raw_decode(text, start)
+            except json.JSONDecodeError:
+                continue
+            after = _WS.match(text, stop).end()
+            if after < len(text) and text[after] not in ",]":
+                continue
+            if isinstance(obj, dict) and (known_keys == {""} or known_keys & set(obj)):
+                return start, False
+    if end is None:
+        return None, cut
+    if text[end] == ",":
+        return end + 1, False
+    return None, False
+
+
+_OBJECT_BOUNDARY = re.compile(r"\}[ \t\r\n]*,[ \t\r\n]*(?=\{)")
+
+
+def _last_element_keys(text: str, decoder: json.JSONDecoder, tries: int = 50) -> set:
+    """Keys of the array's last element (the object that ends right before the closing
+    bracket), to recognise records when no earlier record decoded."""
+    starts = [m.end() for m in _OBJECT_BOUNDARY.finditer(text)][-tries:]
+    for start in reversed(starts):
         try:
-            _, end = decoder.raw_decode(text, start)
+            obj, stop = decoder.raw_decode(text, start)
         except json.JSONDecodeError:
             continue
-        after = _WS.match(text, end).end()
-        if after >= len(text) or text[after] in ",]":
-            return m.start() + 1
-    return None
+        after = _WS.match(text, stop).end()
+        if after < len(text) and text[after] == "]" and not text[after + 1:].strip():
+            return set(obj) if isinstance(obj, dict) else set()
+    return set()
 
 
 # -- CSV --------------------------------------------------------------------------------------

@@ -59,6 +59,33 @@ def _json_cell(value: Any) -> Any:
     return value
 
 
+def _drop_nulls(value: Any) -> Any:
+    """Remove null-valued keys, recursively. Parquet stores a list of structs with every
+    field of every struct, so a message without ``tool_calls`` comes back with
+    ``"tool_calls": None``; those absent fields must not count as keys."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def _native_messages(value: Any) -> Any:
+    """Messages (or turns) from a native list cell, with absent struct fields removed
+    (a null ``content`` stays: it is meaningful next to a tool call)."""
+    if not isinstance(value, list):
+        return value
+    out = []
+    for m in value:
+        if isinstance(m, dict):
+            cleaned = _drop_nulls(m)
+            if "content" in m and m["content"] is None:
+                cleaned["content"] = None
+            m = cleaned
+        out.append(m)
+    return out
+
+
 def parse(row: Any, mapping: dict) -> tuple[Optional[Record], list]:
     if not isinstance(row, dict):
         return None, [("data_type", "row is not a mapping")]
@@ -73,9 +100,11 @@ def parse(row: Any, mapping: dict) -> tuple[Optional[Record], list]:
         return None, [("wrong_type", f"column {meta_col!r} must hold a JSON object")]
     if mapping.get("messages") or mapping.get("conversations"):
         key = "messages" if mapping.get("messages") else "conversations"
-        obj = {key: _json_cell(row[mapping[key]])}
+        cell = row[mapping[key]]
+        obj = {key: _json_cell(cell) if isinstance(cell, str) else _native_messages(cell)}
         if mapping.get("tools"):
-            tools = _json_cell(row[mapping["tools"]])
+            cell = row[mapping["tools"]]
+            tools = _json_cell(cell) if isinstance(cell, str) else _drop_nulls(cell)
             if tools is not None:
                 obj["tools"] = tools
         if key == "conversations" and mapping.get("system"):
