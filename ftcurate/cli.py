@@ -152,6 +152,52 @@ def cmd_decide(args) -> int:
     return EXIT_OK
 
 
+def cmd_scan(args) -> int:
+    from .core.fileio import write_text_atomic
+    from .core.scan import ScanSettings, scan_files, scan_project, summary
+
+    settings = ScanSettings()
+    if args.settings:
+        with open(args.settings, encoding="utf-8") as f:
+            settings = ScanSettings.from_json(f.read())
+    for pair in args.set or []:
+        settings = _apply_setting(settings, pair)
+    progress = _progress_printer(args)
+    if args.train.endswith(".ftcurate"):
+        if args.test:
+            raise CliError("to scan a project against a test file, import it: ftcurate import TEST "
+                           "--project P --role test", "bad_arguments")
+        with _open_project(args.train) as project:
+            report = scan_project(project, settings, progress=progress)
+    else:
+        report = scan_files(args.train, args.test, args.format, _mapping(args), settings, progress=progress)
+    if progress:
+        sys.stderr.write("\n")
+    if args.out:
+        write_text_atomic(args.out, json.dumps(report, ensure_ascii=False) + "\n")
+    human = summary(report) + (f"\nreport: {args.out}" if args.out else "")
+    _emit(args, report, human)
+    return EXIT_OK
+
+
+def _apply_setting(settings, pair: str):
+    from .core.scan import ScanSettings
+
+    key, sep, value = pair.partition("=")
+    if not sep:
+        raise CliError(f"bad --set {pair!r}: use NAME=VALUE", "bad_arguments")
+    d = settings.to_dict()
+    target = d["heuristics"] if key.startswith("heuristics.") else d
+    name = key.split(".", 1)[1] if key.startswith("heuristics.") else key
+    if name not in target:
+        raise CliError(f"unknown scan setting {key!r}", "bad_arguments")
+    try:
+        target[name] = json.loads(value)
+    except ValueError:
+        target[name] = value
+    return ScanSettings.from_dict(d)
+
+
 def cmd_gui(args) -> int:
     from .gui.app import main as gui_main
 
@@ -230,6 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--reviewer")
     sp.add_argument("--source", type=int, help="source id (default: the first imported training file)")
     sp.set_defaults(func=cmd_decide)
+
+    sp = sub.add_parser("scan", help="quality scan: duplicates, near duplicates, outliers, leakage, flags")
+    sp.add_argument("train", help="dataset file, or a project (.ftcurate)")
+    sp.add_argument("--test", help="held-out / test file to check for leakage")
+    sp.add_argument("--format", default="auto", choices=FORMAT_CHOICES)
+    sp.add_argument("--map", action="append", metavar="KEY=COLUMN")
+    sp.add_argument("--out", help="write the JSON report here")
+    sp.add_argument("--settings", help="scan settings JSON file")
+    sp.add_argument("--set", action="append", metavar="NAME=VALUE",
+                    help="change one setting, e.g. minhash_threshold=0.85 or heuristics.language=true")
+    sp.add_argument("--json", action="store_true", help="print the report as JSON")
+    sp.set_defaults(func=cmd_scan)
 
     sp = sub.add_parser("gui", help="open the desktop app")
     sp.add_argument("path", nargs="?", help="dataset or project to open")

@@ -8,10 +8,10 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .fileio import write_text_atomic
 from .formats import FORMATS, write_records
 from .ingest import iter_selected
 from .progress import CancelCheck, ProgressCallback
@@ -79,27 +79,10 @@ def export_project(project: Project, out: str, fmt: str = "openai-chat", include
         result.counts[name] = wr.written
         result.skipped += [(name, pos, reason) for pos, reason in wr.skipped]
     result.log = sibling(out, ".decisions.csv")
-    _atomic_text(result.log, decision_log_csv(project))
+    write_text_atomic(result.log, decision_log_csv(project))
     result.card = sibling(out, ".card.md")
-    _atomic_text(result.card, dataset_card(project, result, fmt, include, val_fraction, seed))
+    write_text_atomic(result.card, dataset_card(project, result, fmt, include, val_fraction, seed))
     return result
-
-
-def _atomic_text(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".ftcurate-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _iso(ts: Optional[float]) -> str:

@@ -10,7 +10,7 @@ from typing import Optional
 from .formats import DatasetReader
 from .progress import CancelCheck, ProgressCallback, Reporter
 from .store import Project
-from .validate import (DEFAULT_MAX_TOKENS, StatsAccumulator, TokenCounter, ValidationReport, check_records,
+from .validate import (DEFAULT_MAX_TOKENS, StatsAccumulator, TokenCounter, ValidationReport, checked_records,
                        finish, size_advice)
 
 INCLUDE_CHOICES = ("approved", "not-rejected", "all")
@@ -40,21 +40,8 @@ def import_dataset(project: Project, path: str, fmt: str = "auto", mapping: Opti
     source_id = project.add_source(os.path.abspath(path), reader.format, role=role,
                                    sha256=file_sha256(path))
 
-    def good_records():
-        for p in reader:
-            report.records += 1
-            rep.tick(report.records, f"importing {os.path.basename(path)}")
-            if p.errors:
-                report.rejected += 1
-                for e in p.errors:
-                    report.errors.append(e)
-                    report.error_counts[e.key] = report.error_counts.get(e.key, 0) + 1
-                continue
-            report.loaded += 1
-            acc.add(p.record, p.index)
-            yield p.record
-
-    project.add_records(source_id, good_records(), cancel=cancel)
+    good = checked_records(reader, report, acc, rep, f"importing {os.path.basename(path)}")
+    project.add_records(source_id, good, cancel=cancel)
     project.set_source_errors(source_id, [e.to_dict() for e in report.errors], total=report.records)
     finish(report, acc, project.count(split="test") or None)
     if role == "test":

@@ -7,7 +7,7 @@ import math
 import os
 from array import array
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from .formats import DatasetReader, RecordError
 from .progress import CancelCheck, ProgressCallback, Reporter
@@ -211,12 +211,12 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def check_records(parsed: Iterable, report: ValidationReport, acc: StatsAccumulator,
-                  rep: Reporter, on_record: Optional[Callable] = None) -> None:
-    """Feed Parsed items into a report and stats; call ``on_record(record)`` for good ones."""
+def checked_records(parsed: Iterable, report: ValidationReport, acc: StatsAccumulator,
+                    rep: Reporter, message: str = "validating") -> Iterator[Record]:
+    """Count Parsed items into ``report`` and ``acc`` and yield the good records (streaming)."""
     for p in parsed:
         report.records += 1
-        rep.tick(report.records, "validating")
+        rep.tick(report.records, message)
         if p.errors:
             report.rejected += 1
             for e in p.errors:
@@ -225,8 +225,7 @@ def check_records(parsed: Iterable, report: ValidationReport, acc: StatsAccumula
             continue
         report.loaded += 1
         acc.add(p.record, p.index)
-        if on_record is not None:
-            on_record(p.record)
+        yield p.record
 
 
 def validate_path(path: str, fmt: str = "auto", mapping: Optional[dict] = None,
@@ -239,7 +238,9 @@ def validate_path(path: str, fmt: str = "auto", mapping: Optional[dict] = None,
     reader = DatasetReader(path, fmt, mapping)
     report = ValidationReport(reader.path, reader.format, reader.container, reader.mapping)
     acc = StatsAccumulator(TokenCounter(tokenizer), max_tokens)
-    check_records(reader, report, acc, Reporter(progress, cancel, every=5000), on_record)
+    for record in checked_records(reader, report, acc, Reporter(progress, cancel, every=5000)):
+        if on_record is not None:
+            on_record(record)
     finish(report, acc, heldout)
     return report
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Optional
 
+from ..fileio import atomic_path, atomic_text
 from ..records import Record, Source
 from . import alpaca, openai_chat, prompt_completion, rawio, sharegpt, tabular
 from .base import (ERROR_KEYS, FORMAT_CHOICES, FORMATS, DatasetError, NotRepresentable, Parsed,
@@ -260,31 +260,18 @@ def write_records(records: Iterable[Record], path: str, fmt: str,
 
     rep = Reporter(progress, cancel, every=2000)
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     if array is None:
         array = path.lower().endswith(".json")
     result = WriteResult(path)
-    fd, tmp = tempfile.mkstemp(prefix=".ftcurate-", suffix=".tmp", dir=folder)
-    try:
-        if fmt == "parquet":
-            os.close(fd)
+    if fmt == "parquet":
+        with atomic_path(path) as tmp:
             _write_parquet(records, tmp, result, rep)
+        return result
+    with atomic_text(path) as f:
+        if fmt == "csv":
+            _write_csv(records, f, result, rep)
         else:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                if fmt == "csv":
-                    _write_csv(records, f, result, rep)
-                else:
-                    _write_json(records, f, fmt, array, result, rep)
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            _write_json(records, f, fmt, array, result, rep)
     return result
 
 
