@@ -1,0 +1,362 @@
+"""Train/test leakage by text: exact copies, shared long n-grams, MinHash near-copies.
+
+The caller passes the texts of one field for both sides (prompts with prompts, answers with
+answers: a leaked test question often comes back with a different or shorter answer) and says
+which field it was (``field`` is copied into every hit). All indices are 0-based; ``index`` is
+the train text, ``test_index`` the test text. Hits are sorted by (index, test_index).
+
+* :func:`exact_leaks`: equal after :func:`ftcurate.core.dedup.normalize` (lower-cased by
+  default). Empty texts never match. ``score`` is 1.0.
+* :func:`ngram_leaks`: 13-gram decontamination as in the GPT-3 / Llama papers. Texts become
+  lower-cased word tokens with punctuation stripped (the ``\\w+`` runs of the lower-cased text,
+  so "48/2=24" gives "48", "2", "24" and "don't" gives "don", "t"). A train text leaks a test
+  text when they share at least ``min_overlap`` distinct n-grams; ``score`` is the fraction of
+  the test text's n-grams found in the train text. A test text with fewer than ``n`` tokens
+  counts as a single gram of its own length when it has at least ``min_tokens`` (8) tokens,
+  and is then found in any train text that contains that token sequence; shorter test texts
+  are skipped (too little text to call a leak). Boilerplate is ignored, as GPT-3 ignored
+  13-grams with too many hits: first, lines (split on newlines, lower-cased, whitespace collapsed) found
+  in more than ``max_gram_frequency`` (default 10) test texts or train texts are removed before
+  tokenising (a system prompt shared by every record, which would otherwise also make the
+  grams spanning its end and the question's first words look shared); then grams found in
+  more than ``max_gram_frequency`` test texts or train texts are ignored, and left out of the
+  score's denominator. ``max_gram_frequency=None`` turns both off.
+* :func:`minhash_leaks`: MinHash + LSH over word-5-gram shingles (see :mod:`ftcurate.core.dedup`):
+  the test signatures are banded, each train signature is looked up, candidates are verified
+  with the MinHash estimate (``score``) >= ``threshold``. With ``storage_config`` the test
+  signatures go into a datasketch ``MinHashLSH`` in that storage and every train signature is
+  queried against it.
+* :func:`duplicate_groups_within`: exact duplicate groups inside one set (e.g. the test set).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import dedup
+from .progress import CancelCheck, ProgressCallback, Reporter
+
+__all__ = ["LeakHit", "exact_leaks", "ngram_leaks", "minhash_leaks", "duplicate_groups_within",
+           "ngram_tokens"]
+
+FIELDS = ("prompt", "answer", "text")
+_TOKEN = re.compile(r"\w+")
+_FOLD = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass
+class LeakHit:
+    index: int  # train text
+    test_index: int  # test text
+    method: str  # "exact" | "ngram" | "minhash"
+    score: float
+    field: str  # "prompt" | "answer" | "text"
+
+
+def _check_field(field: str) -> None:
+    if field not in FIELDS:
+        raise ValueError(f"field must be one of {FIELDS}, got {field!r}")
+
+
+# --------------------------------------------------------------------------- exact
+
+
+def exact_leaks(train_texts: Sequence[str], test_texts: Sequence[str], field: str = "prompt",
+                lowercase: bool = True) -> list[LeakHit]:
+    """Train texts equal to a test text after normalisation (NFKC, whitespace collapsed,
+    stripped, lower-cased unless ``lowercase=False``)."""
+    _check_field(field)
+    by_key: dict[str, list[int]] = {}
+    for j, t in enumerate(test_texts):
+        k = dedup.normalize(t, lowercase)
+        if k:
+            by_key.setdefault(k, []).append(j)
+    hits = []
+    for i, t in enumerate(train_texts):
+        k = dedup.normalize(t, lowercase)
+        for j in by_key.get(k, ()) if k else ():
+            hits.append(LeakHit(i, j, "exact", 1.0, field))
+    return hits
+
+
+def duplicate_groups_within(texts: Sequence[str], lowercase: bool = True) -> list[list[int]]:
+    """Groups (>= 2 indices) of texts that are equal after normalisation inside one set."""
+    return dedup.exact_duplicate_groups(texts, lowercase=lowercase)
+
+
+# --------------------------------------------------------------------------- n-grams
+
+
+def ngram_tokens(text: str) -> list[str]:
+    """Lower-cased word tokens with punctuation stripped (the ``\\w+`` runs)."""
+    return _TOKEN.findall((text or "").lower())
+
+
+def _window_keys(ids: np.ndarray, lens: np.ndarray, length: int,
+                 only: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(text, key) for every ``length``-token window inside one text of the concatenated token
+    ids ``ids`` (texts of ``lens`` tokens, in order; ``only``: a mask of the texts to use).
+    Windows holding an id < 0 (a token no test text has) are dropped. Keys are 64-bit folds of
+    the ids with the length mixed in."""
+    counts = np.maximum(lens - length + 1, 0)
+    if only is not None:
+        counts = np.where(only, counts, 0)
+    total = int(counts.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
+    starts = np.zeros(len(lens), dtype=np.int64)
+    np.cumsum(lens[:-1], out=starts[1:])
+    cstarts = np.zeros(len(lens), dtype=np.int64)
+    np.cumsum(counts[:-1], out=cstarts[1:])
+    pos = np.repeat(starts - cstarts, counts) + np.arange(total, dtype=np.int64)
+    text = np.repeat(np.arange(len(lens), dtype=np.int64), counts)
+    neg = np.concatenate(([0], np.cumsum(ids < 0)))
+    ok = neg[pos + length] == neg[pos]
+    pos, text = pos[ok], text[ok]
+    u = ids.astype(np.uint64)
+    key = np.full(len(pos), length, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(length):
+            key = (key * _FOLD) ^ u[pos + j]
+    return text, key
+
+
+def _token_ids(texts: Sequence[str], lookup) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated token ids of ``texts`` (``lookup(token)`` → id) and tokens per text."""
+    toks = [ngram_tokens(t) for t in texts]
+    lens = np.fromiter(map(len, toks), dtype=np.int64, count=len(toks))
+    flat = [w for ts in toks for w in ts]
+    ids = np.fromiter(map(lookup, flat), dtype=np.int64, count=len(flat))
+    return ids, lens
+
+
+def _line_key(line: str) -> str:
+    return " ".join(line.lower().split())
+
+
+def _lines(text: str) -> list[str]:
+    return [k for k in map(_line_key, (text or "").splitlines()) if k]
+
+
+def _common_lines(texts: Sequence[str], limit: int) -> set[str]:
+    """Normalised lines found in more than ``limit`` of the texts."""
+    count: dict[str, int] = {}
+    for t in texts:
+        for k in set(_lines(t)):
+            count[k] = count.get(k, 0) + 1
+    return {k for k, c in count.items() if c > limit}
+
+
+def _drop_lines(text: str, common: set[str]) -> str:
+    return "\n".join(x for x in (text or "").splitlines() if _line_key(x) not in common)
+
+
+def ngram_leaks(train_texts: Sequence[str], test_texts: Sequence[str], n: int = 13,
+                field: str = "prompt", min_overlap: int = 1, min_tokens: int = 8,
+                max_gram_frequency: Optional[int] = 10,
+                progress: Optional[ProgressCallback] = None,
+                cancel: Optional[CancelCheck] = None) -> list[LeakHit]:
+    """Train texts sharing >= ``min_overlap`` distinct token ``n``-grams with a test text.
+    ``max_gram_frequency=None`` keeps every gram. See the module docstring."""
+    _check_field(field)
+    if n < 1 or min_overlap < 1:
+        raise ValueError("n and min_overlap must be >= 1")
+    rep = Reporter(progress, cancel, total=len(train_texts), every=2000)
+    if max_gram_frequency is not None:
+        common = _common_lines(test_texts, max_gram_frequency) | \
+            _common_lines(train_texts, max_gram_frequency)
+        if common:
+            test_texts = [_drop_lines(t, common) for t in test_texts]
+            train_texts = [_drop_lines(t, common) for t in train_texts]
+        rep.check()
+    # token ids from the test vocabulary only: a train token outside it cannot be in a shared gram
+    vocab: dict[str, int] = {}
+    ids, lens = _token_ids(test_texts, lambda w: vocab.setdefault(w, len(vocab)))
+    long_text, long_key = _window_keys(ids, lens, n)
+    short = np.flatnonzero((lens < n) & (lens >= max(1, min_tokens)))
+    short_lengths = sorted(set(lens[short].tolist()))
+    parts_t, parts_k = [long_text], [long_key]
+    for L in short_lengths:
+        tt, kk = _window_keys(ids, lens, L, only=lens == L)
+        parts_t.append(tt)
+        parts_k.append(kk)
+    owner = np.concatenate(parts_t)
+    all_keys = np.concatenate(parts_k)
+    if len(all_keys) == 0:
+        return []
+    # distinct (gram, test text) entries, sorted by gram: gram → test texts (CSR)
+    order = np.lexsort((owner, all_keys))
+    all_keys, owner = all_keys[order], owner[order]
+    first_entry = np.concatenate(([True], (all_keys[1:] != all_keys[:-1]) | (owner[1:] != owner[:-1])))
+    all_keys, owner = all_keys[first_entry], owner[first_entry]
+    gram, first = np.unique(all_keys, return_index=True)
+    test_count = np.diff(np.concatenate((first, [len(all_keys)])))
+    ignored = np.zeros(len(gram), dtype=bool)
+    if max_gram_frequency is not None:
+        ignored |= test_count > max_gram_frequency
+    rep.check()
+    lengths = sorted({n} | set(short_lengths))
+
+    # scan train in chunks: (train index, gram index) for every distinct shared gram
+    hit_train: list[np.ndarray] = []
+    hit_gram: list[np.ndarray] = []
+    get = vocab.get
+    step = 2000
+    for lo in range(0, len(train_texts), step):
+        chunk = train_texts[lo:lo + step]
+        ids, lens = _token_ids(chunk, lambda w: get(w, -1))
+        for L in lengths:
+            tt, kk = _window_keys(ids, lens, L)
+            if len(kk) == 0:
+                continue
+            pos = np.searchsorted(gram, kk)
+            pos[pos >= len(gram)] = 0
+            hit = gram[pos] == kk
+            if hit.any():
+                pair = np.unique((tt[hit] + lo) * len(gram) + pos[hit])
+                hit_train.append(pair // len(gram))
+                hit_gram.append(pair % len(gram))
+        rep.tick(min(lo + step, len(train_texts)), "scanning train n-grams")
+    if not hit_train:
+        return []
+    ht = np.concatenate(hit_train)
+    hg = np.concatenate(hit_gram)
+    if len(lengths) > 1:  # a train text can share a gram through two lengths only once
+        pair = np.unique(ht * len(gram) + hg)
+        ht, hg = pair // len(gram), pair % len(gram)
+    if max_gram_frequency is not None:
+        train_count = np.bincount(hg, minlength=len(gram))
+        ignored |= train_count > max_gram_frequency
+    keep = ~ignored[hg]
+    ht, hg = ht[keep], hg[keep]
+    # denominators: the test text's grams that are not ignored
+    gram_of_entry = np.searchsorted(gram, all_keys)
+    usable = np.bincount(owner[~ignored[gram_of_entry]], minlength=len(test_texts))
+    # expand (train, gram) to (train, test) through the gram's owners and count shared grams
+    counts: dict[tuple[int, int], int] = {}
+    ends = first + test_count
+    for i, g in zip(ht.tolist(), hg.tolist()):
+        for j in owner[first[g]:ends[g]].tolist():
+            counts[(i, j)] = counts.get((i, j), 0) + 1
+    hits = [LeakHit(i, j, "ngram", float(c / usable[j]) if usable[j] else 1.0, field)
+            for (i, j), c in counts.items() if c >= min_overlap]
+    hits.sort(key=lambda h: (h.index, h.test_index))
+    return hits
+
+
+# --------------------------------------------------------------------------- MinHash
+
+
+def minhash_leaks(train_texts: Sequence[str], test_texts: Sequence[str], threshold: float = 0.6,
+                  num_perm: int = 128, ngram: int = 5, seed: int = 1, field: str = "prompt",
+                  train_signatures: Optional[np.ndarray] = None,
+                  test_signatures: Optional[np.ndarray] = None,
+                  storage_config: Optional[dict] = None,
+                  lsh_weights: tuple[float, float] = dedup.LSH_WEIGHTS,
+                  progress: Optional[ProgressCallback] = None,
+                  cancel: Optional[CancelCheck] = None) -> list[LeakHit]:
+    """(train, test) pairs whose MinHash Jaccard estimate is >= ``threshold``; ``score`` is
+    the estimate. Signatures are computed unless given (same ``num_perm``/``ngram``/``seed``).
+    Empty texts never match."""
+    _check_field(field)
+    # progress on one 0..1000 scale: signatures (split by size) up to 800, then LSH
+    n_tr = len(train_texts) if train_signatures is None else 0
+    n_te = len(test_texts) if test_signatures is None else 0
+    cut = 800 * n_tr // max(1, n_tr + n_te)
+    sig_end = 800 if n_tr + n_te else 0
+    if train_signatures is None:
+        train_signatures = dedup.minhash_signatures(
+            train_texts, num_perm, ngram, seed, progress=dedup.sub_progress(progress, 0, cut),
+            cancel=cancel)
+    if test_signatures is None:
+        test_signatures = dedup.minhash_signatures(
+            test_texts, num_perm, ngram, seed, progress=dedup.sub_progress(progress, cut, sig_end),
+            cancel=cancel)
+    train_signatures = np.asarray(train_signatures, dtype=np.uint32)
+    test_signatures = np.asarray(test_signatures, dtype=np.uint32)
+    if train_signatures.shape != (len(train_texts), num_perm) or \
+            test_signatures.shape != (len(test_texts), num_perm):
+        raise ValueError("signature shapes must be (len(texts), num_perm)")
+    rep = Reporter(dedup.sub_progress(progress, sig_end, 1000), cancel, total=len(train_texts),
+                   every=max(1, len(train_texts) // 50))
+    test_rows = np.flatnonzero((test_signatures != dedup.EMPTY_HASH).any(axis=1))
+    train_rows = np.flatnonzero((train_signatures != dedup.EMPTY_HASH).any(axis=1))
+    if len(test_rows) == 0 or len(train_rows) == 0:
+        return []
+    pi: list[int] = []
+    pj: list[int] = []
+    if storage_config is not None:
+        lsh = dedup.make_lsh(threshold, num_perm, storage_config, tuple(lsh_weights))
+        dedup.lsh_insert_signatures(lsh, test_rows.tolist(), test_signatures[test_rows], seed=seed)
+        band_keys = dedup.lsh_band_keys(lsh, train_signatures[train_rows])
+        for k, found in dedup.lsh_query_band_keys(lsh, band_keys):
+            pi.extend([int(train_rows[k])] * len(found))
+            pj.extend(int(j) for j in found)
+            rep.tick(k + 1, "querying train signatures")
+        ti, tj = np.array(pi, dtype=np.int64), np.array(pj, dtype=np.int64)
+    else:
+        bands, rows = dedup.lsh_params(threshold, num_perm, tuple(lsh_weights))
+        ti, tj = _banded_cross(train_signatures, train_rows, test_signatures, test_rows,
+                               bands, rows, rep)
+    if progress is not None:
+        progress(1000, 1000, "MinHash leakage done")
+    if len(ti) == 0:
+        return []
+    est = _cross_estimate(train_signatures, ti, test_signatures, tj)
+    keep = est >= threshold
+    hits = [LeakHit(i, j, "minhash", float(s), field)
+            for i, j, s in zip(ti[keep].tolist(), tj[keep].tolist(), est[keep].tolist())]
+    hits.sort(key=lambda h: (h.index, h.test_index))
+    return hits
+
+
+def _cross_estimate(a: np.ndarray, ai: np.ndarray, b: np.ndarray, bj: np.ndarray) -> np.ndarray:
+    out = np.empty(len(ai), dtype=np.float64)
+    step = 20_000
+    for s in range(0, len(ai), step):
+        out[s:s + step] = np.count_nonzero(a[ai[s:s + step]] == b[bj[s:s + step]], axis=1)
+    return out / a.shape[1]
+
+
+def _banded_cross(train: np.ndarray, train_rows: np.ndarray, test: np.ndarray,
+                  test_rows: np.ndarray, bands: int, rows: int,
+                  rep: Reporter) -> tuple[np.ndarray, np.ndarray]:
+    """Unique (train, test) pairs that agree on a whole band (the candidates of querying a
+    ``MinHashLSH(params=(bands, rows))`` holding the test rows with every train row)."""
+    out_i, out_j = [], []
+    for band in range(bands):
+        rep.check()
+        keys = []
+        for sig, sel in ((test, test_rows), (train, train_rows)):
+            block = sig[sel, band * rows:(band + 1) * rows].astype(np.uint64)
+            key = block[:, 0].copy()
+            with np.errstate(over="ignore"):
+                for c in range(1, rows):
+                    key = (key * _FOLD) ^ block[:, c]
+            keys.append(key)
+        tkey, rkey = keys
+        order = np.argsort(tkey, kind="stable")
+        tsorted = tkey[order]
+        lo = np.searchsorted(tsorted, rkey, "left")
+        hi = np.searchsorted(tsorted, rkey, "right")
+        cnt = hi - lo
+        has = np.flatnonzero(cnt)
+        if len(has) == 0:
+            continue
+        c = cnt[has]
+        left = np.repeat(has, c)
+        within = np.arange(c.sum()) - np.repeat(np.cumsum(c) - c, c)
+        out_i.append(train_rows[left])
+        out_j.append(test_rows[order[np.repeat(lo[has], c) + within]])
+    rep.tick(rep.total, "querying train signatures")
+    if not out_i:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    pi = np.concatenate(out_i)
+    pj = np.concatenate(out_j)
+    base = int(pj.max()) + 1
+    pair = np.unique(pi * base + pj)
+    return pair // base, pair % base
