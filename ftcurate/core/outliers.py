@@ -1,0 +1,151 @@
+"""Outlier scores: records far from every other record, and records of unusual length.
+
+Both use the same robust cut-off (Tukey's fences): with Q1 and Q3 the quartiles of the scores
+and IQR = Q3 - Q1, a record is flagged when its score is above ``Q3 + iqr_factor * IQR``
+(1.5 by default; 3 keeps only "far out" values). Quartiles do not move when a few records are
+extreme, unlike a mean and standard deviation.
+
+* :func:`knn_outliers`: the score of a record is the mean cosine *distance* (1 - cosine) to its
+  ``k`` (10) nearest other records. Records in a dense topic score low, a lone record on another
+  topic scores high. Empty texts (zero vectors) score 1.
+* :func:`length_outliers`: the score is ``log(1 + length)`` of a length you choose (characters,
+  words, tokens: :func:`text_lengths`); lengths spread over orders of magnitude, so the fences are
+  set on the log scale. Flags both too long (above ``Q3 + f*IQR``) and too short (below
+  ``Q1 - f*IQR``) unless ``side`` says otherwise.
+
+When the IQR is 0 (most scores equal) the fence collapses onto Q3; a small floor keeps tiny
+floating-point differences from being flagged (``min_gap``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from .neighbors import EXACT_MAX, knn
+from .progress import CancelCheck, ProgressCallback
+
+
+@dataclass
+class OutlierResult:
+    """``scores``: one per record (higher = more unusual, for lengths: log length).
+    ``cutoff``: scores above it are flagged; ``low_cutoff``: scores below it are flagged
+    (length only, else None). ``flagged``: 0-based indices, most extreme first."""
+
+    scores: np.ndarray
+    cutoff: float
+    flagged: list[int] = field(default_factory=list)
+    low_cutoff: Optional[float] = None
+    q1: float = 0.0
+    q3: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"cutoff": float(self.cutoff), "low_cutoff": None if self.low_cutoff is None else float(self.low_cutoff),
+                "q1": float(self.q1), "q3": float(self.q3), "flagged": list(self.flagged),
+                "scores": [float(s) for s in self.scores]}
+
+
+def iqr_fences(scores: np.ndarray, iqr_factor: float = 1.5, min_gap: float = 0.0) -> tuple[float, float, float, float]:
+    """``(low, high, q1, q3)``: Tukey's fences ``Q1 - f*IQR`` and ``Q3 + f*IQR``.
+
+    The fences are at least ``min_gap`` away from the quartiles."""
+    s = np.asarray(scores, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    if s.size == 0:
+        return float("-inf"), float("inf"), 0.0, 0.0
+    q1, q3 = np.percentile(s, [25, 75])
+    gap = max(iqr_factor * (q3 - q1), min_gap)
+    return float(q1 - gap), float(q3 + gap), float(q1), float(q3)
+
+
+def knn_outliers(
+    emb: np.ndarray,
+    k: int = 10,
+    iqr_factor: float = 1.5,
+    exact_max: int = EXACT_MAX,
+    progress: Optional[ProgressCallback] = None,
+    cancel: Optional[CancelCheck] = None,
+    neighbors: Optional[tuple[np.ndarray, np.ndarray]] = None,
+) -> OutlierResult:
+    """Score every row of ``emb`` (L2-normalised) by its mean cosine distance to its ``k``
+    nearest other rows; flag scores above ``Q3 + iqr_factor * IQR``.
+
+    ``neighbors``: an ``(idx, sim)`` pair already computed by :func:`knn` (with at least ``k``
+    columns) to reuse. Fewer than ``k + 1`` rows: ``k`` shrinks to ``n - 1``; fewer than 3 rows:
+    nothing is flagged.
+    """
+    emb = np.asarray(emb, dtype=np.float32)
+    n = emb.shape[0]
+    if n < 3:
+        return OutlierResult(np.zeros(n, dtype=np.float32), float("inf"), [])
+    kk = max(1, min(k, n - 1))
+    if neighbors is None:
+        _idx, sim = knn(emb, k=kk, exact_max=exact_max, progress=progress, cancel=cancel)
+    else:
+        sim = np.asarray(neighbors[1])[:, :kk]
+    sim = np.where(np.isfinite(sim), sim, 0.0)
+    scores = (1.0 - sim.mean(axis=1)).astype(np.float32)
+    empty = ~np.any(emb, axis=1)
+    scores[empty] = 1.0
+    _low, high, q1, q3 = iqr_fences(scores, iqr_factor, min_gap=1e-6)
+    flagged = [int(i) for i in np.argsort(-scores, kind="stable") if scores[i] > high]
+    return OutlierResult(scores, high, flagged, None, q1, q3)
+
+
+def length_outliers(
+    lengths: Sequence[float] | np.ndarray,
+    iqr_factor: float = 1.5,
+    side: str = "both",
+) -> OutlierResult:
+    """Flag lengths far from the rest on a log scale: ``score = log(1 + length)``, flagged when
+    above ``Q3 + f*IQR`` (``side`` "both" or "high") or below ``Q1 - f*IQR`` ("both" or "low").
+
+    ``flagged`` lists the too-long ones first (longest first), then the too-short ones
+    (shortest first).
+    """
+    if side not in ("both", "high", "low"):
+        raise ValueError("side must be 'both', 'high' or 'low'")
+    x = np.asarray(lengths, dtype=np.float64)
+    scores = np.log1p(np.maximum(x, 0.0)).astype(np.float32)
+    if scores.size < 3:
+        return OutlierResult(scores, float("inf"), [], float("-inf"))
+    # A 1% change of length is not an outlier even when the IQR is 0.
+    low, high, q1, q3 = iqr_fences(scores, iqr_factor, min_gap=0.01)
+    order = np.argsort(-scores, kind="stable")
+    flagged: list[int] = []
+    if side in ("both", "high"):
+        flagged += [int(i) for i in order if scores[i] > high]
+    if side in ("both", "low"):
+        flagged += [int(i) for i in order[::-1] if scores[i] < low]
+    return OutlierResult(scores, high, flagged, low if side != "high" else None, q1, q3)
+
+
+_WORD = re.compile(r"\S+")
+
+
+def text_lengths(texts: Iterable[str], unit: str = "words") -> np.ndarray:
+    """Lengths of ``texts`` in ``"chars"``, ``"words"`` (runs of non-space) or ``"tokens"``
+    (tokens of the built-in fast model's Llama-2 tokenizer, a stand-in for LLM tokens)."""
+    texts = list(texts)
+    if unit == "chars":
+        return np.array([len(t) for t in texts], dtype=np.int64)
+    if unit == "words":
+        return np.array([len(_WORD.findall(t)) for t in texts], dtype=np.int64)
+    if unit == "tokens":
+        from tokenizers import Tokenizer
+
+        from .embeddings import model_info
+
+        tok = Tokenizer.from_file(model_info("static-wordllama")["tokenizer"])
+        tok.no_padding()
+        tok.no_truncation()
+        out = np.zeros(len(texts), dtype=np.int64)
+        step = 4096
+        for start in range(0, len(texts), step):
+            enc = tok.encode_batch(texts[start:start + step], add_special_tokens=False)
+            out[start:start + len(enc)] = [len(e.ids) for e in enc]
+        return out
+    raise ValueError("unit must be 'chars', 'words' or 'tokens'")

@@ -1,0 +1,439 @@
+"""The full quality scan: every scanner with its settings, one report.
+
+``scan_records(train, test, settings)`` runs exact and near duplicates, conflicting
+examples, heuristics, embeddings (outliers, semantic duplicates) and train/test leakage,
+and returns a JSON-ready report. ``scan_files`` and ``scan_project`` feed it from a file or
+a project (where per-record results are cached by content hash and settings, so a re-scan
+after a few edits only recomputes what changed, and the report is stored).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable, Optional, Sequence
+
+from .heuristics import HeuristicSettings
+from .progress import CancelCheck, ProgressCallback, Reporter
+from .records import Record
+
+REPORT_VERSION = 1
+
+
+def _opt(default, help_text: str):
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass
+class ScanSettings:
+    """Every knob of the quality scan. Saved as JSON with each report; each field's help
+    text is shown as a tooltip in the app."""
+
+    lowercase: bool = _opt(False, "Treat upper and lower case as the same when matching exact duplicates "
+                                  "and conflicting prompts.")
+    near_duplicates: bool = _opt(True, "Find near-duplicates with MinHash (word n-gram Jaccard similarity).")
+    minhash_threshold: float = _opt(0.8, "Jaccard similarity of word n-gram sets above which two records are "
+                                         "near-duplicates (0-1; higher finds fewer, closer copies).")
+    num_perm: int = _opt(128, "MinHash permutations: more are more precise and slower.")
+    ngram: int = _opt(5, "Words per shingle for MinHash (texts shorter than this are one shingle).")
+    seed: int = _opt(1, "Seed of the MinHash permutations.")
+    embedding_model: str = _opt("static-wordllama", "Embedding model for outliers and semantic duplicates: "
+                                "'static-wordllama' (fast, bundled), 'minilm' (accurate, bundled) or a local "
+                                "sentence-transformers folder.")
+    accurate_model: str = _opt("minilm", "Model that confirms semantic leakage candidates: 'minilm' or a local "
+                               "sentence-transformers folder.")
+    outlier_model: str = _opt("auto", "Embedding model for the outlier score: 'auto' uses the accurate model "
+                              "(MiniLM) on a GPU or for up to auto_accurate_max records on a CPU, the fast one "
+                              "beyond; or name a model as above.")
+    auto_accurate_max: int = _opt(5000, "With outlier_model 'auto' on a CPU: the most records embedded with "
+                                        "the accurate model (it embeds ~50 texts/s on 2 cores).")
+    semantic_duplicates: bool = _opt(True, "Report pairs of records whose embeddings are nearly identical "
+                                           "(same meaning, other words).")
+    semantic_threshold: float = _opt(0.95, "Cosine similarity above which two records are semantic duplicates.")
+    outliers: bool = _opt(True, "Score every record by its distance to its nearest neighbours and flag "
+                                "unusual ones (off-topic examples).")
+    knn_k: int = _opt(10, "Neighbours used for the outlier score.")
+    iqr_factor: float = _opt(1.5, "Outlier cut-off: scores above Q3 + factor x IQR are flagged.")
+    length_outliers: bool = _opt(True, "Flag records whose length is far outside the usual range.")
+    leakage: bool = _opt(True, "Check the training records against the held-out/test set.")
+    leak_ngram: int = _opt(13, "Words in the n-grams of the overlap check (13 as in big pre-training "
+                               "decontamination).")
+    leak_minhash_threshold: float = _opt(0.6, "Jaccard similarity above which a training prompt near-matches a "
+                                              "test prompt.")
+    semantic_leakage: bool = _opt(True, "Find rephrased test items (same question in other words) with "
+                                        "embeddings: a fast shortlist confirmed by the accurate model.")
+    heuristics: HeuristicSettings = field(default_factory=HeuristicSettings,
+                                          metadata={"help": "Per-record checks (empty, placeholder, truncated, "
+                                                            "too long, refusal, PII, mojibake, repetition...)."})
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["heuristics"] = self.heuristics.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ScanSettings":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError("unknown scan setting(s): " + ", ".join(sorted(unknown)))
+        d = dict(d)
+        if "heuristics" in d and not isinstance(d["heuristics"], HeuristicSettings):
+            d["heuristics"] = HeuristicSettings.from_dict(d["heuristics"])
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ScanSettings":
+        return cls.from_dict(json.loads(text))
+
+    def hash(self, *names: str) -> str:
+        """Hash of the named settings (all when none): a cache key part."""
+        d = self.to_dict()
+        if names:
+            d = {k: d[k] for k in names}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    @staticmethod
+    def help(name: str) -> str:
+        for f in fields(ScanSettings):
+            if f.name == name:
+                return f.metadata.get("help", "")
+        return ""
+
+
+def user_text(record: Record) -> str:
+    """What the user asks (user turns only): the system prompt is shared by most records and
+    would hide how unusual or how close two requests are."""
+    return "\n".join(m.content or "" for m in record.messages if m.role == "user")
+
+
+def body_text(record: Record) -> str:
+    """User and assistant turns, without the system prompt."""
+    return "\n".join(m.content or "" for m in record.messages if m.role != "system")
+
+
+def content_text(record: Record) -> str:
+    """The whole conversation as text with roles, for exact-duplicate matching."""
+    return "\n".join(f"{m.role}: {m.content or ''}" + (json.dumps(m.tool_calls, sort_keys=True) if m.tool_calls else "")
+                     for m in record.messages)
+
+
+class _Stages:
+    """Progress over named stages with weights; each stage gets a sub-callback."""
+
+    def __init__(self, progress: Optional[ProgressCallback], cancel: Optional[CancelCheck],
+                 weights: dict[str, int]) -> None:
+        self.progress = progress
+        self.cancel = cancel
+        self.weights = weights
+        self.total = sum(weights.values()) * 1000
+        self.base = 0
+        self.timings: dict[str, float] = {}
+        self.on_result: Optional[Callable[[str, object], None]] = None
+
+    def run(self, name: str, fn: Callable[..., object], *args, **kwargs):
+        rep = Reporter(None, self.cancel)
+        rep.check()
+        w = self.weights.get(name, 1) * 1000
+        base = self.base
+
+        def sub(done: int, total: int, message: str = "") -> None:
+            if self.progress is not None:
+                frac = (done / total) if total else 0.0
+                self.progress(base + int(w * min(1.0, frac)), self.total, f"{name}: {message}" if message else name)
+
+        t = time.perf_counter()
+        if self.progress is not None:
+            self.progress(base, self.total, name)
+        result = fn(*args, progress=sub, cancel=self.cancel, **kwargs)
+        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t, 3)
+        self.base += w
+        if self.progress is not None:
+            self.progress(self.base, self.total, name)
+        return result
+
+
+def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, Record]] = (),
+                 validation: Sequence[tuple[int, Record]] = (),
+                 settings: Optional[ScanSettings] = None, cache=None, flag_cache=None, counter=None,
+                 progress: Optional[ProgressCallback] = None, cancel: Optional[CancelCheck] = None,
+                 on_result: Optional[Callable[[str, object], None]] = None) -> dict:
+    """Scan ``train`` (pairs of report index and record) and, when given, ``test``.
+
+    ``cache`` / ``flag_cache``: caches for embeddings and heuristic flags with
+    ``get_many(namespace, hashes)`` / ``put_many(namespace, items)`` (e.g.
+    :class:`~ftcurate.core.embeddings.ProjectCache`), or None.
+    ``on_result(section, value)`` is called as each part of the report is ready (the app
+    shows results as they finish). Returns the report dict (see docs/scanning.md)."""
+    from . import dedup
+    from . import outliers as outl
+    from .validate import TokenCounter
+
+    s = settings or ScanSettings()
+    counter = counter or TokenCounter()
+    keys = [k for k, _ in train]
+    recs = [r for _, r in train]
+    tkeys = [k for k, _ in test]
+    trecs = [r for _, r in test]
+    have_test = bool(test) and s.leakage
+    weights = {"heuristics": 2, "exact duplicates": 1, "near duplicates": 4, "embeddings": 2,
+               "outlier embeddings": 4,
+               "outliers": 2, "semantic duplicates": 1, "leakage": 8}
+    st = _Stages(progress, cancel, weights)
+    report: dict = {"version": REPORT_VERSION, "records": len(recs), "test_records": len(trecs),
+                    "settings": s.to_dict()}
+
+    def emit(section: str, value) -> None:
+        report[section] = value
+        if on_result is not None:
+            on_result(section, value)
+
+    # Heuristic flags (cached per record).
+    flags = st.run("heuristics", _cached_heuristics, recs, s.heuristics, counter, flag_cache)
+    emit("flags", [{"index": keys[i], "flag": f, "reason": r} for i, f, r in flags])
+
+    # Exact duplicates and conflicting answers.
+    def exact(progress=None, cancel=None):
+        texts = [content_text(r) for r in recs]
+        groups = dedup.exact_duplicate_groups(texts, lowercase=s.lowercase)
+        conflicts = dedup.conflicting_groups([r.prompt_text for r in recs], [r.answer_text for r in recs],
+                                             lowercase=s.lowercase)
+        return groups, conflicts
+
+    groups, conflicts = st.run("exact duplicates", exact)
+    emit("exact_duplicates", [[keys[i] for i in g] for g in groups])
+    emit("conflicting", [[keys[i] for i in g] for g in conflicts])
+
+    # Near duplicates (MinHash + LSH).
+    texts = [r.text for r in recs]
+    if s.near_duplicates:
+        clusters = st.run("near duplicates", dedup.near_duplicate_clusters, texts, threshold=s.minhash_threshold,
+                          num_perm=s.num_perm, ngram=s.ngram, seed=s.seed, answers=[r.answer_text for r in recs])
+        emit("near_duplicates", [[keys[i] for i in c.indices] for c in clusters])
+        emit("near_duplicate_clusters", [
+            {"indices": [keys[i] for i in c.indices], "keep": keys[c.keep], "reason": c.reason,
+             "pairs": [{"a": keys[a], "b": keys[b], "similarity": round(float(sim), 4)} for a, b, sim in c.pairs]}
+            for c in clusters])
+    else:
+        emit("near_duplicates", [])
+        emit("near_duplicate_clusters", [])
+
+    # Embeddings: outliers and semantic duplicates.
+    from .embeddings import embed
+
+    emb = None
+    if s.semantic_duplicates and recs:
+        emb = st.run("embeddings", embed, [body_text(r) for r in recs], model=s.embedding_model, cache=cache)
+    if s.outliers and len(recs) > s.knn_k:
+        model = _outlier_model(s, len(recs))
+        oemb = st.run("outlier embeddings", embed, [user_text(r) or body_text(r) for r in recs], model=model, cache=cache)
+        res = st.run("outliers", outl.knn_outliers, oemb, k=s.knn_k, iqr_factor=s.iqr_factor)
+        emit("outliers", [{"index": keys[i], "score": round(float(res.scores[i]), 4)} for i in res.flagged])
+        emit("outlier_scores", {"model": model, "cutoff": round(float(res.cutoff), 4),
+                                "scores": [round(float(x), 4) for x in res.scores]})
+    else:
+        emit("outliers", [])
+    if s.length_outliers and recs:
+        lengths = [counter.messages(r)[0] for r in recs]
+        lres = outl.length_outliers(lengths, iqr_factor=s.iqr_factor)
+        emit("length_outliers", [{"index": keys[i], "tokens": int(lengths[i]), "score": round(float(lres.scores[i]), 4)}
+                                 for i in lres.flagged])
+    if s.semantic_duplicates and emb is not None:
+        from .semantic import semantic_duplicates
+
+        pairs = st.run("semantic duplicates", semantic_duplicates, emb, threshold=s.semantic_threshold)
+        emit("semantic_duplicates", [{"a": keys[a], "b": keys[b], "similarity": round(float(c), 4)}
+                                     for a, b, c in pairs])
+
+    # Leakage between train and test (and validation, inside a project).
+    if have_test:
+        emit("leakage", st.run("leakage", _leakage, recs, trecs, keys, tkeys, s, cache))
+        emit("test_duplicates", [[tkeys[i] for i in g] for g in
+                                 dedup.exact_duplicate_groups([content_text(r) for r in trecs], s.lowercase)])
+    else:
+        emit("leakage", [])
+    if validation and s.leakage:
+        vkeys = [k for k, _ in validation]
+        vrecs = [r for _, r in validation]
+        emit("validation_leakage", st.run("leakage", _leakage, recs, vrecs, keys, vkeys, s, cache))
+    report["timings"] = st.timings
+    return report
+
+
+def _leakage(recs, trecs, keys, tkeys, s: ScanSettings, cache, progress=None, cancel=None) -> list[dict]:
+    leaks = _text_leakage(recs, trecs, s, cancel=cancel)
+    hits = [{"index": keys[h.index], "test_index": tkeys[h.test_index], "method": h.method,
+             "score": round(float(h.score), 4), "field": h.field} for h in leaks]
+    if s.semantic_leakage:
+        from .semantic import semantic_leaks
+
+        sem = semantic_leaks([user_text(r) for r in recs], [user_text(r) for r in trecs],
+                             fast_model=s.embedding_model, accurate_model=s.accurate_model, cache=cache,
+                             progress=progress, cancel=cancel)
+        hits += [{"index": keys[i], "test_index": tkeys[j], "method": "semantic",
+                  "score": round(float(sc), 4), "field": "prompt"} for i, j, sc in _triples(sem)]
+    return _best_hits(hits)
+
+
+def _outlier_model(s: ScanSettings, n: int) -> str:
+    if s.outlier_model != "auto":
+        return s.outlier_model
+    from .embeddings import default_device
+
+    if default_device() != "cpu" or n <= s.auto_accurate_max:
+        return s.accurate_model
+    return s.embedding_model
+
+
+def _triples(hits) -> list[tuple[int, int, float]]:
+    out = []
+    for h in hits:
+        if isinstance(h, tuple):
+            out.append(h[:3])
+        else:
+            out.append((getattr(h, "train_index", None) if hasattr(h, "train_index") else h.index,
+                        h.test_index, h.score))
+    return out
+
+
+def _best_hits(hits: list[dict]) -> list[dict]:
+    """One hit per (train, test, method): the best-scoring field; sorted by train index."""
+    best: dict[tuple, dict] = {}
+    for h in hits:
+        k = (h["index"], h["test_index"], h["method"])
+        if k not in best or h["score"] > best[k]["score"]:
+            best[k] = h
+    order = {"exact": 0, "ngram": 1, "minhash": 2, "semantic": 3}
+    return sorted(best.values(), key=lambda h: (h["index"], order.get(h["method"], 9), h["test_index"]))
+
+
+def _text_leakage(recs, trecs, s: ScanSettings, progress=None, cancel=None):
+    from . import textleak
+
+    out = []
+    for field_name, get in (("prompt", lambda r: r.prompt_text), ("answer", lambda r: r.answer_text)):
+        a = [get(r) for r in recs]
+        b = [get(r) for r in trecs]
+        out += textleak.exact_leaks(a, b, field=field_name, lowercase=True)
+        out += textleak.ngram_leaks(a, b, n=s.leak_ngram, field=field_name, cancel=cancel)
+        if field_name == "prompt":
+            out += textleak.minhash_leaks(a, b, threshold=s.leak_minhash_threshold, num_perm=s.num_perm,
+                                          ngram=s.ngram, seed=s.seed, field=field_name, cancel=cancel)
+    return out
+
+
+def _cached_heuristics(recs, hs: HeuristicSettings, counter, cache, progress=None, cancel=None):
+    """(position, flag, reason) for every record; per-record results cached by content hash."""
+    from .heuristics import RULES_VERSION, check_record
+
+    key = hashlib.sha256(json.dumps([RULES_VERSION, hs.to_dict()], sort_keys=True).encode()).hexdigest()[:16]
+    hashes = [r.content_hash for r in recs]
+    known = cache.get_many(key, hashes) if cache is not None else {}
+    fresh = {}
+    rep = Reporter(progress, cancel, total=len(recs), every=2000)
+    out = []
+    for i, (r, h) in enumerate(zip(recs, hashes)):
+        rep.tick(i, "checking records")
+        if h in known:
+            found = known[h]
+        else:
+            found = [list(x) for x in check_record(r, hs, counter)]
+            fresh[h] = found
+        out += [(i, f, reason) for f, reason in found]
+    if cache is not None and fresh:
+        cache.put_many(key, fresh)
+    return out
+
+
+def _load(path: str, fmt: str = "auto", mapping: Optional[dict] = None, split: str = "train"):
+    from .formats import DatasetReader
+
+    reader = DatasetReader(path, fmt, mapping, split=split)
+    items, rejected = [], 0
+    for p in reader:
+        if p.ok:
+            items.append((p.index, p.record))
+        else:
+            rejected += 1
+    return reader, items, rejected
+
+
+def scan_files(train_path: str, test_path: Optional[str] = None, fmt: str = "auto",
+               mapping: Optional[dict] = None, settings: Optional[ScanSettings] = None,
+               progress: Optional[ProgressCallback] = None, cancel: Optional[CancelCheck] = None,
+               on_result=None) -> dict:
+    """Scan a dataset file (and a held-out file). Indices in the report are 0-based record
+    positions in the files (JSONL: non-blank lines; JSON: array elements); records that
+    fail validation are not scanned and are counted in ``rejected``."""
+    reader, train, rejected = _load(train_path, fmt, mapping)
+    test, test_rejected = [], 0
+    if test_path:
+        _, test, test_rejected = _load(test_path, split="test")
+    report = scan_records(train, test, settings=settings, progress=progress, cancel=cancel, on_result=on_result)
+    report.update({"index": "file", "train_file": reader.path, "format": reader.format,
+                   "records": len(train) + rejected, "scanned": len(train), "rejected": rejected})
+    if test_path:
+        report.update({"test_file": test_path, "test_records": len(test) + test_rejected,
+                       "test_rejected": test_rejected})
+    return report
+
+
+def scan_project(project, settings: Optional[ScanSettings] = None, include_rejected: bool = False,
+                 progress: Optional[ProgressCallback] = None, cancel: Optional[CancelCheck] = None,
+                 on_result=None) -> dict:
+    """Scan a project's training records (edits applied) against its test split, and its
+    validation split for train/validation contamination. Indices in the report are the
+    project's record ids. Embeddings and heuristic flags are cached in the project by
+    content hash and settings; the report is stored as scan ``"quality"``."""
+    from .embeddings import ProjectCache
+
+    s = settings or ScanSettings()
+
+    def items(split):
+        return [(sr.id, sr.record) for sr in project.iter_records(split=split)
+                if include_rejected or sr.status != "rejected" or split != "train"]
+
+    report = scan_records(items("train"), items("test"), items("validation"), settings=s,
+                          cache=ProjectCache(project, "embedding"), flag_cache=ProjectCache(project, "heuristics"),
+                          progress=progress, cancel=cancel, on_result=on_result)
+    report["index"] = "record_id"
+    project.save_scan("quality", s.to_dict(), report)
+    return report
+
+
+def summary(report: dict) -> str:
+    """A few lines for people."""
+    n = report.get("scanned", report.get("records", 0))
+    lines = [f"scanned {n} records" + (f" against {report.get('test_records', 0)} test records"
+                                       if report.get("test_records") else "")]
+
+    def count(key):
+        return len(report.get(key) or [])
+
+    lines.append(f"  exact duplicate groups: {count('exact_duplicates')} "
+                 f"({sum(len(g) - 1 for g in report.get('exact_duplicates', []))} extra copies)")
+    lines.append(f"  conflicting prompt groups: {count('conflicting')}")
+    lines.append(f"  near-duplicate clusters: {count('near_duplicates')}")
+    if "semantic_duplicates" in report:
+        lines.append(f"  semantic duplicate pairs: {count('semantic_duplicates')}")
+    lines.append(f"  outliers: {count('outliers')}" + (f", length outliers: {count('length_outliers')}"
+                                                       if "length_outliers" in report else ""))
+    if report.get("test_records"):
+        leaked = {h["index"] for h in report.get("leakage", [])}
+        by = {}
+        for h in report.get("leakage", []):
+            by[h["method"]] = by.get(h["method"], 0) + 1
+        lines.append(f"  leaking training records: {len(leaked)} (" + ", ".join(f"{k} {v}" for k, v in by.items())
+                     + ")")
+    flags: dict = {}
+    for f in report.get("flags", []):
+        flags[f["flag"]] = flags.get(f["flag"], 0) + 1
+    lines.append("  flags: " + (", ".join(f"{k} {v}" for k, v in sorted(flags.items())) or "none"))
+    if report.get("timings"):
+        lines.append("  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in report["timings"].items()))
+    return "\n".join(lines)

@@ -1,0 +1,590 @@
+"""Semantic duplicates and semantic (rephrased) leakage, from sentence embeddings.
+
+Semantic duplicates (:func:`semantic_duplicates`) are pairs of records whose embeddings have a
+cosine of at least ``threshold`` (0.95 by default). They are reported apart from MinHash
+near-duplicates: MinHash finds shared wording, this finds shared meaning (and, with the static
+model, shared vocabulary: GSM8K problems that differ only in their numbers score above 0.95).
+
+Semantic leakage (:func:`semantic_leaks`) looks for training prompts that restate a held-out
+(test) prompt in other words.
+
+*Margin, not raw cosine.* A raw cosine cut-off cannot serve every dataset: a rephrased MMLU
+question scores about 0.6 with MiniLM, while unrelated GSM8K training and test problems (same
+style, same vocabulary) reach 0.9. So a pair (train x, test y) is scored by how far its cosine
+stands above the test prompt's *background*: ``margin = cos(x, y) - r(y)``, where ``r(y)`` is the
+mean cosine of y with its 4th..13th most similar training prompts (ranks 1-3 are skipped so that
+up to three copies of a leak do not hide it). In a training set full of similar problems r(y) is
+high, for an unusual test prompt it is low. (Margin scoring is what bitext mining uses against
+"hub" sentences.) A pair is a hit when its margin reaches ``threshold`` and its raw cosine the model's
+floor (:data:`RAW_FLOOR`, which matters for small training sets, where the background is weak),
+or when its raw cosine alone reaches :data:`ABSOLUTE_HIT` (near-verbatim copies).
+
+Modes:
+
+* ``"two-stage"`` (default): the static model embeds every prompt; each training prompt proposes
+  its ``shortlist_k`` test prompts with the best fast margin, if that margin reaches
+  ``shortlist_threshold``. A proposal is dropped when the test prompt's question has two or more
+  numbers and the training prompt lacks more than a fifth of them (rephrasings keep the numbers;
+  same-template problems change them); pairs sharing three or more uncommon numbers are proposed
+  too. MiniLM then embeds only the proposed training prompts and their test prompts; the background
+  r(y) is taken over the proposed training prompts. Cost grows with the number of proposals, which
+  ``max_confirm`` bounds.
+* ``"fast"``: the static model only, margin over all training prompts.
+* ``"accurate"``: MiniLM on every prompt, margin over all training prompts (slow on a CPU).
+
+The confirm stage cuts texts at :data:`CONFIRM_MAX_TOKENS` (128) word pieces instead of
+MiniLM's 256: 2.5 times faster on long passages, and the question views carry the long items.
+
+*Question views*: a prompt of several lines whose last line is a question of its own (a passage
+followed by "Which of the following...?", as in MMLU US history) is also embedded as that last
+line alone, and a pair scores the best cosine over the views of both sides. Rephrasings often
+restate only the question; comparing whole prompts then misses them.
+
+The default thresholds were calibrated on real data (benchmarks/bench_semantic.py, results in
+docs/benchmarks.md): rephrased MMLU questions (llm-decontaminator) as positives; GSM8K training
+questions and Alpaca instructions against MMLU, MMLU rephrasings against the other subjects'
+test sets, and GSM8K training against GSM8K test questions (same style, no rephrasings) as
+negatives; each threshold lets at most 1% of every negative source through. They are for the
+built-in models; a local model folder needs its own ``threshold``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .embeddings import ACCURATE, FAST, EmbeddingCache, embed
+from .neighbors import EXACT_MAX, knn
+from .progress import CancelCheck, Cancelled, ProgressCallback, Reporter
+
+DUPLICATE_THRESHOLD = 0.95
+
+# Calibrated margins (see the module docstring); keys are the built-in model names.
+LEAK_THRESHOLD = {FAST: 0.25, ACCURATE: 0.215}    # fast / accurate mode, margin over all prompts
+TWO_STAGE_THRESHOLD = {ACCURATE: 0.16}            # MiniLM margin after the fast shortlist
+RAW_FLOOR = {FAST: 0.50, ACCURATE: 0.55}          # and the raw cosine a hit needs at least
+SHORTLIST_THRESHOLD = 0.05                         # fast margin to be proposed
+SHORTLIST_K = 3
+ABSOLUTE_HIT = 0.92                                # a raw cosine this high is a hit whatever the margin
+MAX_CONFIRM = 1500                                 # training prompts sent to the accurate model, at most
+CONFIRM_MAX_TOKENS = 128                           # MiniLM input cut in the confirm stage (speed)
+BACKGROUND_K = 10
+BACKGROUND_SKIP = 3
+NUMBER_SHARE = 0.8
+MODES = ("two-stage", "fast", "accurate")
+
+_BLOCK = 4096
+
+
+# -- duplicates ----------------------------------------------------------------------------------
+
+def semantic_duplicates(
+    emb: np.ndarray,
+    threshold: float = DUPLICATE_THRESHOLD,
+    exact_max: int = EXACT_MAX,
+    k: int = 20,
+    progress: Optional[ProgressCallback] = None,
+    cancel: Optional[CancelCheck] = None,
+    device: Optional[str] = None,
+) -> list[tuple[int, int, float]]:
+    """Pairs ``(i, j, cosine)`` with ``i < j`` and cosine >= ``threshold``, highest first.
+
+    Exact (every pair) up to ``exact_max`` rows; above that each row's ``k`` approximate nearest
+    neighbours are checked, so a group of more than ``k + 1`` copies yields only part of its pairs.
+    Zero rows (empty texts) never pair.
+    """
+    emb = np.ascontiguousarray(np.asarray(emb, dtype=np.float32))
+    n = emb.shape[0]
+    rep = Reporter(progress, cancel, total=n, every=1)
+    rep.check()
+    pairs: list[tuple[int, int, float]] = []
+    if n < 2:
+        return pairs
+    if n > exact_max:
+        idx, sim = knn(emb, k=k, exact_max=exact_max, progress=progress, cancel=cancel, device=device)
+        seen = set()
+        rows, cols = np.nonzero(sim >= threshold)
+        for r, c in zip(rows.tolist(), cols.tolist()):
+            j = int(idx[r, c])
+            if j < 0:
+                continue
+            a, b = (r, j) if r < j else (j, r)
+            if (a, b) not in seen:
+                seen.add((a, b))
+                pairs.append((a, b, float(sim[r, c])))
+    else:
+        import torch
+
+        from .neighbors import _device
+
+        dev = _device(device)
+        with torch.inference_mode():
+            base = torch.from_numpy(emb).to(dev)
+            block = max(1, min(n, (16 * 1024 * 1024) // n))
+            for start in range(0, n, block):
+                stop = min(n, start + block)
+                s = base[start:stop] @ base.T
+                # keep j > i only
+                cols = torch.arange(n, device=dev)[None, :]
+                rows = torch.arange(start, stop, device=dev)[:, None]
+                s = torch.where(cols > rows, s, torch.full_like(s, -2.0))
+                hit = torch.nonzero(s >= threshold)
+                if hit.numel():
+                    vals = s[hit[:, 0], hit[:, 1]].float().cpu().numpy()
+                    hit = hit.cpu().numpy()
+                    pairs.extend((int(r) + start, int(c), float(v)) for (r, c), v in zip(hit, vals))
+                rep.tick(stop, "semantic duplicates")
+    pairs.sort(key=lambda p: (-p[2], p[0], p[1]))
+    return pairs
+
+
+# -- leakage -------------------------------------------------------------------------------------
+
+@dataclass
+class LeakHit:
+    """A training prompt that restates a test prompt.
+
+    ``score``: cosine of the deciding model (MiniLM in two-stage and accurate modes, the static
+    model in fast mode), best over the question views; ``margin``: ``score`` minus the test
+    prompt's background (what the threshold applies to); ``fast_score``: the static model's
+    cosine when it was computed; ``via``: why the pair was looked at (``"embedding"`` or
+    ``"numbers"``)."""
+
+    train_index: int
+    test_index: int
+    score: float
+    method: str = "semantic"
+    margin: float = 0.0
+    fast_score: Optional[float] = None
+    via: str = "embedding"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LeakScan:
+    """Hits plus what the scan did (for reports and the benchmark). With ``keep_all`` the scan
+    also lists every pair it scored in ``scored`` (hits or not)."""
+
+    hits: list[LeakHit]
+    mode: str
+    threshold: float
+    candidate_pairs: int = 0
+    confirmed_train: int = 0
+    confirmed_test: int = 0
+    truncated: int = 0
+    timings: dict = field(default_factory=dict)
+    scored: list[LeakHit] = field(default_factory=list)
+
+
+def question_view(text: str, min_words: int = 3, max_share: float = 0.7) -> Optional[str]:
+    """The last line of a prompt of several lines, when it reads as a question of its own: at
+    least ``min_words`` words and at most ``max_share`` of the text. None otherwise."""
+    if not text:
+        return None
+    stripped = text.strip()
+    if "\n" not in stripped:
+        return None
+    lines = [ln.strip() for ln in stripped.split("\n") if ln.strip()]
+    if len(lines) < 2:
+        return None
+    last = lines[-1]
+    if len(last.split()) < min_words or len(last) > max_share * len(stripped):
+        return None
+    return last
+
+
+def _views(texts: Sequence[str], use_views: bool) -> tuple[list[str], np.ndarray]:
+    """Flattened views (full text first, then the question view when there is one) and the
+    owner of each view (0-based text index, non-decreasing)."""
+    out: list[str] = []
+    owner: list[int] = []
+    for i, t in enumerate(texts):
+        out.append(t)
+        owner.append(i)
+        if use_views:
+            q = question_view(t)
+            if q is not None:
+                out.append(q)
+                owner.append(i)
+    return out, np.asarray(owner, dtype=np.int64)
+
+
+def _starts(owner: np.ndarray) -> np.ndarray:
+    if owner.size == 0:
+        return owner
+    return np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+
+
+def _item_sims(a: np.ndarray, a_owner_local: np.ndarray, n_a: int, b: np.ndarray,
+               b_starts: np.ndarray) -> np.ndarray:
+    """Cosines of items (best over views): rows = items of ``a`` (owner local, 0..n_a-1),
+    columns = items of ``b`` (views grouped contiguously, group starts ``b_starts``)."""
+    import torch
+
+    with torch.inference_mode():
+        s = (torch.from_numpy(np.ascontiguousarray(a)) @ torch.from_numpy(np.ascontiguousarray(b)).T).numpy()
+    if s.shape[1] != len(b_starts):
+        s = np.maximum.reduceat(s, b_starts, axis=1)
+    if s.shape[0] != n_a:
+        out = np.full((n_a, s.shape[1]), -np.inf, dtype=np.float32)
+        np.maximum.at(out, a_owner_local, s)
+        s = out
+    return s
+
+
+def _blocks(owner: np.ndarray, n_items: int, size: int):
+    """(first item, last item + 1, first row, last row + 1) of item blocks."""
+    starts = _starts(owner)
+    item = 0
+    while item < n_items:
+        stop = min(n_items, item + size)
+        r0 = starts[item]
+        r1 = starts[stop] if stop < n_items else owner.shape[0]
+        yield item, stop, r0, r1
+        item = stop
+
+
+def _push_top(top: Optional[np.ndarray], block: np.ndarray, m: int) -> np.ndarray:
+    """Running ``m`` largest values per column (unsorted), merging a new block of rows."""
+    both = block if top is None else np.concatenate([top, block], axis=0)
+    if both.shape[0] <= m:
+        return both
+    return np.partition(both, both.shape[0] - m, axis=0)[-m:]
+
+
+def background(top: Optional[np.ndarray], k: int = BACKGROUND_K, skip: int = BACKGROUND_SKIP,
+               n_cols: int = 0) -> np.ndarray:
+    """Per column: mean of the values ranked ``skip+1 .. skip+k`` (missing ranks count as 0)."""
+    if top is None or top.shape[0] == 0:
+        return np.zeros(n_cols, dtype=np.float32)
+    srt = -np.sort(-top, axis=0)
+    window = srt[skip:skip + k]
+    window = np.where(np.isfinite(window), window, 0.0)
+    return (window.sum(axis=0) / k).astype(np.float32)
+
+
+_NUM = re.compile(r"(?<![\w.])[-+]?\$?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?%?")
+_NUM_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty".split())}
+_NUM_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70",
+                   "eighty": "80", "ninety": "90", "hundred": "100", "thousand": "1000",
+                   "dozen": "12"})
+_WORDS = re.compile(r"[A-Za-z]+")
+
+
+def numbers_of(text: str, words: bool = False) -> set[str]:
+    """Distinct numbers in ``text``, normalised ("1,000" -> "1000", "2.50" -> "2.5"); with
+    ``words`` also number words ("three" -> "3", up to twenty, tens, hundred, thousand, dozen)."""
+    out = set()
+    for m in _NUM.finditer(text or ""):
+        whole = m.group(1).replace(",", "").lstrip("0") or "0"
+        frac = (m.group(2) or "").rstrip("0")
+        out.add(f"{whole}.{frac}" if frac else whole)
+    if words:
+        for w in _WORDS.findall(text or ""):
+            v = _NUM_WORDS.get(w.lower())
+            if v is not None:
+                out.add(v)
+    return out
+
+
+def number_pairs(train_texts: Sequence[str], test_numbers: Sequence[set], min_shared: int = 3,
+                 min_share: float = NUMBER_SHARE, max_df: float = 0.05,
+                 rep: Optional[Reporter] = None) -> set[tuple[int, int]]:
+    """Pairs (train, test) sharing at least ``min_shared`` numbers that are uncommon in the test
+    set (in at most ``max_df`` of its prompts), which are also ``min_share`` of the test prompt's
+    numbers."""
+    df: dict[str, int] = {}
+    for nums in test_numbers:
+        for x in nums:
+            df[x] = df.get(x, 0) + 1
+    limit = max(2, int(max_df * max(1, len(test_numbers))))
+    index: dict[str, list[int]] = {}
+    for j, nums in enumerate(test_numbers):
+        for x in nums:
+            if df[x] <= limit:
+                index.setdefault(x, []).append(j)
+    out: set[tuple[int, int]] = set()
+    if not index:
+        return out
+    for i, t in enumerate(train_texts):
+        counts: dict[int, int] = {}
+        for x in numbers_of(t, words=True):
+            for j in index.get(x, ()):
+                counts[j] = counts.get(j, 0) + 1
+        for j, c in counts.items():
+            if c >= min_shared and c >= min_share * len(test_numbers[j]):
+                out.add((i, j))
+        if rep is not None and (i & 4095) == 4095:
+            rep.check()
+    return out
+
+
+def _numbers_agree(train_nums: set, test_nums: set, share: float = NUMBER_SHARE) -> bool:
+    """False when the test prompt has two or more numbers (digits) and the training prompt
+    (digits and number words) lacks more than ``1 - share`` of them."""
+    if len(test_nums) < 2:
+        return True
+    return len(train_nums & test_nums) >= share * len(test_nums)
+
+
+def _margin_pass(a_train: np.ndarray, tr_owner: np.ndarray, n_train: int, a_test: np.ndarray,
+                 te_owner: np.ndarray, k: int, min_margin: float, rep: Reporter, label: str,
+                 ) -> tuple[dict[tuple[int, int], tuple[float, float]], np.ndarray]:
+    """Two passes over the training prompts: the background of every test prompt, then each
+    training prompt's ``k`` test prompts with the best margin (>= ``min_margin``).
+    Returns ``{(i, j): (cosine, margin)}`` and the backgrounds."""
+    te_starts = _starts(te_owner)
+    n_test = len(te_starts)
+    m = BACKGROUND_SKIP + BACKGROUND_K
+    top = None
+    rep.total = 2 * n_train
+    for i0, i1, r0, r1 in _blocks(tr_owner, n_train, _BLOCK):
+        s = _item_sims(a_train[r0:r1], tr_owner[r0:r1] - i0, i1 - i0, a_test, te_starts)
+        top = _push_top(top, s, m)
+        rep.tick(i1, label)
+    bg = background(top, n_cols=n_test)
+    out: dict[tuple[int, int], tuple[float, float]] = {}
+    kk = min(k, n_test)
+    for i0, i1, r0, r1 in _blocks(tr_owner, n_train, _BLOCK):
+        s = _item_sims(a_train[r0:r1], tr_owner[r0:r1] - i0, i1 - i0, a_test, te_starts)
+        marg = s - bg[None, :]
+        if kk < n_test:
+            best = np.argpartition(-marg, kk - 1, axis=1)[:, :kk]
+        else:
+            best = np.broadcast_to(np.arange(n_test), (s.shape[0], n_test))
+        vals = np.take_along_axis(marg, best, axis=1)
+        raw = np.take_along_axis(s, best, axis=1)
+        rows, cols = np.nonzero((vals >= min_margin) | (raw >= ABSOLUTE_HIT))
+        for r, c in zip(rows.tolist(), cols.tolist()):
+            out[(i0 + r, int(best[r, c]))] = (float(raw[r, c]), float(vals[r, c]))
+        rep.tick(n_train + i1, label)
+    return out, bg
+
+
+def semantic_leak_scan(
+    train_prompts: Sequence[str],
+    test_prompts: Sequence[str],
+    mode: str = "two-stage",
+    fast_model: str = FAST,
+    accurate_model: str = ACCURATE,
+    threshold: Optional[float] = None,
+    min_score: Optional[float] = None,
+    shortlist_k: int = SHORTLIST_K,
+    shortlist_threshold: float = SHORTLIST_THRESHOLD,
+    numbers: bool = True,
+    views: bool = True,
+    max_confirm: Optional[int] = MAX_CONFIRM,
+    train_emb_fast: Optional[np.ndarray] = None,
+    test_emb_fast: Optional[np.ndarray] = None,
+    cache: Optional[EmbeddingCache] = None,
+    device: Optional[str] = None,
+    keep_all: bool = False,
+    confirm_max_tokens: Optional[int] = CONFIRM_MAX_TOKENS,
+    progress: Optional[ProgressCallback] = None,
+    cancel: Optional[CancelCheck] = None,
+) -> LeakScan:
+    """:func:`semantic_leaks` with the scan's statistics (see :class:`LeakScan`)."""
+    import time
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    train_prompts = [t or "" for t in train_prompts]
+    test_prompts = [t or "" for t in test_prompts]
+    n_train, n_test = len(train_prompts), len(test_prompts)
+    decide_model = fast_model if mode == "fast" else accurate_model
+    if threshold is None:
+        table = TWO_STAGE_THRESHOLD if mode == "two-stage" else LEAK_THRESHOLD
+        if decide_model not in table:
+            raise ValueError(f"no calibrated threshold for model {decide_model!r}: pass threshold=")
+        threshold = table[decide_model]
+    if min_score is None:
+        min_score = RAW_FLOOR.get(decide_model, -1.0)
+    floor = float(min_score)
+
+    def is_hit(raw: float, marg: float) -> bool:
+        return raw >= ABSOLUTE_HIT or (raw >= floor and marg >= threshold)
+
+    rep = Reporter(progress, cancel, total=n_train, every=1)
+    rep.check()
+    scan = LeakScan([], mode, float(threshold))
+    if n_train == 0 or n_test == 0:
+        return scan
+    timings = scan.timings
+    t0 = time.perf_counter()
+
+    tr_views, tr_owner = _views(train_prompts, views)
+    te_views, te_owner = _views(test_prompts, views)
+
+    def sub(stage: str) -> Optional[ProgressCallback]:
+        if progress is None:
+            return None
+        return lambda d, t, m: progress(d, t, f"{stage}: {m}")
+
+    first_model = accurate_model if mode == "accurate" else fast_model
+
+    def first_pass(views_list: list[str], owner: np.ndarray, n: int, pre: Optional[np.ndarray],
+                   label: str) -> np.ndarray:
+        if pre is not None and mode != "accurate":
+            pre = np.asarray(pre, dtype=np.float32)
+            if pre.shape[0] != n:
+                raise ValueError(f"{label} embeddings: {pre.shape[0]} rows for {n} texts")
+            extra = np.zeros(len(views_list), dtype=bool)
+            extra[1:] = owner[1:] == owner[:-1]
+            out = np.empty((len(views_list), pre.shape[1]), dtype=np.float32)
+            out[~extra] = pre
+            if extra.any():
+                rows = np.flatnonzero(extra)
+                out[rows] = embed([views_list[r] for r in rows], first_model, cache=cache,
+                                  device=device, cancel=cancel)
+            return out
+        return embed(views_list, first_model, cache=cache, device=device,
+                     progress=sub(f"embedding {label} prompts"), cancel=cancel)
+
+    a_train = first_pass(tr_views, tr_owner, n_train, train_emb_fast, "training")
+    a_test = first_pass(te_views, te_owner, n_test, test_emb_fast, "test")
+    timings["embed_first"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    if mode in ("fast", "accurate"):
+        pairs, _bg = _margin_pass(a_train, tr_owner, n_train, a_test, te_owner, shortlist_k,
+                                  -np.inf if keep_all else threshold, rep, "comparing prompts")
+        scan.candidate_pairs = len(pairs)
+        for (i, j), (raw, marg) in pairs.items():
+            hit = LeakHit(i, j, raw, margin=marg, fast_score=raw if mode == "fast" else None)
+            if keep_all:
+                scan.scored.append(hit)
+            if is_hit(raw, marg):
+                scan.hits.append(hit)
+        timings["compare"] = time.perf_counter() - t1
+        scan.hits.sort(key=lambda h: (-h.margin, h.train_index, h.test_index))
+        timings["total"] = time.perf_counter() - t0
+        return scan
+
+    # -- two-stage: shortlist with the fast model (and numbers) ----------------------------------
+    pairs, _bg = _margin_pass(a_train, tr_owner, n_train, a_test, te_owner, shortlist_k,
+                              shortlist_threshold, rep, "shortlisting")
+    test_nums = [numbers_of(question_view(t) or t) for t in test_prompts]
+    via: dict[tuple[int, int], str] = {}
+    train_nums: dict[int, set] = {}
+    for (i, j) in pairs:
+        if i not in train_nums:
+            train_nums[i] = numbers_of(train_prompts[i], words=True)
+        if _numbers_agree(train_nums[i], test_nums[j]):
+            via[(i, j)] = "embedding"
+    if numbers:
+        for p in number_pairs(train_prompts, test_nums, rep=rep):
+            via.setdefault(p, "numbers")
+    timings["shortlist"] = time.perf_counter() - t1
+    cand = list(via)
+    scan.candidate_pairs = len(cand)
+    if max_confirm is not None:
+        best: dict[int, float] = {}
+        for (i, j) in cand:
+            best[i] = max(best.get(i, -np.inf), pairs.get((i, j), (0.0, 0.0))[1])
+        if len(best) > max_confirm:
+            keep = set(sorted(best, key=lambda i: (-best[i], i))[:max_confirm])
+            scan.truncated = len(best) - len(keep)
+            cand = [p for p in cand if p[0] in keep]
+    if not cand:
+        timings["total"] = time.perf_counter() - t0
+        return scan
+
+    # -- confirm with the accurate model ---------------------------------------------------------
+    t2 = time.perf_counter()
+    train_items = sorted({i for i, _ in cand})
+    test_items = sorted({j for _, j in cand})
+    scan.confirmed_train, scan.confirmed_test = len(train_items), len(test_items)
+    tr_sel, tr_sel_owner = _views([train_prompts[i] for i in train_items], views)
+    te_sel, te_sel_owner = _views([test_prompts[j] for j in test_items], views)
+    rep.check()
+    b_test = embed(te_sel, accurate_model, cache=cache, device=device, max_tokens=confirm_max_tokens,
+                   progress=sub("embedding test prompts (accurate)"), cancel=cancel)
+    b_train = embed(tr_sel, accurate_model, cache=cache, device=device, max_tokens=confirm_max_tokens,
+                    progress=sub("embedding shortlisted training prompts (accurate)"), cancel=cancel)
+    timings["embed_accurate"] = time.perf_counter() - t2
+    te_starts = _starts(te_sel_owner)
+    m = BACKGROUND_SKIP + BACKGROUND_K
+    top = None
+    sims_blocks = []
+    for i0, i1, r0, r1 in _blocks(tr_sel_owner, len(train_items), _BLOCK):
+        s = _item_sims(b_train[r0:r1], tr_sel_owner[r0:r1] - i0, i1 - i0, b_test, te_starts)
+        top = _push_top(top, s, m)
+        sims_blocks.append(s)
+    bg = background(top, n_cols=len(test_items))
+    sims = np.concatenate(sims_blocks, axis=0)
+    tr_pos = {i: p for p, i in enumerate(train_items)}
+    te_pos = {j: p for p, j in enumerate(test_items)}
+    for (i, j) in cand:
+        a, b = tr_pos[i], te_pos[j]
+        raw = float(sims[a, b])
+        marg = raw - float(bg[b])
+        fs = pairs.get((i, j))
+        hit = LeakHit(i, j, raw, margin=marg, fast_score=None if fs is None else fs[0], via=via[(i, j)])
+        if keep_all:
+            scan.scored.append(hit)
+        if is_hit(raw, marg):
+            scan.hits.append(hit)
+    scan.hits.sort(key=lambda h: (-h.margin, h.train_index, h.test_index))
+    rep.total = 2 * n_train
+    rep.tick(2 * n_train, "semantic leakage done")
+    timings["total"] = time.perf_counter() - t0
+    return scan
+
+
+def semantic_leaks(
+    train_prompts: Sequence[str],
+    test_prompts: Sequence[str],
+    mode: str = "two-stage",
+    fast_model: str = FAST,
+    accurate_model: str = ACCURATE,
+    threshold: Optional[float] = None,
+    min_score: Optional[float] = None,
+    shortlist_k: int = SHORTLIST_K,
+    shortlist_threshold: float = SHORTLIST_THRESHOLD,
+    numbers: bool = True,
+    views: bool = True,
+    max_confirm: Optional[int] = MAX_CONFIRM,
+    train_emb_fast: Optional[np.ndarray] = None,
+    test_emb_fast: Optional[np.ndarray] = None,
+    cache: Optional[EmbeddingCache] = None,
+    device: Optional[str] = None,
+    progress: Optional[ProgressCallback] = None,
+    cancel: Optional[CancelCheck] = None,
+) -> list[LeakHit]:
+    """Training prompts that restate test prompts: :class:`LeakHit` list, highest margin first
+    (a training prompt may match more than one test prompt).
+
+    ``mode``: ``"two-stage"`` (default), ``"fast"`` or ``"accurate"`` (see the module docs).
+    ``threshold``: the margin a pair needs (default: calibrated for the built-in models,
+    :data:`TWO_STAGE_THRESHOLD` / :data:`LEAK_THRESHOLD`); ``min_score``: the raw cosine a hit
+    needs as well (default :data:`RAW_FLOOR` of the deciding model, else no floor).
+    ``shortlist_k`` / ``shortlist_threshold``: test prompts proposed per training prompt by the
+    fast model and the fast margin they need (two-stage); in fast and accurate modes a training
+    prompt is compared with its ``shortlist_k`` best test prompts.
+    ``numbers``: the number rules of the two-stage shortlist (see the module docs).
+    ``views``: also compare the question line of multi-line prompts.
+    ``max_confirm``: at most this many training prompts go to the accurate model (those with
+    the best fast margins; ``None``: no limit), bounding the time on data that is all on the test
+    set's topic. ``train_emb_fast`` / ``test_emb_fast``: static-model embeddings of the full
+    prompts already computed (e.g. by the outlier scan). Pass the user turns (not a shared system
+    prompt) as prompts. Raises :class:`Cancelled` when cancelled.
+    """
+    return semantic_leak_scan(train_prompts, test_prompts, mode=mode, fast_model=fast_model,
+                              accurate_model=accurate_model, threshold=threshold,
+                              min_score=min_score, shortlist_k=shortlist_k, shortlist_threshold=shortlist_threshold,
+                              numbers=numbers, views=views, max_confirm=max_confirm,
+                              train_emb_fast=train_emb_fast, test_emb_fast=test_emb_fast, cache=cache,
+                              device=device, progress=progress, cancel=cancel).hits
+
+
+__all__ = ["DUPLICATE_THRESHOLD", "LEAK_THRESHOLD", "TWO_STAGE_THRESHOLD", "SHORTLIST_THRESHOLD",
+           "SHORTLIST_K", "ABSOLUTE_HIT", "RAW_FLOOR", "CONFIRM_MAX_TOKENS", "MAX_CONFIRM", "MODES", "LeakHit", "LeakScan", "Cancelled",
+           "background", "numbers_of", "number_pairs", "question_view", "semantic_duplicates",
+           "semantic_leaks", "semantic_leak_scan"]

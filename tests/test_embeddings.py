@@ -1,0 +1,135 @@
+"""Embeddings: both built-in models load offline, local folders, caching."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+
+from ftcurate.core import embeddings as E
+from ftcurate.core.progress import Cancelled
+
+TEXTS = ["How many apples are left?", "Write a sonnet about the sea.", "", "   ",
+         "How many apples remain?"]
+
+
+class _NoNetwork:
+    """Any attempt to open a network connection fails while this is active."""
+
+    def __enter__(self):
+        self._orig = socket.socket.connect
+
+        def refuse(*_a, **_k):
+            raise AssertionError("tried to reach the network")
+
+        socket.socket.connect = refuse
+        return self
+
+    def __exit__(self, *exc):
+        socket.socket.connect = self._orig
+
+
+@pytest.fixture(scope="module")
+def models():
+    """Both built-in models, loaded (once) with the network cut off."""
+    with _NoNetwork():
+        return {name: E.load_model(name) for name in E.BUILTIN}
+
+
+def test_builtin_models_load_offline(models):
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    for name in E.BUILTIN:
+        info = E.model_info(name)
+        assert os.path.exists(info["source"])
+        assert models[name] is E.load_model(name)  # cached per (name, device)
+        with _NoNetwork():
+            v = E.embed(TEXTS, name)
+        assert v.shape == (len(TEXTS), info["dim"]) and v.dtype == np.float32
+        norms = np.linalg.norm(v, axis=1)
+        assert np.allclose(norms[[0, 1, 4]], 1.0, atol=1e-4)
+        assert np.all(v[2] == 0) and np.all(v[3] == 0)  # empty texts: zero vectors
+        assert v[0] @ v[4] > v[0] @ v[1]  # paraphrase closer than another topic
+    assert E.model_info(E.FAST)["kind"] == "static"
+    assert E.model_info(E.ACCURATE)["kind"] == "transformer"
+    assert E.default_device("static") == "cpu"
+
+
+def test_bad_folder_gives_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="neither a built-in model"):
+        E.load_model(str(tmp_path / "nope"))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ValueError) as err:
+        E.load_model(str(tmp_path))
+    msg = str(err.value)
+    assert "missing" in msg and "model.safetensors" in msg and "tokenizer.json" in msg
+    st = tmp_path / "st"
+    st.mkdir()
+    (st / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "0_Transformer", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    with pytest.raises(ValueError, match="0_Transformer"):
+        E.model_info(str(st))
+
+
+def test_local_folder_model(tmp_path, models):
+    folder = tmp_path / "static-copy"
+    models[E.FAST].save(str(folder))
+    info = E.model_info(str(folder))
+    assert info["kind"] == "static" and info["source"] == str(folder)
+    a = E.embed(TEXTS, str(folder))
+    b = E.embed(TEXTS, E.FAST)
+    assert np.allclose(a, b, atol=1e-5)
+    assert E.model_key(str(folder)) != E.model_key(E.FAST)
+
+
+def test_embed_cache_second_call_computes_nothing(models, monkeypatch):
+    cache = E.DictCache()
+    texts = TEXTS + ["How many apples are left?"]  # a repeated text is embedded once
+    first = E.embed(texts, E.ACCURATE, cache=cache)
+    assert cache.puts == 3  # three distinct non-empty texts
+
+    def boom(*_a, **_k):
+        raise AssertionError("computed although cached")
+
+    monkeypatch.setattr(E, "load_model", boom)
+    second = E.embed(texts, E.ACCURATE, cache=cache)
+    assert cache.puts == 3
+    assert np.allclose(first, second, atol=2e-3)  # stored as float16
+    # Another model is another namespace: nothing shared.
+    assert cache.get_many(E.model_key(E.FAST), [E.text_hash(TEXTS[0])]) == {}
+
+
+def test_project_cache_adapter(tmp_path, models):
+    from ftcurate.core.store import Project
+
+    project = Project.create(tmp_path / "p.ftcurate")
+    try:
+        cache = E.ProjectCache(project)
+        hashes = ["h1", "h2", "h3", "h4", "h5"]
+        a = E.embed(TEXTS, E.FAST, cache=cache, hashes=hashes)
+        stored = project.cache_get_many("embedding", E.model_key(E.FAST), hashes)
+        assert set(stored) == {"h1", "h2", "h5"}
+        b = E.embed(TEXTS, E.FAST, cache=cache, hashes=hashes)
+        assert np.allclose(a, b, atol=2e-3)
+    finally:
+        project.close()
+
+
+def test_vector_codec_roundtrip():
+    v = np.random.default_rng(0).normal(size=384).astype(np.float32)
+    v /= np.linalg.norm(v)
+    back = E.decode_vector(E.encode_vector(v), 384)
+    assert back is not None and np.allclose(back, v, atol=1e-3)
+    assert E.decode_vector(E.encode_vector(v), 256) is None
+    assert E.decode_vector("not base64!!") is None
+
+
+def test_embed_progress_and_cancel(models):
+    seen = []
+    E.embed(["a b c", "d e f"], E.FAST, progress=lambda d, t, m: seen.append((d, t)))
+    assert seen and seen[-1] == (2, 2)
+    with pytest.raises(Cancelled):
+        E.embed(["a b c"], E.FAST, cancel=lambda: True)
