@@ -27,6 +27,30 @@ REAL = os.path.join(ROOT, "..", "shared", "realdata")
 from ftcurate.core.records import Message, Record  # noqa: E402
 
 
+OFF_TOPIC = [
+    ("Write a sonnet about the sea at night.", "Upon the tide the silver moon is cast, and waves recite the hours."),
+    ("How do I reverse a linked list in Python?", "Walk the list and point each node's next at the previous node."),
+    ("Give me a recipe for a vegan chocolate cake.", "Mix flour, cocoa, sugar, oil and oat milk; bake at 180 C."),
+    ("Can my landlord keep my deposit for normal wear and tear?", "Usually not; ordinary wear is not damage."),
+    ("Translate 'good morning' into French, German and Spanish.", "Bonjour, Guten Morgen, Buenos dias."),
+    ("Write an SQL query that lists customers without orders.", "SELECT c.* FROM customers c LEFT JOIN orders o ..."),
+    ("How often should I change the oil in my car?", "Every 10,000 km or once a year for most modern engines."),
+    ("Configure nginx as a reverse proxy for port 8080.", "Add a server block with proxy_pass http://127.0.0.1:8080;"),
+    ("What are the symptoms of iron deficiency?", "Tiredness, pale skin, shortness of breath and cold hands."),
+    ("Suggest a name for my new bakery.", "Crumb & Co., The Rising Loaf, or Flour Power."),
+    ("Explain the offside rule in football.", "A player is offside if nearer the goal line than the second-last defender."),
+    ("Who painted the Girl with a Pearl Earring?", "Johannes Vermeer, around 1665."),
+    ("Write a haiku about autumn leaves.", "Crimson leaves descend / whispering to the cold ground / the year exhales slow."),
+    ("How do I set up two-factor authentication on my email?", "Open security settings and enable an app-based code."),
+    ("Compare Kubernetes deployments and stateful sets.", "Stateful sets keep stable identities and storage per pod."),
+    ("Plan a three-day trip to Lisbon.", "Day one Alfama and the castle, day two Belem, day three Sintra."),
+    ("What is the capital of Mongolia?", "Ulaanbaatar."),
+    ("Draft a polite email declining a meeting.", "Thank you for the invitation; unfortunately I cannot attend."),
+    ("Which houseplants tolerate low light?", "Snake plants, pothos and ZZ plants do well in low light."),
+    ("Describe the rules of chess castling.", "The king moves two squares toward a rook, which jumps over it."),
+]
+
+
 def gsm8k(name):
     with open(os.path.join(REAL, name), encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -60,8 +84,8 @@ def build(n, seed=0):
         t = rng.randrange(len(test))
         out.append(rec(test[t]["question"], "The answer is " + test[t]["answer"].split("####")[-1].strip()))
         planted["leak"].append((len(out) - 1, t))
-    for k in range(20):
-        out.append(rec(f"Write a sonnet about the sea, number {k}.", "Upon the tide the silver moon is cast, " * 3))
+    for q, a in OFF_TOPIC:
+        out.append(rec(q, a))
         planted["outlier"].append(len(out) - 1)
     tests = [rec(t["question"], t["answer"]) for t in test]
     return out, tests, planted

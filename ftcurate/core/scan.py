@@ -181,8 +181,8 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     tkeys = [k for k, _ in test]
     trecs = [r for _, r in test]
     have_test = bool(test) and s.leakage
-    weights = {"heuristics": 2, "exact duplicates": 1, "near duplicates": 4, "embeddings": 2,
-               "outlier embeddings": 4,
+    weights = {"heuristics": 2, "exact duplicates": 1, "near duplicates": 4, "embeddings": 4,
+               "neighbours": 3,
                "outliers": 2, "semantic duplicates": 1, "leakage": 8}
     st = _Stages(progress, cancel, weights)
     report: dict = {"version": REPORT_VERSION, "records": len(recs), "test_records": len(trecs),
@@ -223,18 +223,24 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
         emit("near_duplicates", [])
         emit("near_duplicate_clusters", [])
 
-    # Embeddings: outliers and semantic duplicates.
+    # Embeddings of what each record asks: outliers and semantic duplicates share one
+    # embedding pass and, on large sets, one nearest-neighbour search.
     from .embeddings import embed
+    from .neighbors import EXACT_MAX, knn
 
-    emb = None
-    if s.semantic_duplicates and recs:
-        emb = st.run("embeddings", embed, [body_text(r) for r in recs], model=s.embedding_model, cache=cache)
-    if s.outliers and len(recs) > s.knn_k:
+    emb = nbrs = None
+    if (s.outliers or s.semantic_duplicates) and len(recs) > 1:
         model = _outlier_model(s, len(recs))
-        oemb = st.run("outlier embeddings", embed, [user_text(r) or body_text(r) for r in recs], model=model, cache=cache)
-        res = st.run("outliers", outl.knn_outliers, oemb, k=s.knn_k, iqr_factor=s.iqr_factor)
+        emb = st.run("embeddings", embed, [user_text(r) or body_text(r) for r in recs], model=model, cache=cache)
+        report["embedding_model"] = model
+        if len(recs) > s.knn_k:
+            nbrs = st.run("neighbours", knn, emb, k=max(s.knn_k, 20) if len(recs) > EXACT_MAX else s.knn_k)
+    if s.outliers and nbrs is not None:
+        k_idx, k_sim = nbrs[0][:, :s.knn_k], nbrs[1][:, :s.knn_k]
+        res = st.run("outliers", outl.knn_outliers, emb, k=s.knn_k, iqr_factor=s.iqr_factor,
+                     neighbors=(k_idx, k_sim))
         emit("outliers", [{"index": keys[i], "score": round(float(res.scores[i]), 4)} for i in res.flagged])
-        emit("outlier_scores", {"model": model, "cutoff": round(float(res.cutoff), 4),
+        emit("outlier_scores", {"model": report["embedding_model"], "cutoff": round(float(res.cutoff), 4),
                                 "scores": [round(float(x), 4) for x in res.scores]})
     else:
         emit("outliers", [])
@@ -246,7 +252,9 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     if s.semantic_duplicates and emb is not None:
         from .semantic import semantic_duplicates
 
-        pairs = st.run("semantic duplicates", semantic_duplicates, emb, threshold=s.semantic_threshold)
+        big = nbrs is not None and len(recs) > EXACT_MAX
+        pairs = st.run("semantic duplicates", semantic_duplicates, emb, threshold=s.semantic_threshold,
+                       neighbors=nbrs if big else None)
         emit("semantic_duplicates", [{"a": keys[a], "b": keys[b], "similarity": round(float(c), 4)}
                                      for a, b, c in pairs])
 

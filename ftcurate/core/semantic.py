@@ -89,12 +89,14 @@ def semantic_duplicates(
     progress: Optional[ProgressCallback] = None,
     cancel: Optional[CancelCheck] = None,
     device: Optional[str] = None,
+    neighbors: Optional[tuple[np.ndarray, np.ndarray]] = None,
 ) -> list[tuple[int, int, float]]:
     """Pairs ``(i, j, cosine)`` with ``i < j`` and cosine >= ``threshold``, highest first.
 
     Exact (every pair) up to ``exact_max`` rows; above that each row's ``k`` approximate nearest
     neighbours are checked, so a group of more than ``k + 1`` copies yields only part of its pairs.
-    Zero rows (empty texts) never pair.
+    ``neighbors``: a :func:`knn` result ``(idx, sim)`` already computed (e.g. for outliers) to
+    check instead. Zero rows (empty texts) never pair.
     """
     emb = np.ascontiguousarray(np.asarray(emb, dtype=np.float32))
     n = emb.shape[0]
@@ -103,8 +105,9 @@ def semantic_duplicates(
     pairs: list[tuple[int, int, float]] = []
     if n < 2:
         return pairs
-    if n > exact_max:
-        idx, sim = knn(emb, k=k, exact_max=exact_max, progress=progress, cancel=cancel, device=device)
+    if n > exact_max or neighbors is not None:
+        idx, sim = neighbors if neighbors is not None else knn(emb, k=k, exact_max=exact_max, progress=progress,
+                                                               cancel=cancel, device=device)
         seen = set()
         rows, cols = np.nonzero(sim >= threshold)
         for r, c in zip(rows.tolist(), cols.tolist()):
