@@ -18,10 +18,12 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDockWidget, QFileD
                                QTableView, QToolBar, QVBoxLayout, QWidget)
 
 from .. import __version__
+from ..core.scan import ScanSettings, scan_project
 from ..core.store import STATUSES, Project
 from . import settings as appsettings
 from . import tasks
 from .models import STATUS_COLORS, STATUS_LABELS, ImportProblemsModel, RecordTableModel
+from .scan_view import FindingsPanel, report_ids, scan_summary
 from .widgets import ConversationView, ShortcutsDialog, StartPage, app_icon, drawn_icon
 from .workers import TaskProgress, Worker, describe_error
 
@@ -46,6 +48,9 @@ class MainWindow(QMainWindow):
     filter_applied = Signal(int)  # rows shown
     records_changed = Signal(list)  # record ids changed by a decision, undo or redo
     error_reported = Signal(str, str, str)  # title, message, details
+    scan_finished = Signal(dict)  # the report, shown in the Findings dock
+    scan_failed = Signal(str, str)  # message, details
+    scan_cancelled = Signal()
 
     def __init__(self, settings: Optional[QSettings] = None, interactive: bool = True,
                  restore_geometry: bool = True) -> None:
@@ -62,6 +67,9 @@ class MainWindow(QMainWindow):
         self._filter_gen = 0
         self._shortcuts_dialog: Optional[ShortcutsDialog] = None
         self._remember_geometry = restore_geometry
+        self._scan_worker: Optional[Worker] = None
+        # settings for the next quality scan (None: the defaults); tests set a faster one
+        self.scan_settings: Optional[ScanSettings] = None
 
         self.setWindowTitle("ftcurate")
         self.setWindowIcon(app_icon())
@@ -131,6 +139,9 @@ class MainWindow(QMainWindow):
         self.act_advance.setChecked(self._setting_bool("review/advance", True))
         self.act_shortcuts = a("&Keyboard shortcuts", self.show_shortcuts, ["F1", "?"], "List the keyboard shortcuts")
         self.act_about = a("&About ftcurate", self.show_about, [], "About ftcurate")
+        self.act_scan = a("Run quality &scan…", self.run_scan, ["Ctrl+Shift+S"],
+                          "Find duplicates, outliers, leakage and bad answers", drawn_icon("scan"))
+        self.act_scan.setIconText("Scan")
         self.act_approve.setIconText("Approve")
         self.act_reject.setIconText("Reject")
         self.act_reset.setIconText("Reset")
@@ -250,6 +261,18 @@ class MainWindow(QMainWindow):
         dock.hide()
         self.problems_dock = dock
 
+        self.findings = FindingsPanel()
+        self.findings.record_requested.connect(self.show_record_id)
+        self.findings_model = self.findings.model
+        fdock = QDockWidget("Findings", self)
+        fdock.setObjectName("FindingsDock")
+        fdock.setWidget(self.findings)
+        fdock.setAllowedAreas(Qt.DockWidgetArea.BottomDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, fdock)
+        self.tabifyDockWidget(dock, fdock)
+        fdock.hide()
+        self.findings_dock = fdock
+
     def _build_menus(self) -> None:
         mb = self.menuBar()
         m = mb.addMenu("&File")
@@ -270,6 +293,10 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(self.act_find)
 
+        m = mb.addMenu("&Scan")
+        m.addAction(self.act_scan)
+        self.scan_menu = m
+
         m = mb.addMenu("&Review")
         for act in (self.act_approve, self.act_reject, self.act_reset):
             m.addAction(act)
@@ -281,6 +308,7 @@ class MainWindow(QMainWindow):
 
         self.view_menu = mb.addMenu("&View")
         self.view_menu.addAction(self.problems_dock.toggleViewAction())
+        self.view_menu.addAction(self.findings_dock.toggleViewAction())
 
         m = mb.addMenu("&Help")
         m.addAction(self.act_shortcuts)
@@ -305,6 +333,8 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addAction(self.act_undo)
         tb.addAction(self.act_redo)
+        tb.addSeparator()
+        tb.addAction(self.act_scan)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
         self.toolbar = tb
         self.view_menu.addAction(tb.toggleViewAction())
@@ -335,6 +365,7 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
             self.problems_dock.hide()  # shown again when a project has problems
+            self.findings_dock.hide()  # shown again when a project is opened
         split = self.settings.value("window/splitter")
         if isinstance(split, QByteArray) and not split.isEmpty():
             self.splitter.restoreState(split)
@@ -492,6 +523,7 @@ class MainWindow(QMainWindow):
             rows = min(len(errors), 6)
             self.resizeDocks([self.problems_dock], [60 + rows * (self.fontMetrics().height() + 8)],
                              Qt.Orientation.Vertical)
+        self._show_stored_scan(project)
         self.stack.setCurrentWidget(self.review_page)
         self._update_title()
         self._update_counts()
@@ -508,11 +540,17 @@ class MainWindow(QMainWindow):
             self._search_worker.cancel()
             self._search_worker.wait()
             self._search_worker = None
+        if self._scan_worker is not None:  # it uses the project: stop it before closing that
+            self._scan_worker.cancel()
+            self._scan_worker.wait()
+            self._scan_worker = None
         project, self.project = self.project, None
         self.project_info = None
         self.model.set_project(None)
         self.problems_model.clear()
         self.problems_dock.hide()
+        self.findings.set_report(None, has_project=False)
+        self.findings_dock.hide()
         self.detail.show_placeholder()
         if project is not None:
             project.close()
@@ -636,6 +674,106 @@ class MainWindow(QMainWindow):
         except KeyError:
             self.detail.show_placeholder("This record is no longer in the project.")
 
+    def show_record_id(self, record_id: int) -> None:
+        """Select and show one record; clears the filters first when they hide it."""
+        if self.project is None:
+            return
+        row = self.model.row_of(record_id)
+        if row is None:
+            self._reset_filters()
+            row = self.model.row_of(record_id)
+        if row is None:
+            self.statusBar().showMessage(f"Record {record_id} is no longer in the project", 5000)
+            return
+        self.select_row(row)
+
+    def _reset_filters(self) -> None:
+        """All statuses, all splits, no search text: every record shown (at once, no worker)."""
+        self._search_timer.stop()
+        self._filter_gen += 1
+        if self._search_worker is not None:
+            self._search_worker.cancel()
+            self._search_worker = None
+        for combo in (self.status_filter, self.split_filter):
+            combo.blockSignals(True)
+            combo.setCurrentIndex(0)
+            combo.blockSignals(False)
+        self.search_box.blockSignals(True)
+        self.search_box.clear()
+        self.search_box.blockSignals(False)
+        self.model.set_ids(self.project.ids())
+        self._update_filter_label()
+        self.statusBar().showMessage("Filters cleared to show the record", 4000)
+
+    # -- quality scan ------------------------------------------------------------------------------------
+    def is_scanning(self) -> bool:
+        return self._scan_worker is not None and self._scan_worker.is_running()
+
+    def run_scan(self) -> None:
+        """Run the quality scan of the open project in a worker; the report fills the Findings dock."""
+        if self.project is None or self.is_scanning():
+            return
+        project = self.project
+        worker = Worker(scan_project, project, settings=self.scan_settings, title="Scanning", parent=self)
+        worker.finished.connect(lambda report, p=project: self._on_scan_finished(p, report))
+        worker.failed.connect(self._on_scan_failed)
+        worker.cancelled.connect(self._on_scan_cancelled)
+        worker.ended.connect(lambda w=worker: self._on_scan_ended(w))
+        self._scan_worker = worker
+        self._start(worker)
+        self._update_enabled()
+
+    def _on_scan_finished(self, project: Project, report: dict) -> None:
+        if project is not self.project:
+            return  # the project was closed meanwhile
+        self._show_report(report)
+        self.findings_dock.raise_()
+        self.resizeDocks([self.findings_dock], [max(self.findings_dock.height(), 240)], Qt.Orientation.Vertical)
+        self.statusBar().showMessage(scan_summary(report, short=True), 30000)
+        self.scan_finished.emit(report)
+
+    @Slot(str, str)
+    def _on_scan_failed(self, message: str, details: str) -> None:
+        self.report_error("Scan failed", message, details)
+        self.scan_failed.emit(message, details)
+
+    @Slot()
+    def _on_scan_cancelled(self) -> None:
+        self.statusBar().showMessage("Scan cancelled", 5000)
+        self.scan_cancelled.emit()
+
+    def _on_scan_ended(self, worker: Worker) -> None:
+        if self._scan_worker is worker:
+            self._scan_worker = None
+        self._update_enabled()
+
+    def _record_numbers(self, report: Optional[dict]) -> dict:
+        """Record id -> the number the main table shows (its index in its file)."""
+        if self.project is None or not report:
+            return {}
+        known = set(self.project.ids())
+        return {sr.id: sr.index for sr in self.project.get_many(sorted(report_ids(report) & known))}
+
+    def _show_report(self, report: Optional[dict]) -> None:
+        self.findings.set_report(report, has_project=self.project is not None, numbers=self._record_numbers(report))
+        self.findings_dock.setWindowTitle(f"Findings ({self.findings_model.total():,})" if report else "Findings")
+        self.findings_dock.show()
+
+    def _show_stored_scan(self, project: Project) -> None:
+        try:
+            stored = project.load_scan("quality")
+        except Exception:  # noqa: BLE001 - an unreadable old report is as good as none
+            stored = None
+        report = stored[1] if stored else None
+        problems = self.problems_model.rowCount() > 0
+        self._show_report(report if isinstance(report, dict) else None)
+        if report or not problems:
+            self.findings_dock.raise_()
+        else:
+            self.problems_dock.raise_()
+        if not problems:
+            self.resizeDocks([self.findings_dock], [200], Qt.Orientation.Vertical)
+
     # -- decisions ---------------------------------------------------------------------------------------
     def decide(self, action: str) -> None:
         """Approve / reject / reset the selected records; saved before this returns."""
@@ -728,6 +866,7 @@ class MainWindow(QMainWindow):
         for act in (self.act_approve, self.act_reject, self.act_reset, self.act_next, self.act_prev,
                     self.act_next_unreviewed, self.act_close, self.act_find):
             act.setEnabled(has)
+        self.act_scan.setEnabled(has and not self.is_scanning())
         self.act_undo.setEnabled(has and self.project.can_undo())
         self.act_redo.setEnabled(has and self.project.can_redo())
         if has:
@@ -754,8 +893,8 @@ class MainWindow(QMainWindow):
     # -- help ----------------------------------------------------------------------------------------------------
     def review_actions(self) -> list[QAction]:
         return [self.act_approve, self.act_reject, self.act_reset, self.act_next, self.act_prev,
-                self.act_next_unreviewed, self.act_undo, self.act_redo, self.act_find, self.act_open_dataset,
-                self.act_open_project, self.act_close, self.act_shortcuts, self.act_quit]
+                self.act_next_unreviewed, self.act_undo, self.act_redo, self.act_find, self.act_scan,
+                self.act_open_dataset, self.act_open_project, self.act_close, self.act_shortcuts, self.act_quit]
 
     def show_shortcuts(self) -> None:
         if self._shortcuts_dialog is None:

@@ -219,6 +219,10 @@ def drawn_icon(kind: str, color: str = "#495057", size: int = 32) -> QIcon:
             path.lineTo(28 * s, 26 * s)
             path.lineTo(4 * s, 26 * s)
             path.closeSubpath()
+    elif kind == "scan":  # a magnifying glass
+        p.drawEllipse(QPointF(14 * s, 14 * s), 8 * s, 8 * s)
+        path.moveTo(20 * s, 20 * s)
+        path.lineTo(27 * s, 27 * s)
     p.drawPath(path)
     p.end()
     return QIcon(pm)
