@@ -156,3 +156,11 @@ def test_cancel_stops_the_scan():
 
     with pytest.raises(Cancelled):
         scan_files(SAMPLE, HELDOUT, progress=lambda d, t, m: seen.append(m), cancel=cancel)
+
+
+def test_near_duplicates_through_datasketch_minhashlsh_storage():
+    """The LSH index can live in a datasketch MinHashLSH storage backend (dict storage here)."""
+    s = ScanSettings(lsh_storage={"type": "dict"}, outliers=False, semantic_duplicates=False, leakage=False)
+    rep = scan_files(SAMPLE, settings=s)
+    for i, j, _ in MANIFEST["near_duplicate_pairs"]:
+        assert j in _group_of(rep["near_duplicates"], i)

@@ -39,6 +39,9 @@ class ScanSettings:
     num_perm: int = _opt(128, "MinHash permutations: more are more precise and slower.")
     ngram: int = _opt(5, "Words per shingle for MinHash (texts shorter than this are one shingle).")
     seed: int = _opt(1, "Seed of the MinHash permutations.")
+    lsh_storage: Optional[dict] = _opt(None, "datasketch MinHashLSH storage_config (e.g. {\"type\": \"redis\", ...}) "
+                                             "to index near-duplicates in an external store; empty: in memory "
+                                             "(same candidates as MinHashLSH, faster).")
     embedding_model: str = _opt("static-wordllama", "Embedding model for outliers and semantic duplicates: "
                                 "'static-wordllama' (fast, bundled), 'minilm' (accurate, bundled) or a local "
                                 "sentence-transformers folder.")
@@ -213,7 +216,8 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     texts = [r.text for r in recs]
     if s.near_duplicates:
         clusters = st.run("near duplicates", dedup.near_duplicate_clusters, texts, threshold=s.minhash_threshold,
-                          num_perm=s.num_perm, ngram=s.ngram, seed=s.seed, answers=[r.answer_text for r in recs])
+                          num_perm=s.num_perm, ngram=s.ngram, seed=s.seed, answers=[r.answer_text for r in recs],
+                          storage_config=s.lsh_storage)
         emit("near_duplicates", [[keys[i] for i in c.indices] for c in clusters])
         emit("near_duplicate_clusters", [
             {"indices": [keys[i] for i in c.indices], "keep": keys[c.keep], "reason": c.reason,
