@@ -280,7 +280,25 @@ class RecordTableModel(QAbstractTableModel):
         return None
 
 
-class ImportProblemsModel(QAbstractTableModel):
+class RowsTableModel(QAbstractTableModel):
+    """A small table over an in-memory list ``self._rows`` with fixed ``COLUMNS`` headers."""
+
+    COLUMNS: tuple = ()
+    _rows: Sequence = ()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLUMNS[section]
+        return None
+
+
+class ImportProblemsModel(RowsTableModel):
     """Records the importer rejected: file, line, record index, error key, message."""
 
     COLUMNS = ("File", "Line", "Record", "Problem", "Message")
@@ -306,17 +324,6 @@ class ImportProblemsModel(QAbstractTableModel):
 
     def clear(self) -> None:
         self.set_problems([], [])
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.COLUMNS[section]
-        return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

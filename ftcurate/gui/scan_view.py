@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal, Slot
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal, Slot
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QStackedWidget,
                                QTableView, QVBoxLayout, QWidget)
+
+from .models import RowsTableModel
 
 EMPTY_TEXT = "No scan yet — run Scan ▸ Run quality scan"
 NO_PROJECT_TEXT = "Open a dataset or project, then run Scan ▸ Run quality scan"
@@ -168,7 +170,7 @@ def scan_summary(report: Optional[dict], short: bool = False) -> str:
     return "Scan: " + (text or "nothing found")
 
 
-class FindingsModel(QAbstractTableModel):
+class FindingsModel(RowsTableModel):
     """Findings (all of them in memory: a few per record at most), filtered by kind."""
 
     COLUMNS = ("Kind", "#", "Detail")
@@ -212,17 +214,6 @@ class FindingsModel(QAbstractTableModel):
 
     def finding(self, row: int) -> Optional[Finding]:
         return self._rows[row] if 0 <= row < len(self._rows) else None
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.COLUMNS[section]
-        return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
