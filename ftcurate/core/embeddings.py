@@ -55,6 +55,20 @@ def _offline_env() -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # Our own progress callbacks report the work; keep library bars and info logs quiet.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        import logging
+
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        for name in ("sentence_transformers", "faiss", "faiss.loader"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    except Exception:  # pragma: no cover - transformers is a dependency
+        pass
 
 
 # -- where the weights are -------------------------------------------------------------------------

@@ -53,6 +53,10 @@ def approximate_backend() -> Optional[str]:
     for name in order:
         try:
             if name == "faiss":
+                import logging
+
+                # faiss logs its CPU-feature probing (a missing AVX2 build) at INFO: not ours to show
+                logging.getLogger("faiss.loader").setLevel(logging.WARNING)
                 import faiss  # noqa: F401
             elif name == "usearch":
                 import usearch.index  # noqa: F401
