@@ -793,13 +793,19 @@ class Project:
             args.append(source_id)
         return (" AND ".join(where), args)
 
-    def count(self, status: Optional[str] = None, split: Optional[str] = None, source_id: Optional[int] = None) -> int:
+    def _select(self, what: str, status: Optional[str], split: Optional[str],
+                source_id: Optional[int]) -> tuple[str, list]:
+        """``SELECT what FROM records`` with the filters (joining reviews only when needed)."""
         cond, args = self._filters(status, split, source_id)
-        sql = "SELECT COUNT(*) FROM records r"
+        sql = f"SELECT {what} FROM records r"
         if status is not None:
             sql += " JOIN reviews v ON v.record_id = r.id"
         if cond:
             sql += " WHERE " + cond
+        return sql, args
+
+    def count(self, status: Optional[str] = None, split: Optional[str] = None, source_id: Optional[int] = None) -> int:
+        sql, args = self._select("COUNT(*)", status, split, source_id)
         with self._mutex:
             return int(self._db.execute(sql, args).fetchone()[0])
 
@@ -861,12 +867,7 @@ class Project:
             last = rows[-1][0]
 
     def ids(self, status: Optional[str] = None, split: Optional[str] = None, source_id: Optional[int] = None) -> list[int]:
-        cond, args = self._filters(status, split, source_id)
-        sql = "SELECT r.id FROM records r"
-        if status is not None:
-            sql += " JOIN reviews v ON v.record_id = r.id"
-        if cond:
-            sql += " WHERE " + cond
+        sql, args = self._select("r.id", status, split, source_id)
         with self._mutex:
             return [row[0] for row in self._db.execute(sql + " ORDER BY r.id", args)]
 

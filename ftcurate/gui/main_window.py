@@ -507,13 +507,7 @@ class MainWindow(QMainWindow):
         appsettings.add_recent_project(project.path, self.settings)
         self._refresh_start_page()
         self.start_page.set_busy(False)
-        for combo in (self.status_filter, self.split_filter):
-            combo.blockSignals(True)
-            combo.setCurrentIndex(0)
-            combo.blockSignals(False)
-        self.search_box.blockSignals(True)
-        self.search_box.clear()
-        self.search_box.blockSignals(False)
+        self._reset_filter_widgets()
         self.model.set_project(project, project.ids())
         errors = project.import_errors()
         self.problems_model.set_problems(errors, project.sources())
@@ -694,13 +688,7 @@ class MainWindow(QMainWindow):
         if self._search_worker is not None:
             self._search_worker.cancel()
             self._search_worker = None
-        for combo in (self.status_filter, self.split_filter):
-            combo.blockSignals(True)
-            combo.setCurrentIndex(0)
-            combo.blockSignals(False)
-        self.search_box.blockSignals(True)
-        self.search_box.clear()
-        self.search_box.blockSignals(False)
+        self._reset_filter_widgets()
         self.model.set_ids(self.project.ids())
         self._update_filter_label()
         self.statusBar().showMessage("Filters cleared to show the record", 4000)
@@ -852,6 +840,16 @@ class MainWindow(QMainWindow):
         test = self.project.count(split="test")
         tail = f"{total:,} records" + (f" ({test:,} test)" if test else "")
         self.counts_label.setText("&nbsp;&nbsp;&nbsp;".join(parts) + f"&nbsp;&nbsp;&nbsp;&middot;&nbsp;&nbsp;{tail}&nbsp;")
+
+    def _reset_filter_widgets(self) -> None:
+        """Status and split back to "all", search box empty, without firing their filters."""
+        for widget in (self.status_filter, self.split_filter, self.search_box):
+            widget.blockSignals(True)
+        self.status_filter.setCurrentIndex(0)
+        self.split_filter.setCurrentIndex(0)
+        self.search_box.clear()
+        for widget in (self.status_filter, self.split_filter, self.search_box):
+            widget.blockSignals(False)
 
     def _update_filter_label(self) -> None:
         if self.project is None:
