@@ -308,8 +308,7 @@ def _triples(hits) -> list[tuple[int, int, float]]:
         if isinstance(h, tuple):
             out.append(h[:3])
         else:
-            out.append((getattr(h, "train_index", None) if hasattr(h, "train_index") else h.index,
-                        h.test_index, h.score))
+            out.append((h.train_index if hasattr(h, "train_index") else h.index, h.test_index, h.score))
     return out
 
 
