@@ -621,3 +621,15 @@ def test_search_ids_finds_text_in_original_and_edit(tmp_path):
     assert p.search_ids("edited words") == [3]
     assert p.search_ids("nothing", status="approved") == []
     p.close()
+
+
+def test_set_statuses_is_one_undo_step(tmp_path):
+    p, _ = new_project(tmp_path, 4)
+    ids = p.ids()
+    p.set_statuses({ids[0]: "approved", ids[1]: "rejected"}, action="keep_left")
+    assert p.get(ids[0]).status == "approved" and p.get(ids[1]).status == "rejected"
+    assert p.peek_undo()["action"] == "keep_left" and p.peek_undo()["count"] == 2
+    assert sorted(p.undo()) == sorted(ids[:2])
+    assert p.get(ids[0]).status == "unreviewed" and p.get(ids[1]).status == "unreviewed"
+    with pytest.raises(ValueError):
+        p.set_statuses({ids[0]: "bogus"})

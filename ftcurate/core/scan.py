@@ -409,10 +409,12 @@ def scan_project(project, settings: Optional[ScanSettings] = None, include_rejec
         return [(sr.id, sr.record) for sr in project.iter_records(split=split)
                 if include_rejected or sr.status != "rejected" or split != "train"]
 
-    report = scan_records(items("train"), items("test"), items("validation"), settings=s,
+    train = items("train")
+    report = scan_records(train, items("test"), items("validation"), settings=s,
                           cache=ProjectCache(project, "embedding"), flag_cache=ProjectCache(project, "heuristics"),
                           progress=progress, cancel=cancel, on_result=on_result)
     report["index"] = "record_id"
+    report["scanned_ids"] = [rid for rid, _ in train]  # the order of outlier_scores["scores"]
     project.save_scan("quality", s.to_dict(), report)
     return report
 

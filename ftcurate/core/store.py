@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence
 from urllib.parse import quote
 
 from .progress import CancelCheck, ProgressCallback, Reporter
@@ -821,6 +821,40 @@ class Project:
                 out[status] = int(n)
         return out
 
+    def light_rows(self, ids: Optional[Sequence[int]] = None) -> Iterator[tuple]:
+        """``(id, index, split, status, chars, messages, labels_json)`` per record, by id,
+        without parsing records in Python (SQLite measures the content, edits applied):
+        what the review table's columns need, cheap enough for a million rows."""
+        content = "COALESCE(v.edited, r.content)"
+        sql = (f"SELECT r.id, r.idx, r.split, v.status, length({content}), "
+               f"json_array_length({content}, '$.messages'), v.labels "
+               "FROM records r JOIN reviews v ON v.record_id = r.id")
+        if ids is None:
+            with self._mutex:
+                rows = self._db.execute(sql + " ORDER BY r.id").fetchall()
+            yield from rows
+            return
+        for chunk in _chunks(list(ids)):
+            with self._mutex:
+                rows = self._db.execute(sql + f" WHERE r.id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            yield from rows
+
+    def ids_with_label(self, label: str) -> list[int]:
+        """Ids (ascending) of the records that carry ``label``."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT v.record_id FROM reviews v, json_each(v.labels) j WHERE v.labels != '[]' AND j.value = ? "
+                "ORDER BY v.record_id", (str(label).strip(),)).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def all_labels(self) -> dict[str, int]:
+        """Every label in use, with how many records carry it."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT j.value, COUNT(*) FROM reviews v, json_each(v.labels) j WHERE v.labels != '[]' "
+                "GROUP BY j.value ORDER BY j.value").fetchall()
+        return {str(k): int(n) for k, n in rows}
+
     def get(self, record_id: int) -> StoredRecord:
         with self._mutex:
             row = self._db.execute(f"SELECT {_REVIEW_COLS} FROM {_REVIEW_FROM} WHERE r.id = ?", (record_id,)).fetchone()
@@ -942,8 +976,11 @@ class Project:
         ids: Iterable[int] | int,
         change: Callable[[_State], _State],
         reviewer: Optional[str],
+        per_record: Optional[Callable[[int, _State], _State]] = None,
     ) -> int:
-        """Apply ``change`` to each record's review state as one undo group (one transaction)."""
+        """Apply ``change`` to each record's review state as one undo group (one transaction).
+        ``per_record(record_id, state)``, when given, replaces ``change`` for records whose
+        new state depends on which record it is."""
         ids = _unique_ids(ids)
         if not ids:
             return 0
@@ -955,6 +992,9 @@ class Project:
             afters: dict[int, _State] = {}
             for rid in ids:
                 before = befores[rid]
+                if per_record is not None:
+                    afters[rid] = per_record(rid, before)._replace(reviewer=who, updated_at=now)
+                    continue
                 after = changed.get(before)
                 if after is None:
                     after = changed[before] = change(before)._replace(reviewer=who, updated_at=now)
@@ -983,6 +1023,17 @@ class Project:
     def reset(self, ids: Iterable[int] | int, reviewer: Optional[str] = None) -> int:
         """Back to unreviewed; an edit is kept."""
         return self._decide("reset", ids, lambda st: st._replace(status="unreviewed"), reviewer)
+
+    def set_statuses(self, statuses: Mapping[int, str], action: str = "set_status",
+                     reviewer: Optional[str] = None) -> int:
+        """Give each record its own status (e.g. keep one of a duplicate pair, reject the
+        other) as one decision group: one undo step. Edits are kept."""
+        statuses = {int(k): v for k, v in statuses.items()}
+        for st in set(statuses.values()):
+            if st not in STATUSES:
+                raise ValueError(f"unknown status {st!r} (expected one of {STATUSES})")
+        return self._decide(action, list(statuses), lambda st: st, reviewer,
+                            per_record=lambda rid, st: st._replace(status=statuses[rid]))
 
     def edit(self, record_id: int, new: Record, reviewer: Optional[str] = None) -> int:
         """Store ``new``'s content beside the original; status becomes "edited"."""
