@@ -15,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -301,7 +302,9 @@ def test_j_k_move_and_n_jumps_to_next_unreviewed(qtbot, window, dataset):
 
 def test_status_filter_and_text_search(qtbot, window, dataset):
     project = open_and_wait(qtbot, window, dataset)
-    project.approve([window.model.id_at(0), window.model.id_at(5)])
+    approved = [window.model.id_at(0), window.model.id_at(5)]
+    project.approve(approved)
+    window.model.refresh(approved)  # the store changed behind the window's back: tell the table
 
     with qtbot.waitSignal(window.filter_applied, timeout=5000) as blocker:
         window.status_filter.setCurrentIndex(window.status_filter.findData("approved"))
@@ -335,7 +338,7 @@ def test_model_is_lazy_and_makes_no_row_widgets(qtbot, window, tmp_path):
     assert len(table.findChildren(QWidget)) < 40
     assert all(table.indexWidget(model.index(r, c)) is None
                for r in range(n - 20, n) for c in range(model.columnCount()))
-    assert isinstance(model.ids()[0], int) and len(model.ids()) == n
+    assert model.ids().dtype == np.int64 and len(model.ids()) == n  # ids only: 8 bytes a row
 
 
 def test_detail_pane_escapes_and_shows_every_role(qtbot, window, tmp_path):

@@ -83,7 +83,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         QApplication.setOrganizationName(ORG_NAME)
         QApplication.setApplicationDisplayName("ftcurate")
         app = QApplication([sys.argv[0] if sys.argv else "ftcurate"])
-        app.setStyle("Fusion")
+        from . import settings as appsettings
+        from .theme import apply_theme, saved_theme
+
+        apply_theme(saved_theme(appsettings.make_settings()))
     app.setWindowIcon(app_icon())
 
     from .main_window import MainWindow

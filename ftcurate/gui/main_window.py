@@ -12,24 +12,44 @@ from bisect import bisect_right
 from typing import Iterable, Optional
 
 from PySide6.QtCore import QByteArray, QItemSelection, QItemSelectionModel, QModelIndex, QSettings, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QHeaderView,
-                               QLabel, QLineEdit, QMainWindow, QMenu, QMessageBox, QSplitter, QStackedWidget,
-                               QTableView, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDockWidget, QFileDialog, QHeaderView, QInputDialog,
+                               QLabel, QMainWindow, QMenu, QMessageBox, QSplitter, QStackedWidget, QTableView,
+                               QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from .. import __version__
 from ..core.scan import ScanSettings, scan_project
 from ..core.store import STATUSES, Project
+from ..core.table import RecordFrame
 from . import settings as appsettings
-from . import tasks
+from . import tasks, theme
+from .filter_bar import FilterBar
+from .record_editor import EditDialog, NotesPanel
 from .models import STATUS_COLORS, STATUS_LABELS, ImportProblemsModel, RecordTableModel
-from .scan_view import FindingsPanel, report_ids, scan_summary
+from .scan_view import FindingsPanel, findings_from_report, report_ids, scan_summary
 from .widgets import ConversationView, ShortcutsDialog, StartPage, app_icon, drawn_icon
 from .workers import TaskProgress, Worker, describe_error
 
 DATASET_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv *.parquet);;All files (*)"
 PROJECT_FILTER = "ftcurate projects (*.ftcurate);;All files (*)"
 PAST = {"approve": "Approved", "reject": "Rejected", "reset": "Reset"}
+
+
+def _with_frame(opener, *args, progress=None, cancel=None):
+    """Run an open task, then read the record frame (the table's columns) and the stored
+    scan report in the same worker, so the window shows a ready table."""
+    result = opener(*args, progress=progress, cancel=cancel)
+    try:
+        try:
+            stored = result.project.load_scan("quality")
+        except Exception:  # noqa: BLE001 - an unreadable old report is as good as none
+            stored = None
+        result.report = stored[1] if stored and isinstance(stored[1], dict) else None
+        result.frame = RecordFrame.from_project(result.project, result.report, progress=progress, cancel=cancel)
+    except BaseException:
+        result.project.close()
+        raise
+    return result
 
 
 def _close_result(result) -> None:
@@ -68,6 +88,9 @@ class MainWindow(QMainWindow):
         self._shortcuts_dialog: Optional[ShortcutsDialog] = None
         self._remember_geometry = restore_geometry
         self._scan_worker: Optional[Worker] = None
+        self.report: Optional[dict] = None  # the last quality scan report of the open project
+        self.frame = RecordFrame()  # the table's columns (numpy) of the open project
+        self._findings_index: Optional[dict] = None  # record id -> [(kind, reason)], built on demand
         # settings for the next quality scan (None: the defaults); tests set a faster one
         self.scan_settings: Optional[ScanSettings] = None
 
@@ -141,13 +164,34 @@ class MainWindow(QMainWindow):
         self.act_about = a("&About ftcurate", self.show_about, [], "About ftcurate")
         self.act_scan = a("Run quality &scan…", self.run_scan, ["Ctrl+Shift+S"],
                           "Find duplicates, outliers, leakage and bad answers", drawn_icon("scan"))
+        self.act_edit = a("&Edit record…", self.edit_current, ["E"], "Edit the current record in place (the original "
+                          "is kept)", drawn_icon("edit"))
+        self.act_restore = a("Restore &original", self.restore_current, [],
+                             "Drop the edit of the current record and bring back the original")
+        self.act_labels = a("&Label…", self.focus_labels, ["L"], "Type labels for the selected records")
+        self.act_approve_shown = a("Approve all &shown…", lambda: self.decide_shown("approve"), ["Shift+A"],
+                                   "Approve every record the current filter shows (asks first; one undo step)")
+        self.act_reject_shown = a("Reject all s&hown…", lambda: self.decide_shown("reject"), ["Shift+R"],
+                                  "Reject every record the current filter shows (asks first; one undo step)")
+        self.act_label_shown = a("Label all shown…", self.label_shown, ["Shift+L"],
+                                 "Add a label to every record the current filter shows (one undo step)")
+        self.act_clear_filters = a("&Clear filters", self.clear_filters, ["Ctrl+Shift+F"],
+                                   "Show every record: all statuses, splits, findings and labels, no search")
+        self.act_scan_settings = a("Scan &settings…", self.edit_scan_settings, [],
+                                   "Thresholds and switches of the quality scan")
+        self.act_export = a("&Export…", self.export_dialog, ["Ctrl+E"], "Write the curated dataset, its card and "
+                            "the decision log", drawn_icon("export"))
+        self.act_import = a("&Import dataset…", self.import_dialog, ["Ctrl+I"],
+                            "Import a dataset with a preview: format, column mapping, test set")
         self.act_scan.setIconText("Scan")
+        self.act_export.setIconText("Export")
         self.act_approve.setIconText("Approve")
         self.act_reject.setIconText("Reject")
         self.act_reset.setIconText("Reset")
         self.act_prev.setIconText("Previous")
         self.act_next.setIconText("Next")
         self.act_next_unreviewed.setIconText("Next unreviewed")
+        self.act_edit.setIconText("Edit")
         self.act_open_dataset.setIconText("Open dataset")
         self.act_open_project.setIconText("Open project")
 
@@ -164,32 +208,21 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(review)
         layout.setContentsMargins(6, 6, 6, 0)
         layout.setSpacing(6)
-        bar = QHBoxLayout()
-        bar.setSpacing(6)
-        self.status_filter = QComboBox()
-        self.status_filter.addItem("All statuses", None)
-        for st in STATUSES:
-            self.status_filter.addItem(STATUS_LABELS[st], st)
-        self.split_filter = QComboBox()
-        self.split_filter.addItem("All splits", None)
-        for sp in ("train", "validation", "test"):
-            self.split_filter.addItem(sp.capitalize(), sp)
-        self.search_box = QLineEdit()
-        self.search_box.setPlaceholderText("Search text…  (Ctrl+F)")
-        self.search_box.setClearButtonEnabled(True)
-        self.count_label = QLabel()
-        self.count_label.setStyleSheet("color: #6b7280")
-        bar.addWidget(QLabel("Show"))
-        bar.addWidget(self.status_filter)
-        bar.addWidget(self.split_filter)
-        bar.addWidget(self.search_box, 1)
-        bar.addWidget(self.count_label)
-        layout.addLayout(bar)
+        self.filter_bar = FilterBar()
+        self.filter_bar.changed.connect(self.apply_filter)
+        # the bar's widgets under their old names (tests and the shortcut sheet use them)
+        self.status_filter = self.filter_bar.status
+        self.split_filter = self.filter_bar.split
+        self.search_box = self.filter_bar.search
+        self.count_label = self.filter_bar.count_label
+        layout.addWidget(self.filter_bar)
 
         self.model = RecordTableModel(self)
         self.table = QTableView()
         self.table.setObjectName("RecordsTable")
         self.table.setModel(self.model)
+        self.table.setSortingEnabled(True)
+        self.table.horizontalHeader().setSortIndicator(0, Qt.SortOrder.AscendingOrder)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -206,34 +239,181 @@ class MainWindow(QMainWindow):
         hh = self.table.horizontalHeader()
         hh.setHighlightSections(False)
         hh.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        for col, width in ((0, 52), (1, 112), (2, 60), (3, 50), (4, 360), (5, 100)):
+        for col, width in ((0, 56), (1, 112), (2, 72), (3, 50), (4, 64), (5, 120), (6, 60)):
             hh.resizeSection(col, width)
         hh.setSectionResizeMode(RecordTableModel.COL_FIRST_USER, QHeaderView.ResizeMode.Stretch)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
 
         self.detail = ConversationView()
         self.detail.setAcceptDrops(False)
+        self.notes = NotesPanel()
+        self.notes.labels_edited.connect(self.set_labels)
+        self.notes.note_edited.connect(self.set_note)
+        self.notes.edit_requested.connect(self.edit_current)
+        self.notes.restore_requested.connect(self.restore_current)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.setSpacing(0)
+        rl.addWidget(self.detail, 1)
+        rl.addWidget(self.notes)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("ReviewSplitter")
         self.splitter.addWidget(self.table)
-        self.splitter.addWidget(self.detail)
+        self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 5)
         self.splitter.setStretchFactor(1, 4)
         self.splitter.setSizes([700, 560])
         self.splitter.setChildrenCollapsible(False)
         layout.addWidget(self.splitter, 1)
-        self.stack.addWidget(review)
-        self.review_page = review
+        self.records_page = review
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("ReviewTabs")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(review, "Records")
+        self.tabs.setTabToolTip(0, "Every record: filter, read, approve, reject, edit, label")
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+        self.views: dict[str, QWidget] = {}
+        self._build_views()
+        self.stack.addWidget(self.tabs)
+        self.review_page = self.tabs
         self.setCentralWidget(self.stack)
 
-        self._search_timer = QTimer(self)
-        self._search_timer.setSingleShot(True)
-        self._search_timer.setInterval(300)
-        self._search_timer.timeout.connect(self.apply_filter)
-        self.search_box.textChanged.connect(lambda _t: self._search_timer.start())
-        self.search_box.returnPressed.connect(self.apply_filter)
-        self.status_filter.currentIndexChanged.connect(lambda _i: self.apply_filter())
-        self.split_filter.currentIndexChanged.connect(lambda _i: self.apply_filter())
+        self._state_timer = QTimer(self)  # saves the view state (filters, position) soon after a change
+        self._state_timer.setSingleShot(True)
+        self._state_timer.setInterval(1500)
+        self._state_timer.timeout.connect(self.save_view_state)
+
+    # the review views beside the Records tab: (key, tab title, tooltip, module, class)
+    VIEW_SPECS = (
+        ("pairs", "Duplicates", "Near-duplicate pairs side by side: keep left, keep right, keep both, reject both",
+         "pair_view", "PairView"),
+        ("leaks", "Leakage", "Training records that leak held-out/test records: remove or move to test",
+         "leak_view", "LeakView"),
+        ("map", "Outliers && map", "Outliers by score and a 2-D map of the records by meaning",
+         "map_view", "MapView"),
+        ("overview", "Overview", "Counts, token lengths and what a training run would see", "overview_view",
+         "OverviewView"),
+    )
+
+    def _build_views(self) -> None:
+        import importlib
+
+        for key, title, tip, module, cls in self.VIEW_SPECS:
+            try:  # TEMP while the views are being written
+                view = getattr(importlib.import_module(f"{__package__}.{module}"), cls)(interactive=self.interactive)
+            except (ImportError, AttributeError):
+                continue
+            view.record_requested.connect(self.show_record_id)
+            view.records_changed.connect(lambda ids, v=view: self._after_change(list(ids), source=v))
+            view.error_reported.connect(self.report_error)
+            self.views[key] = view
+            i = self.tabs.addTab(view, title)
+            self.tabs.setTabToolTip(i, tip)
+        self.training_view = None  # made when first shown (the training stack loads lazily)
+
+    def _on_tab_changed(self, index: int) -> None:
+        on_records = self.tabs.widget(index) is self.records_page
+        self._update_enabled()
+        view = self.tabs.widget(index)
+        if view is self.views.get("map") and self.project is not None and hasattr(view, "compute_if_needed"):
+            view.compute_if_needed()
+        if on_records:
+            self.table.setFocus()
+        self._state_timer.start()
+
+    def show_tab(self, key: str) -> None:
+        view = self.records_page if key == "records" else self.views.get(key)
+        if view is not None:
+            self.tabs.setCurrentWidget(view)
+
+    # -- remembered view state (per project) -------------------------------------------------------
+    def view_state(self) -> dict:
+        return {"filter": self.filter_bar.state(), "current": self.current_id(), "tab": self.tabs.currentIndex(),
+                "sort": list(self.model.sort_key)}
+
+    def save_view_state(self) -> None:
+        """Remember filters, sort, position and tab in the project (restored on reopen)."""
+        self._state_timer.stop()
+        if self.project is None or self.project.closed:
+            return
+        try:
+            self.project.meta_set("gui_state", self.view_state())
+        except Exception:  # noqa: BLE001 - a read-only or locked project: nothing to remember
+            pass
+
+    def restore_view_state(self) -> None:
+        if self.project is None:
+            return
+        state = self.project.meta_get("gui_state") or {}
+        if not isinstance(state, dict):
+            return
+        sort = state.get("sort")
+        if isinstance(sort, list) and len(sort) == 2 and sort[0] in RecordTableModel._SORT_KEYS:
+            col = RecordTableModel._SORT_KEYS.index(sort[0])
+            order = Qt.SortOrder.DescendingOrder if sort[1] else Qt.SortOrder.AscendingOrder
+            self.table.horizontalHeader().setSortIndicator(col, order)  # sorts the model too
+        filt = state.get("filter")
+        if isinstance(filt, dict) and any(filt.values()):
+            self.filter_bar.set_state(filt)
+            if filt.get("text"):
+                self.apply_filter()  # a text search runs in a worker; the position stays at the top
+            else:
+                self._filter_gen += 1
+                self.model.set_ids(self._frame_select(self.filter_bar.state()))
+                self._update_filter_label()
+        cur = state.get("current")
+        row = self.model.row_of(int(cur)) if isinstance(cur, int) else None
+        if row is not None:
+            self.select_row(row)
+        elif self.model.rowCount():
+            self.select_row(0)
+        tab = state.get("tab")
+        if isinstance(tab, int) and 0 <= tab < self.tabs.count():
+            self.tabs.setCurrentIndex(tab)
+
+    # -- theme and dialogs -------------------------------------------------------------------------
+    def set_theme(self, key: str) -> None:
+        self.settings.setValue("view/theme", key)
+        theme.apply_theme(key)
+        self._show_current()
+
+    def edit_scan_settings(self) -> None:
+        from .dialogs import ScanSettingsDialog, load_scan_settings, save_scan_settings
+
+        dialog = ScanSettingsDialog(self)
+        dialog.set_settings(self.scan_settings or load_scan_settings(self.settings))
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.scan_settings = dialog.settings()
+            save_scan_settings(self.settings, self.scan_settings)
+            self.statusBar().showMessage("Scan settings saved; they apply to the next scan", 5000)
+
+    def export_dialog(self) -> None:
+        if self.project is None:
+            return
+        from .dialogs import ExportDialog
+
+        dialog = ExportDialog(self.project, settings=self.settings, parent=self, interactive=self.interactive)
+        dialog.export_failed.connect(lambda m, d: self.report_error("Export failed", m, d))
+        dialog.export_finished.connect(lambda r: self.statusBar().showMessage(
+            f"Exported {getattr(r, 'written', '')} records to {getattr(r, 'path', '')}", 15000))
+        self.export_dialog_widget = dialog  # tests drive it
+        if self.interactive:
+            dialog.exec()
+        else:
+            dialog.show()
+
+    def import_dialog(self, path: Optional[str] = None) -> None:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Import dataset", appsettings.last_folder(self.settings),
+                                                  DATASET_FILTER)
+            if not path:
+                return
+        from .dialogs import ImportDialog
+
+        dialog = ImportDialog(path, parent=self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.open_path(path, options=dialog.import_options())
 
     def _build_dock(self) -> None:
         self.problems_model = ImportProblemsModel(self)
@@ -279,9 +459,12 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_open_dataset)
         m.addAction(self.act_open_project)
         m.addAction(self.act_open_sample)
+        m.addAction(self.act_import)
         self.recent_menu = QMenu("Open &recent", self)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         m.addMenu(self.recent_menu)
+        m.addSeparator()
+        m.addAction(self.act_export)
         m.addSeparator()
         m.addAction(self.act_close)
         m.addSeparator()
@@ -292,13 +475,19 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_redo)
         m.addSeparator()
         m.addAction(self.act_find)
+        m.addAction(self.act_clear_filters)
 
         m = mb.addMenu("&Scan")
         m.addAction(self.act_scan)
+        m.addAction(self.act_scan_settings)
         self.scan_menu = m
 
         m = mb.addMenu("&Review")
-        for act in (self.act_approve, self.act_reject, self.act_reset):
+        for act in (self.act_approve, self.act_reject, self.act_reset, self.act_edit, self.act_restore,
+                    self.act_labels):
+            m.addAction(act)
+        m.addSeparator()
+        for act in (self.act_approve_shown, self.act_reject_shown, self.act_label_shown):
             m.addAction(act)
         m.addSeparator()
         for act in (self.act_next, self.act_prev, self.act_next_unreviewed):
@@ -307,6 +496,16 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_advance)
 
         self.view_menu = mb.addMenu("&View")
+        self.tab_menu = self.view_menu.addMenu("&Go to")
+        self.theme_menu = self.view_menu.addMenu("&Theme")
+        theme_group = QActionGroup(self)
+        current = theme.saved_theme(self.settings)
+        for key, label in theme.THEMES.items():
+            act = self.theme_menu.addAction(label)
+            act.setCheckable(True)
+            act.setChecked(key == current)
+            act.setActionGroup(theme_group)
+            act.triggered.connect(lambda checked=False, k=key: self.set_theme(k))
         self.view_menu.addAction(self.problems_dock.toggleViewAction())
         self.view_menu.addAction(self.findings_dock.toggleViewAction())
 
@@ -326,6 +525,7 @@ class MainWindow(QMainWindow):
         tb.addAction(self.act_approve)
         tb.addAction(self.act_reject)
         tb.addAction(self.act_reset)
+        tb.addAction(self.act_edit)
         tb.addSeparator()
         tb.addAction(self.act_prev)
         tb.addAction(self.act_next)
@@ -335,6 +535,7 @@ class MainWindow(QMainWindow):
         tb.addAction(self.act_redo)
         tb.addSeparator()
         tb.addAction(self.act_scan)
+        tb.addAction(self.act_export)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
         self.toolbar = tb
         self.view_menu.addAction(tb.toggleViewAction())
@@ -445,10 +646,11 @@ class MainWindow(QMainWindow):
         self.close_project()
         name = os.path.basename(path)
         if tasks.is_project_file(path):
-            worker = Worker(tasks.open_project, path, title=f"Opening {name}", discard=_close_result, parent=self)
+            worker = Worker(_with_frame, tasks.open_project, path, title=f"Opening {name}", discard=_close_result,
+                            parent=self)
         else:
             tests = tasks.sample_test_files(path, appsettings.SAMPLE_DIR)
-            worker = Worker(tasks.open_dataset, path, str(appsettings.projects_dir()), tuple(tests),
+            worker = Worker(_with_frame, tasks.open_dataset, path, str(appsettings.projects_dir()), tuple(tests),
                             title=f"Importing {name}", discard=_close_result, parent=self)
         worker.finished.connect(self._on_loaded)
         worker.failed.connect(lambda message, details, p=path: self._fail_load(message, f"File: {p}\n\n{details}"))
@@ -504,11 +706,26 @@ class MainWindow(QMainWindow):
             self.close_project()
         self.project = project
         self.project_info = info
+        report = getattr(info, "report", None) if info is not None else None
+        if report is None:
+            try:
+                stored = project.load_scan("quality")
+            except Exception:  # noqa: BLE001 - an unreadable old report is as good as none
+                stored = None
+            report = stored[1] if stored and isinstance(stored[1], dict) else None
+        self.report = report
+        frame = getattr(info, "frame", None) if info is not None else None
+        self.frame = frame if frame is not None else RecordFrame.from_project(project, report)
+        self._findings_index = None
         appsettings.add_recent_project(project.path, self.settings)
         self._refresh_start_page()
         self.start_page.set_busy(False)
         self._reset_filter_widgets()
-        self.model.set_project(project, project.ids())
+        self.filter_bar.set_flag_counts(self.frame.flag_counts())
+        self._refresh_labels()
+        self.model.sort_key = ("id", False)
+        self.table.horizontalHeader().setSortIndicator(0, Qt.SortOrder.AscendingOrder)
+        self.model.set_project(project, self.frame.ids, frame=self.frame)
         errors = project.import_errors()
         self.problems_model.set_problems(errors, project.sources())
         self.problems_dock.setWindowTitle(f"Import problems ({len(errors):,})" if errors else "Import problems")
@@ -518,7 +735,11 @@ class MainWindow(QMainWindow):
             self.resizeDocks([self.problems_dock], [60 + rows * (self.fontMetrics().height() + 8)],
                              Qt.Orientation.Vertical)
         self._show_stored_scan(project)
+        for view in self.views.values():
+            view.set_project(project)
+            view.set_report(report)
         self.stack.setCurrentWidget(self.review_page)
+        self.tabs.setCurrentWidget(self.records_page)
         self._update_title()
         self._update_counts()
         self._update_filter_label()
@@ -528,6 +749,7 @@ class MainWindow(QMainWindow):
         else:
             self.detail.show_placeholder("This project has no records.")
         self.table.setFocus()
+        self.restore_view_state()
 
     def close_project(self) -> None:
         if self._search_worker is not None:
@@ -538,9 +760,19 @@ class MainWindow(QMainWindow):
             self._scan_worker.cancel()
             self._scan_worker.wait()
             self._scan_worker = None
+        self.notes.commit()
+        if self.project is not None:
+            self.save_view_state()
+        for view in self.views.values():
+            view.set_project(None)
+            view.set_report(None)
         project, self.project = self.project, None
         self.project_info = None
+        self.report = None
+        self.frame = RecordFrame()
+        self._findings_index = None
         self.model.set_project(None)
+        self.notes.set_record(None)
         self.problems_model.clear()
         self.problems_dock.hide()
         self.findings.set_report(None, has_project=False)
@@ -556,8 +788,9 @@ class MainWindow(QMainWindow):
 
     # -- filtering ---------------------------------------------------------------------------------------
     def apply_filter(self) -> None:
-        """Show the records matching the status and split filters and the search text."""
-        self._search_timer.stop()
+        """Show the records matching the filter bar: status, split, finding, label, score
+        (numpy masks over the record frame, milliseconds) and text (a worker)."""
+        self.filter_bar.stop_timer()
         if self.project is None:
             return
         self._filter_gen += 1
@@ -565,21 +798,26 @@ class MainWindow(QMainWindow):
         if self._search_worker is not None:
             self._search_worker.cancel()
             self._search_worker = None
-        status = self.status_filter.currentData()
-        split = self.split_filter.currentData()
-        text = self.search_box.text().strip()
+        state = self.filter_bar.state()
+        text = state["text"]
         if not text:
-            self._set_filtered_ids(self.project.ids(status=status, split=split), gen)
+            self._set_filtered_ids(self._frame_select(state), gen)
             return
-        worker = Worker(tasks.search_ids, self.project, text, status, split, title="Searching", parent=self)
-        worker.finished.connect(lambda ids, g=gen: self._set_filtered_ids(ids, g))
+        worker = Worker(tasks.search_ids, self.project, text, state["status"], state["split"], title="Searching",
+                        parent=self)
+        worker.finished.connect(lambda ids, g=gen, st=state: self._set_filtered_ids(self._frame_select(st, ids), g))
         worker.failed.connect(lambda message, details: self.report_error("Search failed", message, details))
         self._search_worker = worker
         worker.ended.connect(lambda w=worker: setattr(self, "_search_worker", None)
                              if self._search_worker is w else None)
         self._start(worker)
 
-    def _set_filtered_ids(self, ids: list, gen: int) -> None:
+    def _frame_select(self, state: dict, only_ids=None):
+        label_ids = self.project.ids_with_label(state["label"]) if state.get("label") else None
+        return self.frame.select(status=state.get("status"), split=state.get("split"), flag=state.get("flag"),
+                                 label_ids=label_ids, score_min=state.get("score_min"), only_ids=only_ids)
+
+    def _set_filtered_ids(self, ids, gen: int) -> None:
         if gen != self._filter_gen or self.project is None:
             return  # a newer filter has been asked for
         keep = self.current_id()
@@ -592,12 +830,19 @@ class MainWindow(QMainWindow):
             self.select_row(row)
         else:
             self.detail.show_placeholder("No record matches the filter.")
+            self.notes.set_record(None)
+        self._state_timer.start()
         self.filter_applied.emit(len(ids))
+
+    def clear_filters(self) -> None:
+        if self.project is not None and not self.filter_bar.is_default():
+            self.filter_bar.reset()
+            self.apply_filter()
 
     def focus_search(self) -> None:
         if self.project is not None:
-            self.search_box.setFocus()
-            self.search_box.selectAll()
+            self.tabs.setCurrentWidget(self.records_page)
+            self.filter_bar.focus_search()
 
     # -- selection and navigation -------------------------------------------------------------------------
     def current_id(self) -> Optional[int]:
@@ -656,17 +901,36 @@ class MainWindow(QMainWindow):
 
     @Slot(QModelIndex, QModelIndex)
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.notes.commit()  # a note being typed belongs to the record it was typed for
         self._show_current()
 
     def _show_current(self) -> None:
         rid = self.current_id()
         if rid is None or self.project is None:
             self.detail.show_placeholder()
+            self.notes.set_record(None)
             return
         try:
-            self.detail.show_record(self.project.get(rid))
+            sr = self.project.get(rid)
         except KeyError:
             self.detail.show_placeholder("This record is no longer in the project.")
+            self.notes.set_record(None)
+            return
+        self.detail.show_record(sr, self.record_findings(rid))
+        self.notes.set_record(sr, many=len(self.selected_ids()))
+        self.act_restore.setEnabled(sr.is_edited)
+        self._state_timer.start()
+
+    def record_findings(self, record_id: int) -> list[tuple[str, str]]:
+        """What the last scan found about one record: (kind, reason) pairs."""
+        if not self.report:
+            return []
+        if self._findings_index is None:
+            index: dict[int, list] = {}
+            for f in findings_from_report(self.report):
+                index.setdefault(f.record_id, []).append((f.kind, f.detail))
+            self._findings_index = index
+        return self._findings_index.get(record_id, [])
 
     def show_record_id(self, record_id: int) -> None:
         """Select and show one record; clears the filters first when they hide it."""
@@ -683,13 +947,13 @@ class MainWindow(QMainWindow):
 
     def _reset_filters(self) -> None:
         """All statuses, all splits, no search text: every record shown (at once, no worker)."""
-        self._search_timer.stop()
+        self.filter_bar.stop_timer()
         self._filter_gen += 1
         if self._search_worker is not None:
             self._search_worker.cancel()
             self._search_worker = None
         self._reset_filter_widgets()
-        self.model.set_ids(self.project.ids())
+        self.model.set_ids(self.frame.ids)
         self._update_filter_label()
         self.statusBar().showMessage("Filters cleared to show the record", 4000)
 
@@ -714,6 +978,7 @@ class MainWindow(QMainWindow):
     def _on_scan_finished(self, project: Project, report: dict) -> None:
         if project is not self.project:
             return  # the project was closed meanwhile
+        self._set_report(report)
         self._show_report(report)
         self.findings_dock.raise_()
         self.resizeDocks([self.findings_dock], [max(self.findings_dock.height(), 240)], Qt.Orientation.Vertical)
@@ -741,6 +1006,17 @@ class MainWindow(QMainWindow):
             return {}
         known = set(self.project.ids())
         return {sr.id: sr.index for sr in self.project.get_many(sorted(report_ids(report) & known))}
+
+    def _set_report(self, report: Optional[dict]) -> None:
+        """A new scan report: table flags and scores, filter choices, views, detail pane."""
+        self.report = report
+        self._findings_index = None
+        self.frame.apply_report(report)
+        self.filter_bar.set_flag_counts(self.frame.flag_counts())
+        self.model.refresh_all()
+        for view in self.views.values():
+            view.set_report(report)
+        self._show_current()
 
     def _show_report(self, report: Optional[dict]) -> None:
         self.findings.set_report(report, has_project=self.project is not None, numbers=self._record_numbers(report))
@@ -784,6 +1060,119 @@ class MainWindow(QMainWindow):
         if n == 1 and action != "reset" and self.act_advance.isChecked():
             self.move_selection(1)
 
+    def _apply(self, what: str, call, ids: list) -> bool:
+        """Run one store call (a saved decision); report a failure in a dialog."""
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            import traceback
+
+            self.report_error(f"Could not save the {what}", describe_error(exc), traceback.format_exc())
+            return False
+        self._after_change(ids)
+        return True
+
+    def _confirm(self, title: str, text: str) -> bool:
+        """Ask before a bulk change (always yes when not interactive: tests, screenshots)."""
+        if not self.interactive:
+            return True
+        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                                      QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def shown_ids(self) -> list[int]:
+        return [int(i) for i in self.model.ids()]
+
+    def decide_shown(self, action: str) -> None:
+        """Approve or reject every record the filter shows, after asking: one undo step."""
+        if self.project is None:
+            return
+        ids = self.shown_ids()
+        if not ids:
+            self.statusBar().showMessage("No record is shown", 4000)
+            return
+        verb = {"approve": "Approve", "reject": "Reject"}[action]
+        filtered = self.model.rowCount() != self.project.count()
+        scope = "every record the current filter shows" if filtered else "every record in the project"
+        if not self._confirm(f"{verb} {len(ids):,} records?",
+                             f"{verb} {scope} ({len(ids):,} records)?\n\nThis is one step: Ctrl+Z undoes it."):
+            return
+        if self._apply("decision", lambda: getattr(self.project, action)(ids), ids):
+            self.statusBar().showMessage(f"{PAST[action]} {len(ids):,} records (saved; Ctrl+Z undoes)", 6000)
+
+    def label_shown(self) -> None:
+        """Add one label to every record the filter shows (one undo step)."""
+        if self.project is None or not self.model.rowCount():
+            return
+        ids = self.shown_ids()
+        label = self.ask_text("Label all shown", f"Label to add to the {len(ids):,} records shown:")
+        if not label or not label.strip():
+            return
+        if self._apply("labels", lambda: self.project.add_label(ids, label.strip()), ids):
+            self._refresh_labels()
+            self.statusBar().showMessage(f"Labelled {len(ids):,} records '{label.strip()}' (saved)", 6000)
+
+    def ask_text(self, title: str, prompt: str) -> Optional[str]:
+        """A one-line question (tests replace it: offscreen there is nobody to answer)."""
+        text, ok = QInputDialog.getText(self, title, prompt)
+        return text if ok else None
+
+    def set_labels(self, labels: list) -> None:
+        """Give the selected records these labels (from the notes panel)."""
+        ids = self.selected_ids()
+        if self.project is None or not ids:
+            return
+        if self._apply("labels", lambda: self.project.set_labels(ids, labels), ids):
+            self._refresh_labels()
+            self.statusBar().showMessage(f"Labels saved for {len(ids):,} record{'s' if len(ids) != 1 else ''}", 4000)
+
+    def set_note(self, record_id: int, note: str) -> None:
+        if self.project is None:
+            return
+        if self._apply("note", lambda: self.project.set_note(record_id, note), [record_id]):
+            self.statusBar().showMessage("Note saved", 3000)
+
+    def focus_labels(self) -> None:
+        if self.project is not None and self.current_id() is not None:
+            self.tabs.setCurrentWidget(self.records_page)
+            self.notes.labels.setFocus()
+            self.notes.labels.selectAll()
+
+    def _refresh_labels(self) -> None:
+        labels = self.project.all_labels() if self.project is not None else {}
+        self.filter_bar.set_labels(labels)
+        self.notes.set_known_labels(labels)
+
+    def edit_current(self) -> None:
+        """Edit the current record in a dialog; the checked result is saved as an edit."""
+        rid = self.current_id()
+        if self.project is None or rid is None:
+            return
+        dialog = EditDialog(self.project.get(rid), self)
+        self.edit_dialog = dialog  # tests drive it
+        if not self.interactive:
+            dialog.setModal(False)
+            dialog.accepted.connect(lambda: self._save_edit(rid, dialog))
+            dialog.show()
+            return
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self._save_edit(rid, dialog)
+
+    def _save_edit(self, rid: int, dialog: "EditDialog") -> None:
+        record = dialog.record()
+        if record is None or dialog.unchanged():
+            self.statusBar().showMessage("Nothing changed", 3000)
+            return
+        if self._apply("edit", lambda: self.project.edit(rid, record), [rid]):
+            self.statusBar().showMessage("Edit saved; the original is kept (Restore original brings it back)", 6000)
+
+    def restore_current(self) -> None:
+        rid = self.current_id()
+        if self.project is None or rid is None or not self.project.get(rid).is_edited:
+            return
+        if self._apply("restore", lambda: self.project.restore_original(rid), [rid]):
+            self.statusBar().showMessage("Original restored (Ctrl+Z undoes)", 5000)
+
     def undo(self) -> None:
         self._undo_redo(True)
 
@@ -806,17 +1195,22 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Nothing to undo" if undo else "Nothing to redo", 4000)
             return
         self._after_change(ids)
+        self._refresh_labels()
         self.select_ids(ids)
         what = (info or {}).get("action", "decision").replace("_", " ")
         self.statusBar().showMessage(
             f"{'Undid' if undo else 'Redid'} {what} of {len(ids):,} record{'s' if len(ids) != 1 else ''}", 4000)
 
-    def _after_change(self, ids: list) -> None:
+    def _after_change(self, ids: list, source: Optional[QWidget] = None) -> None:
+        """The store changed these records: repaint the table, counts and the other views."""
         self.model.refresh(ids)
         self._update_counts()
         self._update_enabled()
         if self.current_id() in ids:
             self._show_current()
+        for view in self.views.values():
+            if view is not source:
+                view.refresh(list(ids))
         self.records_changed.emit(list(ids))
 
     # -- status ------------------------------------------------------------------------------------------------
@@ -842,14 +1236,8 @@ class MainWindow(QMainWindow):
         self.counts_label.setText("&nbsp;&nbsp;&nbsp;".join(parts) + f"&nbsp;&nbsp;&nbsp;&middot;&nbsp;&nbsp;{tail}&nbsp;")
 
     def _reset_filter_widgets(self) -> None:
-        """Status and split back to "all", search box empty, without firing their filters."""
-        for widget in (self.status_filter, self.split_filter, self.search_box):
-            widget.blockSignals(True)
-        self.status_filter.setCurrentIndex(0)
-        self.split_filter.setCurrentIndex(0)
-        self.search_box.clear()
-        for widget in (self.status_filter, self.split_filter, self.search_box):
-            widget.blockSignals(False)
+        """Every filter back to "all", search box empty, without firing the filter."""
+        self.filter_bar.reset()
 
     def _update_filter_label(self) -> None:
         if self.project is None:
@@ -861,9 +1249,17 @@ class MainWindow(QMainWindow):
 
     def _update_enabled(self) -> None:
         has = self.project is not None
-        for act in (self.act_approve, self.act_reject, self.act_reset, self.act_next, self.act_prev,
-                    self.act_next_unreviewed, self.act_close, self.act_find):
+        on_records = has and self.tabs.currentWidget() is self.records_page
+        for act in (self.act_close, self.act_find, self.act_export, self.act_clear_filters):
             act.setEnabled(has)
+        # the one-key review actions act on the Records table: off while another view
+        # (with its own keys) is in front
+        for act in (self.act_approve, self.act_reject, self.act_reset, self.act_next, self.act_prev,
+                    self.act_next_unreviewed, self.act_edit, self.act_labels, self.act_approve_shown,
+                    self.act_reject_shown, self.act_label_shown):
+            act.setEnabled(on_records)
+        if not on_records:
+            self.act_restore.setEnabled(False)
         self.act_scan.setEnabled(has and not self.is_scanning())
         self.act_undo.setEnabled(has and self.project.can_undo())
         self.act_redo.setEnabled(has and self.project.can_redo())
@@ -890,9 +1286,14 @@ class MainWindow(QMainWindow):
 
     # -- help ----------------------------------------------------------------------------------------------------
     def review_actions(self) -> list[QAction]:
-        return [self.act_approve, self.act_reject, self.act_reset, self.act_next, self.act_prev,
-                self.act_next_unreviewed, self.act_undo, self.act_redo, self.act_find, self.act_scan,
-                self.act_open_dataset, self.act_open_project, self.act_close, self.act_shortcuts, self.act_quit]
+        actions = [self.act_approve, self.act_reject, self.act_reset, self.act_edit, self.act_labels,
+                   self.act_next, self.act_prev, self.act_next_unreviewed, self.act_approve_shown,
+                   self.act_reject_shown, self.act_label_shown, self.act_undo, self.act_redo, self.act_find,
+                   self.act_clear_filters, self.act_scan, self.act_export, self.act_import, self.act_open_dataset,
+                   self.act_open_project, self.act_close, self.act_shortcuts, self.act_quit]
+        for view in self.views.values():
+            actions += list(view.actions()) if hasattr(view, "actions") else []
+        return actions
 
     def show_shortcuts(self) -> None:
         if self._shortcuts_dialog is None:

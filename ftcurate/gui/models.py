@@ -1,7 +1,7 @@
 """Qt item models over the project store.
 
 :class:`RecordTableModel` is lazy: it keeps only the list of record ids in memory
-(an ``array`` of 8-byte ints) plus a small LRU cache of row summaries, fetched from
+(a numpy array of ids, in display order) plus a small LRU cache of row summaries, fetched from
 the store a block at a time when the view asks for a row it has not seen. No widget
 is ever made per row: the view paints cells from :meth:`data`.
 """
@@ -9,8 +9,6 @@ is ever made per row: the view paints cells from :meth:`data`.
 from __future__ import annotations
 
 import os
-from array import array
-from bisect import bisect_left
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
@@ -18,7 +16,10 @@ from typing import Any, Iterable, Optional, Sequence
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
 
+import numpy as np
+
 from ..core.store import Project, StoredRecord
+from ..core.table import CHARS_PER_TOKEN, RecordFrame, flag_names
 
 STATUS_COLORS = {
     "unreviewed": "#868e96",
@@ -46,6 +47,8 @@ class RowData:
     source_file: str
     labels: tuple = ()
     edited: bool = False
+    tokens: int = 0
+    note: str = ""
 
 
 def summarize(sr: StoredRecord) -> RowData:
@@ -65,6 +68,8 @@ def summarize(sr: StoredRecord) -> RowData:
         source_file=rec.source.file,
         labels=tuple(sr.labels),
         edited=sr.is_edited,
+        tokens=(len(rec.content_json()) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN,
+        note=sr.note,
     )
 
 
@@ -88,21 +93,43 @@ def status_icon(status: str) -> QIcon:
 
 
 class RecordTableModel(QAbstractTableModel):
-    """Rows are project records, in ascending id order."""
+    """Rows are project records, in the order of the id array it is given.
 
-    COLUMNS = ("#", "Status", "Split", "Msgs", "First user turn", "Answer chars")
-    COL_INDEX, COL_STATUS, COL_SPLIT, COL_MSGS, COL_FIRST_USER, COL_ANSWER = range(6)
+    With a :class:`~ftcurate.core.table.RecordFrame` (``set_frame``) the status, split,
+    size, flag and score columns come from its numpy columns and :meth:`sort` orders a
+    million rows at once; the first user turn, labels and edit mark come from the store,
+    a block of rows at a time.
+    """
+
+    COLUMNS = ("#", "Status", "Split", "Msgs", "Tokens", "Flags", "Score", "First user turn")
+    (COL_INDEX, COL_STATUS, COL_SPLIT, COL_MSGS, COL_TOKENS, COL_FLAGS, COL_SCORE,
+     COL_FIRST_USER) = range(8)
+    _SORT_KEYS = ("id", "status", "split", "messages", "tokens", "flags", "score", None)
+    _TIPS = (
+        "Record number in its source file (0-based)",
+        "Review status",
+        "train / validation / test",
+        "Number of messages",
+        "Estimated tokens (about four characters a token)",
+        "What the last quality scan found",
+        "Outlier score of the last scan (higher: more unusual)",
+        "The first user message",
+    )
+    _RIGHT = (COL_INDEX, COL_MSGS, COL_TOKENS, COL_SCORE)
     IdRole = Qt.ItemDataRole.UserRole + 1
     StatusRole = Qt.ItemDataRole.UserRole + 2
 
     def __init__(self, parent=None, cache_size: int = 1024, block: int = 96) -> None:
         super().__init__(parent)
         self._project: Optional[Project] = None
-        self._ids = array("q")
+        self._frame: Optional[RecordFrame] = None
+        self._ids = np.zeros(0, np.int64)
+        self._pos: Optional[tuple[np.ndarray, np.ndarray]] = None  # (sorted ids, their rows), built on demand
         self._cache: "OrderedDict[int, RowData]" = OrderedDict()
         self.cache_size = max(block * 2, cache_size)
         self.block = max(1, block)
         self.fetches = 0  # store round trips, for tests and profiling
+        self.sort_key: tuple[str, bool] = ("id", False)
         self._italic = QFont()
         self._italic.setItalic(True)
 
@@ -111,17 +138,40 @@ class RecordTableModel(QAbstractTableModel):
     def project(self) -> Optional[Project]:
         return self._project
 
-    def set_project(self, project: Optional[Project], ids: Iterable[int] = ()) -> None:
+    @property
+    def frame(self) -> Optional[RecordFrame]:
+        return self._frame
+
+    def set_project(self, project: Optional[Project], ids: Iterable[int] = (),
+                    frame: Optional[RecordFrame] = None) -> None:
         self.beginResetModel()
         self._project = project
-        self._ids = array("q", sorted(ids))
+        self._frame = frame
         self._cache.clear()
+        self._set_ids(ids)
         self.endResetModel()
 
+    def set_frame(self, frame: Optional[RecordFrame]) -> None:
+        """Use ``frame`` for the fast columns (after a scan or once it is built)."""
+        self._frame = frame
+        self.refresh_all()
+
+    def _set_ids(self, ids: Iterable[int]) -> None:
+        arr = ids if isinstance(ids, np.ndarray) else np.fromiter((int(i) for i in ids), np.int64)
+        key, desc = self.sort_key
+        if self._frame is not None and key != "id":
+            arr = self._frame.order(arr, key, desc)
+        else:
+            arr = np.sort(arr.astype(np.int64, copy=False))
+            if desc:
+                arr = arr[::-1]
+        self._ids = np.ascontiguousarray(arr, np.int64)
+        self._pos = None
+
     def set_ids(self, ids: Iterable[int]) -> None:
-        """Show these records (sorted by id); cached rows stay cached."""
+        """Show these records, in the current sort order; cached rows stay cached."""
         self.beginResetModel()
-        self._ids = array("q", sorted(ids))
+        self._set_ids(ids)
         self.endResetModel()
 
     def ids(self) -> Sequence[int]:
@@ -131,18 +181,43 @@ class RecordTableModel(QAbstractTableModel):
         return int(self._ids[row]) if 0 <= row < len(self._ids) else None
 
     def row_of(self, record_id: int) -> Optional[int]:
-        i = bisect_left(self._ids, record_id)
-        return i if i < len(self._ids) and self._ids[i] == record_id else None
+        if self._pos is None:
+            order = np.argsort(self._ids, kind="stable")
+            self._pos = (self._ids[order], order)
+        keys, rows = self._pos
+        i = int(np.searchsorted(keys, record_id))
+        return int(rows[i]) if i < len(keys) and keys[i] == record_id else None
 
     def cached_rows(self) -> int:
         return len(self._cache)
 
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        key = self._SORT_KEYS[column] if 0 <= column < len(self._SORT_KEYS) else None
+        if key is None or (key != "id" and self._frame is None):
+            return
+        self.layoutAboutToBeChanged.emit()
+        old = self._ids
+        self.sort_key = (key, order == Qt.SortOrder.DescendingOrder)
+        self._set_ids(old)
+        # keep persistent indexes (the selection, the current row) on their records
+        moved_from, moved_to = [], []
+        for pidx in self.persistentIndexList():
+            if pidx.row() < len(old):
+                row = self.row_of(int(old[pidx.row()]))
+                moved_from.append(pidx)
+                moved_to.append(self.index(row, pidx.column()) if row is not None else QModelIndex())
+        self.changePersistentIndexList(moved_from, moved_to)
+        self.layoutChanged.emit()
+
     def refresh(self, record_ids: Iterable[int]) -> None:
         """Forget cached data of these records and repaint their rows (after a decision)."""
         rows = []
+        record_ids = [int(r) for r in record_ids]
+        if self._frame is not None and self._project is not None and not self._project.closed:
+            self._frame.update(self._project, record_ids)
         for rid in record_ids:
-            self._cache.pop(int(rid), None)
-            row = self.row_of(int(rid))
+            self._cache.pop(rid, None)
+            row = self.row_of(rid)
             if row is not None:
                 rows.append(row)
         if rows:
@@ -160,7 +235,7 @@ class RecordTableModel(QAbstractTableModel):
 
     def refresh_all(self) -> None:
         self._cache.clear()
-        if self._ids:
+        if len(self._ids):
             self.dataChanged.emit(self.index(0, 0), self.index(len(self._ids) - 1, self.columnCount() - 1))
 
     def row_data(self, row: int) -> Optional[RowData]:
@@ -178,7 +253,7 @@ class RecordTableModel(QAbstractTableModel):
         """Load the block of rows around ``row`` that is not cached yet (one query)."""
         start = max(0, row - self.block // 4)
         stop = min(len(self._ids), start + self.block)
-        wanted = [int(i) for i in self._ids[start:stop] if i not in self._cache]
+        wanted = [int(i) for i in self._ids[start:stop] if int(i) not in self._cache]
         if not wanted or self._project is None or self._project.closed:
             return
         self.fetches += 1
@@ -196,6 +271,11 @@ class RecordTableModel(QAbstractTableModel):
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
+    def _frame_row(self, rid: int) -> int:
+        if self._frame is None:
+            return -1
+        return int(self._frame.rows_of([rid])[0])
+
     # -- Qt model API ----------------------------------------------------------------------------
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self._ids)
@@ -208,15 +288,9 @@ class RecordTableModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.DisplayRole:
                 return self.COLUMNS[section]
             if role == Qt.ItemDataRole.ToolTipRole:
-                return (
-                    "Record number in its source file (0-based)",
-                    "Review status",
-                    "train / validation / test",
-                    "Number of messages",
-                    "The first user message",
-                    "Characters in the assistant turns",
-                )[section]
-            if role == Qt.ItemDataRole.TextAlignmentRole and section in (self.COL_INDEX, self.COL_MSGS, self.COL_ANSWER):
+                tip = self._TIPS[section]
+                return tip + ("" if self._SORT_KEYS[section] is None else "\nClick to sort")
+            if role == Qt.ItemDataRole.TextAlignmentRole and section in self._RIGHT:
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
@@ -237,12 +311,13 @@ class RecordTableModel(QAbstractTableModel):
         ):
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            if col in (self.COL_INDEX, self.COL_MSGS, self.COL_ANSWER):
+            if col in self._RIGHT:
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             return int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         item = self.row_data(row)
         if item is None:
             return "…" if role == Qt.ItemDataRole.DisplayRole else None
+        frow = self._frame_row(item.id)
         if role == self.StatusRole:
             return item.status
         if role == Qt.ItemDataRole.DisplayRole:
@@ -254,16 +329,23 @@ class RecordTableModel(QAbstractTableModel):
                 return item.split
             if col == self.COL_MSGS:
                 return str(item.n_messages)
+            if col == self.COL_TOKENS:
+                return f"{item.tokens:,}"
+            if col == self.COL_FLAGS:
+                return ", ".join(flag_names(int(self._frame.flags[frow]))) if frow >= 0 else ""
+            if col == self.COL_SCORE:
+                sc = float(self._frame.score[frow]) if frow >= 0 else float("nan")
+                return "" if sc != sc else f"{sc:.3f}"
             if col == self.COL_FIRST_USER:
                 return item.first_user
-            if col == self.COL_ANSWER:
-                return f"{item.answer_len:,}"
         elif role == Qt.ItemDataRole.DecorationRole:
             if col == self.COL_STATUS:
                 return status_icon(item.status)
         elif role == Qt.ItemDataRole.ForegroundRole:
             if col == self.COL_STATUS:
                 return QColor(STATUS_COLORS.get(item.status, "#868e96"))
+            if col == self.COL_FLAGS:
+                return QColor("#e8590c")
         elif role == Qt.ItemDataRole.FontRole:
             if col == self.COL_STATUS and item.edited:
                 return self._italic
@@ -274,6 +356,10 @@ class RecordTableModel(QAbstractTableModel):
             tip = f"Record {item.index} ({where}), store id {item.id}"
             if item.labels:
                 tip += "\nLabels: " + ", ".join(item.labels)
+            if item.note:
+                tip += "\nNote: " + item.note
+            if col == self.COL_FLAGS and frow >= 0 and self._frame.flags[frow]:
+                tip = "Found by the last scan: " + ", ".join(flag_names(int(self._frame.flags[frow]))) + "\n\n" + tip
             if col == self.COL_FIRST_USER and item.first_user:
                 tip = item.first_user + "\n\n" + tip
             return tip

@@ -9,8 +9,8 @@ import os
 from typing import Iterable, Optional
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QKeySequence, QPainter, QPainterPath, QPen, QPixmap
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFrame, QHBoxLayout, QHeaderView, QLabel,
+from PySide6.QtGui import QColor, QFont, QIcon, QKeySequence, QPainter, QPainterPath, QPalette, QPen, QPixmap
+from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QFrame, QHBoxLayout, QHeaderView, QLabel,
                                QListWidget, QListWidgetItem, QPushButton, QTableWidget,
                                QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
@@ -26,8 +26,25 @@ ROLE_STYLES = {
     "tool": ("#a05a00", "#fff4e6", "#ffd8a8"),
     "function": ("#a05a00", "#fff4e6", "#ffd8a8"),
 }
+# the same for a dark theme
+ROLE_STYLES_DARK = {
+    "system": ("#ced4da", "#2c3034", "#495057"),
+    "user": ("#74c0fc", "#1b2a38", "#1c4f7a"),
+    "assistant": ("#8ce99a", "#1b2e22", "#2b6a3a"),
+    "tool": ("#ffc078", "#33281b", "#7a5321"),
+    "function": ("#ffc078", "#33281b", "#7a5321"),
+}
 _TEXT = "#1b1f24"
 _MUTED = "#6b7280"
+
+
+def _palette() -> tuple[dict, str, str, str]:
+    """(role styles, text colour, muted colour, page background) for the current theme."""
+    from .theme import is_dark
+
+    if is_dark():
+        return ROLE_STYLES_DARK, "#e9ecef", "#adb5bd", "#1e2125"
+    return ROLE_STYLES, _TEXT, _MUTED, "#ffffff"
 
 
 def _esc(text: Optional[str]) -> str:
@@ -43,9 +60,11 @@ def _pretty_json(value) -> str:
         return str(value)
 
 
-def conversation_html(sr: StoredRecord) -> str:
-    """Simple, escaped HTML for one stored record: a header line, then one box a message."""
+def conversation_html(sr: StoredRecord, findings: Iterable[tuple[str, str]] = ()) -> str:
+    """Simple, escaped HTML for one stored record: a header line, what the last scan found
+    (``findings``: (kind, reason) pairs), then one box a message."""
     rec = sr.record
+    styles, _TEXT, _MUTED, _bg = _palette()
     color = STATUS_COLORS.get(sr.status, _MUTED)
     where = os.path.basename(rec.source.file) or "?"
     if sr.line is not None:
@@ -76,10 +95,16 @@ def conversation_html(sr: StoredRecord) -> str:
             fn = t.get("function", t) if isinstance(t, dict) else {}
             names.append(str(fn.get("name", "?")) if isinstance(fn, dict) else "?")
         parts.append(f'<br><span style="color:{_MUTED}">Tools offered:</span> ' + _esc(", ".join(names)))
+    findings = list(findings)
+    if findings:
+        parts.append('<br><span style="color:#e8590c; font-weight:600">Found by the scan:</span>')
+        parts.append("".join(f'<br>&nbsp;&nbsp;&#9888; <b>{_esc(kind)}</b>'
+                             + (f' <span style="color:{_MUTED}">— {_esc(reason)}</span>' if reason else "")
+                             for kind, reason in findings))
     parts.append("</td></tr></table><br>")
 
     for m in rec.messages:
-        label_color, bg, border = ROLE_STYLES.get(m.role, ("#495057", "#f8f9fa", "#dee2e6"))
+        label_color, bg, border = styles.get(m.role, styles["system"])
         title = m.role.capitalize()
         if m.name:
             title += f" · {m.name}"
@@ -122,22 +147,26 @@ class ConversationView(QTextBrowser):
         self.setOpenLinks(False)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.document().setDocumentMargin(12)
-        self.setStyleSheet("QTextBrowser { background: #ffffff; }")
         self.record_id: Optional[int] = None
         self.show_placeholder()
 
-    def show_record(self, sr: Optional[StoredRecord]) -> None:
+    def _paint_background(self) -> None:
+        self.setStyleSheet(f"QTextBrowser {{ background: {_palette()[3]}; }}")
+
+    def show_record(self, sr: Optional[StoredRecord], findings: Iterable[tuple[str, str]] = ()) -> None:
         if sr is None:
             self.show_placeholder()
             return
         keep = self.verticalScrollBar().value() if sr.id == self.record_id else 0
         self.record_id = sr.id
-        self.setHtml(conversation_html(sr))
+        self._paint_background()
+        self.setHtml(conversation_html(sr, findings))
         self.verticalScrollBar().setValue(keep)
 
     def show_placeholder(self, text: str = "Select a record to read it here.") -> None:
         self.record_id = None
-        self.setHtml(f'<p style="color:{_MUTED}; margin-top:24px" align="center">{_esc(text)}</p>')
+        self._paint_background()
+        self.setHtml(f'<p style="color:{_palette()[2]}; margin-top:24px" align="center">{_esc(text)}</p>')
 
 
 # -- icons --------------------------------------------------------------------------------
@@ -152,8 +181,12 @@ def app_icon() -> QIcon:
     return icon
 
 
-def drawn_icon(kind: str, color: str = "#495057", size: int = 32) -> QIcon:
-    """Small vector icons for the toolbar, drawn so that no icon theme is needed."""
+def drawn_icon(kind: str, color: Optional[str] = None, size: int = 32) -> QIcon:
+    """Small vector icons for the toolbar, drawn so that no icon theme is needed
+    (``color`` None: the palette's text colour, so they suit light and dark themes)."""
+    if color is None:
+        app = QApplication.instance()
+        color = app.palette().color(QPalette.ColorRole.WindowText).name() if app is not None else "#495057"
     pm = QPixmap(size, size)
     pm.fill(Qt.GlobalColor.transparent)
     p = QPainter(pm)
@@ -219,6 +252,23 @@ def drawn_icon(kind: str, color: str = "#495057", size: int = 32) -> QIcon:
             path.lineTo(28 * s, 26 * s)
             path.lineTo(4 * s, 26 * s)
             path.closeSubpath()
+    elif kind == "edit":  # a pencil
+        path.moveTo(8 * s, 24 * s)
+        path.lineTo(10 * s, 18 * s)
+        path.lineTo(21 * s, 7 * s)
+        path.lineTo(25 * s, 11 * s)
+        path.lineTo(14 * s, 22 * s)
+        path.closeSubpath()
+    elif kind == "export":  # an arrow out of a tray
+        path.moveTo(16 * s, 20 * s)
+        path.lineTo(16 * s, 5 * s)
+        path.moveTo(10 * s, 11 * s)
+        path.lineTo(16 * s, 5 * s)
+        path.lineTo(22 * s, 11 * s)
+        path.moveTo(6 * s, 18 * s)
+        path.lineTo(6 * s, 26 * s)
+        path.lineTo(26 * s, 26 * s)
+        path.lineTo(26 * s, 18 * s)
     elif kind == "scan":  # a magnifying glass
         p.drawEllipse(QPointF(14 * s, 14 * s), 8 * s, 8 * s)
         path.moveTo(20 * s, 20 * s)

@@ -1,0 +1,193 @@
+"""The review window with a real project: edit in place, labels and notes, bulk decisions
+on the filter (one undo step), filters by finding/label/score, sorting, the state
+remembered per project. Driven with key presses offscreen; no sleeps."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from ftcurate.gui.main_window import MainWindow  # noqa: E402
+from ftcurate.gui.models import RecordTableModel  # noqa: E402
+from test_gui import dataset, focus_table, home, open_and_wait, window, write_jsonl  # noqa: E402,F401
+
+
+def _report(ids):
+    """A hand-made project scan report: a near-duplicate cluster, an outlier, a flag."""
+    return {
+        "version": 1, "index": "record_id", "records": len(ids),
+        "near_duplicate_clusters": [{"indices": [ids[1], ids[2]], "keep": ids[1], "reason": "longest answer",
+                                     "pairs": [{"a": ids[1], "b": ids[2], "similarity": 0.93}]}],
+        "outliers": [{"index": ids[4], "score": 0.9}],
+        "outlier_scores": {"model": "x", "cutoff": 0.5, "scores": [0.1 * (i % 10) for i in range(len(ids))]},
+        "scanned_ids": list(ids),
+        "flags": [{"index": ids[5], "flag": "refusal", "reason": "As an AI language model"}],
+    }
+
+
+def test_edit_in_place_is_validated_and_restorable(qtbot, window, dataset):
+    project = open_and_wait(qtbot, window, dataset)
+    focus_table(qtbot, window)
+    rid = window.current_id()
+    original = project.get(rid).record.content_json()
+
+    qtbot.keyClick(window.table, Qt.Key.Key_E)
+    dialog = window.edit_dialog
+    qtbot.waitUntil(dialog.isVisible, timeout=5000)
+    # an assistant turn with no text is refused, with the reason shown
+    dialog.set_turn_text(2, "")
+    dialog.accept()
+    assert dialog.isVisible() and "empty" in dialog.problems.text()
+    assert not project.get(rid).is_edited
+    dialog.set_turn_text(2, "The answer is zero, because 0 + 0 = 0.")
+    dialog.accept()
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=5000)
+
+    sr = project.get(rid)
+    assert sr.is_edited and sr.status == "edited"
+    assert sr.record.messages[2].content == "The answer is zero, because 0 + 0 = 0."
+    assert sr.original.content_json() == original  # the original is kept
+    assert "because 0 + 0" in window.detail.toPlainText()
+    assert window.model.index(window.model.row_of(rid), RecordTableModel.COL_STATUS).data() == "Edited"
+
+    assert window.notes.restore_button.isEnabled()
+    window.notes.restore_button.click()
+    assert not project.get(rid).is_edited
+    window.undo()  # undo the restore: the edit is back
+    assert project.get(rid).is_edited
+
+
+def test_labels_notes_and_label_filter(qtbot, window, dataset):
+    project = open_and_wait(qtbot, window, dataset)
+    focus_table(qtbot, window)
+    ids = [window.model.id_at(r) for r in range(3)]
+    window.select_ids(ids[:2])
+    qtbot.keyClick(window.table, Qt.Key.Key_L)
+    assert window.notes.labels.hasFocus() or QApplication.focusWidget() is window.notes.labels
+    window.notes.labels.setText("math, easy")
+    qtbot.keyClick(window.notes.labels, Qt.Key.Key_Return)
+    assert project.get(ids[0]).labels == ["easy", "math"] or set(project.get(ids[0]).labels) == {"math", "easy"}
+    assert set(project.get(ids[1]).labels) == {"math", "easy"}
+    assert project.get(ids[2]).labels == []
+    assert project.peek_undo()["count"] == 2  # both records, one step
+
+    # the label filter offers the label and shows the two records
+    i = window.filter_bar.label.findData("math")
+    assert i > 0
+    with qtbot.waitSignal(window.filter_applied, timeout=5000) as blocker:
+        window.filter_bar.label.setCurrentIndex(i)
+    assert blocker.args == [2]
+
+    # a note is saved when the box loses focus, for the record it was typed for
+    window.select_row(0)
+    rid = window.current_id()
+    window.notes.note.setFocus()
+    window.notes.note.setPlainText("check the arithmetic")
+    window.select_row(1)  # moving on saves it
+    assert project.get(rid).note == "check the arithmetic"
+    assert project.get(window.current_id()).note == ""
+
+
+def test_bulk_reject_on_filter_is_one_undo_step(qtbot, window, tmp_path):
+    path = write_jsonl(tmp_path / "many.jsonl", 40, bad_line=False)
+    project = open_and_wait(qtbot, window, path)
+    ids = [int(i) for i in window.frame.ids]
+    project.save_scan("quality", {}, _report(ids))
+    window._set_report(_report(ids))
+    window.search_box.setText("question 1")  # matches 1, 10-19: 11 records
+    qtbot.waitUntil(lambda: window.model.rowCount() == 11, timeout=10000)
+    focus_table(qtbot, window)
+    qtbot.keyClick(window.table, Qt.Key.Key_R, Qt.KeyboardModifier.ShiftModifier)
+    assert project.status_counts()["rejected"] == 11
+    assert project.peek_undo()["count"] == 11
+    assert window.model.index(0, RecordTableModel.COL_STATUS).data() == "Rejected"
+    window.undo()
+    assert project.status_counts()["rejected"] == 0
+    assert window.model.index(0, RecordTableModel.COL_STATUS).data() == "Unreviewed"
+
+    # label everything shown: one undo step too
+    window.ask_text = lambda *a: "batch-1"
+    window.label_shown()
+    assert len(project.ids_with_label("batch-1")) == 11
+
+
+def test_filters_by_finding_and_score_and_sorting(qtbot, window, tmp_path):
+    path = write_jsonl(tmp_path / "many.jsonl", 30, bad_line=False)
+    open_and_wait(qtbot, window, path)
+    ids = [int(i) for i in window.frame.ids]
+    window._set_report(_report(ids))
+    bar = window.filter_bar
+    assert bar.flag.findData("near duplicate") > 0 and bar.flag.findData("refusal") > 0
+    with qtbot.waitSignal(window.filter_applied, timeout=5000) as blocker:
+        bar.flag.setCurrentIndex(bar.flag.findData("near duplicate"))
+    assert blocker.args == [2]
+    assert "near duplicate" in window.model.index(0, RecordTableModel.COL_FLAGS).data()
+    # the detail pane says what the scan found, with the reason
+    window.select_row(1)
+    assert "Found by the scan" in window.detail.toPlainText()
+    with qtbot.waitSignal(window.filter_applied, timeout=5000):
+        bar.flag.setCurrentIndex(bar.flag.findData("any"))
+    assert window.model.rowCount() == 4
+
+    window.clear_filters()
+    assert window.model.rowCount() == 30
+    with qtbot.waitSignal(window.filter_applied, timeout=5000):
+        bar.score.setValue(0.85)
+    assert window.model.rowCount() == 3 + 1  # scores 0.9 from the list (3) and the flagged outlier's 0.9
+    window.clear_filters()
+
+    # sort by score, highest first: unscored last, then back by id
+    window.table.sortByColumn(RecordTableModel.COL_SCORE, Qt.SortOrder.DescendingOrder)
+    top = [float(window.model.index(r, RecordTableModel.COL_SCORE).data()) for r in range(4)]
+    assert top == sorted(top, reverse=True) and top[0] == pytest.approx(0.9)
+    window.table.sortByColumn(RecordTableModel.COL_INDEX, Qt.SortOrder.AscendingOrder)
+    assert [window.model.id_at(r) for r in range(3)] == ids[:3]
+
+
+def test_position_and_filters_are_restored_on_reopen(qtbot, home, tmp_path):
+    path = write_jsonl(tmp_path / "many.jsonl", 20, bad_line=False)
+    w = MainWindow(interactive=False, restore_geometry=False)
+    qtbot.addWidget(w)
+    w.show()
+    project = open_and_wait(qtbot, w, path)
+    project_path = project.path
+    w.status_filter.setCurrentIndex(w.status_filter.findData("unreviewed"))
+    w.select_row(7)
+    rid = w.current_id()
+    w.close_project()
+
+    w2 = MainWindow(interactive=False, restore_geometry=False)
+    qtbot.addWidget(w2)
+    w2.show()
+    open_and_wait(qtbot, w2, project_path)
+    assert w2.status_filter.currentData() == "unreviewed"
+    assert w2.current_id() == rid
+    w.close()
+    w2.close()
+
+
+def test_theme_switch_keeps_the_window_usable(qtbot, window, dataset):
+    open_and_wait(qtbot, window, dataset)
+    window.set_theme("dark")
+    qtbot.waitUntil(lambda: window.palette().color(window.backgroundRole()).lightness() < 128, timeout=5000)
+    assert "background: #1e2125" in window.detail.styleSheet()
+    window.set_theme("light")
+    qtbot.waitUntil(lambda: window.palette().color(window.backgroundRole()).lightness() > 128, timeout=5000)
+    window.set_theme("system")
+
+
+def test_review_keys_are_off_while_another_tab_is_in_front(qtbot, window, dataset):
+    open_and_wait(qtbot, window, dataset)
+    assert window.act_approve.isEnabled()
+    if window.tabs.count() > 1:
+        window.tabs.setCurrentIndex(1)
+        assert not window.act_approve.isEnabled()
+        window.tabs.setCurrentIndex(0)
+        assert window.act_approve.isEnabled()
