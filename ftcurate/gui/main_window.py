@@ -966,7 +966,14 @@ class MainWindow(QMainWindow):
         if self.project is None or self.is_scanning():
             return
         project = self.project
-        worker = Worker(scan_project, project, settings=self.scan_settings, title="Scanning", parent=self)
+        if self.scan_settings is None:
+            from .dialogs import load_scan_settings
+
+            self.scan_settings = load_scan_settings(self.settings)
+        worker = Worker(scan_project, project, settings=self.scan_settings, title="Scanning", parent=self,
+                        event_kw="on_result")
+        partial: dict = {"index": "record_id"}
+        worker.event.connect(lambda item, p=project, d=partial: self._on_scan_partial(p, d, item))
         worker.finished.connect(lambda report, p=project: self._on_scan_finished(p, report))
         worker.failed.connect(self._on_scan_failed)
         worker.cancelled.connect(self._on_scan_cancelled)
@@ -974,6 +981,16 @@ class MainWindow(QMainWindow):
         self._scan_worker = worker
         self._start(worker)
         self._update_enabled()
+
+    def _on_scan_partial(self, project: Project, partial: dict, item) -> None:
+        """A scanner finished: show its results at once (the full report follows)."""
+        if project is not self.project or not isinstance(item, tuple) or len(item) != 2:
+            return
+        section, value = item
+        partial[section] = value
+        if section in ("flags", "exact_duplicates", "near_duplicate_clusters", "outliers", "leakage"):
+            self._set_report(dict(partial))
+            self.statusBar().showMessage(f"Scan: {section.replace('_', ' ')} done", 3000)
 
     def _on_scan_finished(self, project: Project, report: dict) -> None:
         if project is not self.project:

@@ -48,12 +48,16 @@ class _Runner(QObject):
     succeeded = Signal(object)
     failed = Signal(str, str)
     cancelled = Signal()
+    event = Signal(object)
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, stop: threading.Event) -> None:
+    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, stop: threading.Event,
+                 event_kw: Optional[str] = None) -> None:
         super().__init__()
         self._fn = fn
         self._args = args
-        self._kwargs = kwargs
+        self._kwargs = dict(kwargs)
+        if event_kw:  # the function reports partial results through this callback
+            self._kwargs[event_kw] = lambda *a: self.event.emit(a[0] if len(a) == 1 else a)
         self._stop = stop
         self._last = 0.0
 
@@ -82,9 +86,14 @@ class Worker(QObject):
     (in the GUI thread) for a result that arrives after :meth:`cancel` was asked for:
     the worker then reports ``cancelled`` instead of ``finished`` - use it to close
     what the function opened.
+
+    ``event_kw="on_result"`` passes the function a callback under that name; each call
+    arrives in the GUI thread as :attr:`event` (one argument as is, several as a tuple):
+    partial results, training metrics.
     """
 
     progress = Signal(int, int, str)
+    event = Signal(object)
     finished = Signal(object)
     failed = Signal(str, str)
     cancelled = Signal()
@@ -97,13 +106,14 @@ class Worker(QObject):
         title: str = "",
         discard: Optional[Callable[[Any], None]] = None,
         parent: Optional[QObject] = None,
+        event_kw: Optional[str] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(parent)
         self.title = title or getattr(fn, "__name__", "working")
         self._discard = discard
         self._stop = threading.Event()
-        self._runner: Optional[_Runner] = _Runner(fn, args, kwargs, self._stop)
+        self._runner: Optional[_Runner] = _Runner(fn, args, kwargs, self._stop, event_kw)
         self._thread: Optional[QThread] = None
         self._state = "new"  # new / running / finished / failed / cancelled
 
@@ -118,6 +128,7 @@ class Worker(QObject):
         thread.started.connect(runner.run)
         q = Qt.ConnectionType.QueuedConnection
         runner.progress.connect(self._on_progress, q)
+        runner.event.connect(self._on_event, q)
         runner.succeeded.connect(self._on_succeeded, q)
         runner.failed.connect(self._on_failed, q)
         runner.cancelled.connect(self._on_cancelled, q)
@@ -160,6 +171,11 @@ class Worker(QObject):
     def _on_progress(self, done: int, total: int, message: str) -> None:
         if self._state == "running":
             self.progress.emit(done, total, message)
+
+    @Slot(object)
+    def _on_event(self, value: Any) -> None:
+        if self._state == "running":
+            self.event.emit(value)
 
     @Slot(object)
     def _on_succeeded(self, result: Any) -> None:
