@@ -198,6 +198,169 @@ def _apply_setting(settings, pair: str):
     return ScanSettings.from_dict(d)
 
 
+def _quiet_ml_libraries() -> None:
+    """transformers' info lines and deprecation notes are noise on a command line."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+
+
+def _train_config(args):
+    from .train import TrainConfig
+
+    config = TrainConfig.from_json(args.config) if args.config else TrainConfig(model_dir="")
+    overrides = {"model_dir": args.model, "output_dir": args.output, "max_steps": args.max_steps,
+                 "epochs": args.epochs, "learning_rate": args.lr, "lora_r": args.lora_r, "method": args.method,
+                 "batch_size": args.batch_size, "max_seq_len": args.max_seq_len, "eval_steps": args.eval_steps,
+                 "seed": args.seed}
+    for name, value in overrides.items():
+        if value is not None:
+            setattr(config, name, value)
+    if args.allow_leakage:
+        config.allow_leakage = True
+    if args.no_packing:
+        config.packing = False
+    problems = config.problems()
+    if problems:
+        raise CliError("bad training settings: " + "; ".join(problems), "bad_arguments")
+    return config
+
+
+def _train_line(event: dict) -> Optional[str]:
+    """A human line for a training event (None: not worth a line)."""
+    kind = event.get("type")
+    if kind == "train":
+        total = event.get("max_steps") or 0
+        return (f"step {event['step']}/{total}  loss {event['loss']:.4f}  lr {event['learning_rate']:.2e}  "
+                f"{event['tokens_per_second']:,.0f} tok/s")
+    if kind == "eval":
+        return f"step {event['step']}  eval loss {event['eval_loss']:.4f}" + ("  (best)" if event.get("best") else "")
+    if kind == "warning":
+        return "warning: " + event["message"]
+    if kind == "start":
+        return (f"training on {event['device']}: {event['num_train']} examples, {event['num_eval']} validation, "
+                f"{event['max_steps']} steps" + (f", resuming {event['resumed_from']}" if event.get("resumed_from")
+                                                 else ""))
+    if kind == "early_stop":
+        return f"early stop at step {event['step']}: best eval loss {event['best_eval_loss']:.4f} at step " \
+               f"{event['best_step']}"
+    return None
+
+
+def cmd_train(args) -> int:
+    import signal
+    import threading
+
+    from .train import LeakageError, TrainError, load_data, train
+
+    config = _train_config(args)
+    _quiet_ml_libraries()
+    data = load_data(args.data, args.eval, val_fraction=args.val_fraction, seed=config.seed)
+    every = [1]
+
+    def on_event(event: dict) -> None:
+        if args.json:
+            json.dump(event, sys.stdout, ensure_ascii=False)
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            return
+        if event.get("type") == "start":  # about 100 loss lines per run
+            every[0] = max(1, int(event.get("max_steps") or 0) // 100)
+        if event.get("type") == "train" and event["step"] % every[0] and event["step"] != event.get("max_steps"):
+            return
+        line = _train_line(event)
+        if line:
+            print(line, flush=True)
+
+    # Ctrl-C once: stop after the current step and save; twice: cancel at once.
+    flags = {"stop": False, "cancel": False}
+
+    def on_sigint(signum, frame):  # noqa: ARG001
+        if flags["stop"]:
+            flags["cancel"] = True
+        else:
+            flags["stop"] = True
+            print("stopping after this step and saving (Ctrl-C again to cancel)", file=sys.stderr, flush=True)
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = train(config, data, progress=None, cancel=lambda: flags["cancel"], on_event=on_event,
+                       stop=lambda: flags["stop"], resume=args.resume)
+    except LeakageError as exc:
+        if args.json:
+            json.dump({"error": exc.key, "message": str(exc), "leaks": exc.leaks}, sys.stdout, ensure_ascii=False)
+            sys.stdout.write("\n")
+        print(f"ftcurate train: {exc}", file=sys.stderr)
+        return EXIT_ERRORS
+    except TrainError as exc:
+        raise CliError(str(exc), exc.key) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if not args.json:
+        how = "stopped" if result.stopped else ("early-stopped" if result.early_stopped else "finished")
+        loss = f", loss {result.first_loss:.4f} -> {result.final_loss:.4f}" if result.final_loss is not None else ""
+        ev = f", best eval loss {result.best_eval_loss:.4f} (step {result.best_step})" \
+            if result.best_eval_loss is not None else ""
+        print(f"{how} at step {result.global_step}/{result.max_steps}{loss}{ev}")
+        print(f"adapter: {result.adapter_dir}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    from .train.evaluate import evaluate, save_report
+
+    _quiet_ml_libraries()
+    progress = _progress_printer(args)
+    report = evaluate(args.model, args.data, adapter_dir=args.adapter, max_new_tokens=args.max_new_tokens,
+                      num_generations=args.generations, progress=progress, general_path=args.general)
+    if progress:
+        sys.stderr.write("\n")
+    if args.report:
+        report["report"] = save_report(report, args.report)
+
+    def line(name: str, m: Optional[dict]) -> Optional[str]:
+        if not m or m.get("loss") is None:
+            return None
+        return f"{name}: loss {m['loss']:.4f}, perplexity {m['perplexity']:.2f}"
+
+    human = [f"{report['examples']} held-out examples"]
+    human += filter(None, [line("base", report.get("base")), line("tuned", report.get("tuned"))])
+    general = report.get("general") or {}
+    human += filter(None, [line("general base", general.get("base")), line("general tuned", general.get("tuned"))])
+    for g in report.get("generations", []):
+        human += ["", "prompt:    " + g["prompt"][:200], "reference: " + g["reference"][:200],
+                  "base:      " + g["base"][:200]]
+        if "tuned" in g:
+            human.append("tuned:     " + g["tuned"][:200])
+    if args.report:
+        human.append(f"report: {report['report']}")
+    _emit(args, report, "\n".join(human))
+    return EXIT_OK
+
+
+def cmd_demo_model(args) -> int:
+    from .train.model import create_demo_model, is_demo_model
+
+    folder = args.folder
+    if os.path.isdir(folder) and os.listdir(folder) and not is_demo_model(folder):
+        raise CliError(f"{folder} is not empty; choose a new folder for the demo model", "folder_not_empty")
+    _quiet_ml_libraries()
+    path = create_demo_model(folder, seed=args.seed)
+    _emit(args, {"model_dir": os.path.abspath(path), "demo": True},
+          f"demo model written to {path} (random weights: only for trying the training flow)")
+    return EXIT_OK
+
+
 def cmd_gui(args) -> int:
     from .gui.app import main as gui_main
 
@@ -288,6 +451,53 @@ def build_parser() -> argparse.ArgumentParser:
                     help="change one setting, e.g. minhash_threshold=0.85 or heuristics.language=true")
     sp.add_argument("--json", action="store_true", help="print the report as JSON")
     sp.set_defaults(func=cmd_scan)
+
+    from .train.config import METHODS
+    from .train.config import help_text as _help
+
+    def help_text(name: str) -> str:
+        return _help(name).replace("%", "%%")  # argparse formats help with %
+
+    sp = sub.add_parser("train", help="train a LoRA / QLoRA / DoRA adapter on a project or dataset file")
+    sp.add_argument("--model", help="base model folder (config.json, tokenizer, *.safetensors)")
+    sp.add_argument("--data", required=True, help="project (.ftcurate: approved records) or dataset file")
+    sp.add_argument("--eval", help="validation file (default: the project's validation split, else 10%% of the data)")
+    sp.add_argument("--output", "--out", "-o", help="output folder for the adapter, checkpoints and metrics")
+    sp.add_argument("--config", help="training settings JSON (e.g. a run_config.json); options below override it")
+    sp.add_argument("--max-steps", type=int, help=help_text("max_steps"))
+    sp.add_argument("--epochs", type=float, help=help_text("epochs"))
+    sp.add_argument("--lr", type=float, help=help_text("learning_rate"))
+    sp.add_argument("--lora-r", type=int, help=help_text("lora_r"))
+    sp.add_argument("--method", choices=METHODS, help=help_text("method"))
+    sp.add_argument("--batch-size", type=int, help=help_text("batch_size"))
+    sp.add_argument("--max-seq-len", type=int, help=help_text("max_seq_len"))
+    sp.add_argument("--eval-steps", type=int, help=help_text("eval_steps"))
+    sp.add_argument("--seed", type=int, help=help_text("seed"))
+    sp.add_argument("--val-fraction", type=float, default=0.1,
+                    help="fraction of the training records held out for validation when there is no validation "
+                         "split or --eval file (default 0.1; 0 = none)")
+    sp.add_argument("--no-packing", action="store_true", help="padded batches instead of padding-free packing")
+    sp.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    sp.add_argument("--allow-leakage", action="store_true", help=help_text("allow_leakage"))
+    sp.add_argument("--json", action="store_true", help="print one JSON event per line")
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("evaluate", help="compare the base model and its adapter on held-out data")
+    sp.add_argument("--model", required=True, help="base model folder")
+    sp.add_argument("--adapter", help="adapter folder (a training output folder)")
+    sp.add_argument("--data", required=True, help="held-out file, or a project (its test split)")
+    sp.add_argument("--max-new-tokens", type=int, default=64, help="tokens per generated answer (default 64)")
+    sp.add_argument("--generations", type=int, default=5, help="prompts to generate answers for (default 5)")
+    sp.add_argument("--general", help="general-conversation file: checks that the tuning did not hurt them")
+    sp.add_argument("--report", metavar="DIR", help="also write eval_report.json and eval_report.md into DIR")
+    sp.add_argument("--json", action="store_true", help="print the report as JSON")
+    sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("demo-model", help="write a tiny random model for trying the training flow")
+    sp.add_argument("folder")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_demo_model)
 
     sp = sub.add_parser("gui", help="open the desktop app")
     sp.add_argument("path", nargs="?", help="dataset or project to open")
