@@ -451,12 +451,12 @@ def test_screenshot_mode_bad_file_exits_2_without_traceback(tmp_path):
 def test_window_geometry_is_remembered(qtbot, home):
     first = MainWindow(interactive=False, restore_geometry=True)
     qtbot.addWidget(first)
-    first.resize(640, 470)
+    first.resize(760, 560)  # the offscreen screen is 800 x 600
     first.show()
     qtbot.waitExposed(first)
-    qtbot.waitUntil(lambda: first.width() == 640, timeout=5000)
+    qtbot.waitUntil(lambda: first.width() == 760, timeout=5000)
     first.close()
     second = MainWindow(interactive=False, restore_geometry=True)
     qtbot.addWidget(second)
-    assert (second.width(), second.height()) == (640, 470)
+    assert (second.width(), second.height()) == (760, 560)
     assert (home / "settings.ini").exists()

@@ -191,3 +191,30 @@ def test_review_keys_are_off_while_another_tab_is_in_front(qtbot, window, datase
         assert not window.act_approve.isEnabled()
         window.tabs.setCurrentIndex(0)
         assert window.act_approve.isEnabled()
+
+
+def test_big_dataset_is_browsable_from_the_file_while_it_imports(qtbot, window, tmp_path, monkeypatch):
+    import ftcurate.gui.main_window as mw
+
+    monkeypatch.setattr(mw, "PREVIEW_MIN_BYTES", 0)  # preview even this small file
+    gate = __import__("threading").Event()
+    real = mw.tasks.open_dataset
+
+    def slow_import(*args, **kwargs):  # hold the import until the preview has been seen
+        gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mw.tasks, "open_dataset", slow_import)
+    path = write_jsonl(tmp_path / "big.jsonl", 50, bad_line=False)
+    with qtbot.waitSignal(window.preview_shown, timeout=30000) as blocker:
+        window.open_path(str(path))
+    assert blocker.args == [50]
+    assert window.is_previewing() and window.table.model().rowCount() == 50
+    assert "question 0" in window.detail.toPlainText()
+    assert not window.act_approve.isEnabled()  # decisions wait for the project
+    window.select_row(7)
+    with qtbot.waitSignal(window.project_loaded, timeout=60000):
+        gate.set()
+    assert not window.is_previewing() and window.model.rowCount() == 50
+    assert window.table.currentIndex().row() == 7  # still where the user was
+    assert window.act_approve.isEnabled()

@@ -7,6 +7,7 @@ single transactions and run in the GUI thread, saved before the call returns.
 
 from __future__ import annotations
 
+import html
 import os
 from bisect import bisect_right
 from typing import Iterable, Optional
@@ -20,9 +21,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDockWidget, QFileDia
 from .. import __version__
 from ..core.scan import ScanSettings, scan_project
 from ..core.store import STATUSES, Project
+from ..core.lineindex import LineIndex
 from ..core.table import RecordFrame
 from . import settings as appsettings
 from . import tasks, theme
+from .file_model import FileTableModel
 from .filter_bar import FilterBar
 from .record_editor import EditDialog, NotesPanel
 from .models import STATUS_COLORS, STATUS_LABELS, ImportProblemsModel, RecordTableModel
@@ -30,6 +33,8 @@ from .scan_view import FindingsPanel, findings_from_report, report_ids, scan_sum
 from .widgets import ConversationView, ShortcutsDialog, StartPage, app_icon, drawn_icon
 from .workers import TaskProgress, Worker, describe_error
 
+#: Datasets at least this big are shown straight from the file (read-only) while they import.
+PREVIEW_MIN_BYTES = 8 << 20
 DATASET_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv *.parquet);;All files (*)"
 PROJECT_FILTER = "ftcurate projects (*.ftcurate);;All files (*)"
 PAST = {"approve": "Approved", "reject": "Rejected", "reset": "Reset"}
@@ -63,6 +68,7 @@ class MainWindow(QMainWindow):
     bar only, never with a modal message box."""
 
     project_loaded = Signal(object)  # the Project
+    preview_shown = Signal(int)  # a big dataset is shown from its file while it imports (rows)
     load_failed = Signal(str, str)  # message, details
     load_cancelled = Signal()
     filter_applied = Signal(int)  # rows shown
@@ -243,6 +249,8 @@ class MainWindow(QMainWindow):
             hh.resizeSection(col, width)
         hh.setSectionResizeMode(RecordTableModel.COL_FIRST_USER, QHeaderView.ResizeMode.Stretch)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
+        self.file_model = FileTableModel(parent=self)  # a big dataset's file, shown while it imports
+        self._preview_worker: Optional[Worker] = None
 
         self.detail = ConversationView()
         self.detail.setAcceptDrops(False)
@@ -411,7 +419,7 @@ class MainWindow(QMainWindow):
                 return
         from .dialogs import ImportDialog
 
-        dialog = ImportDialog(path, parent=self)
+        dialog = ImportDialog(path, parent=self, interactive=self.interactive)
         if dialog.exec() == QDialog.DialogCode.Accepted:
             self.open_path(path, options=dialog.import_options())
 
@@ -624,8 +632,9 @@ class MainWindow(QMainWindow):
     def is_loading(self) -> bool:
         return self._load_worker is not None and self._load_worker.is_running()
 
-    def open_path(self, path: str) -> None:
-        """Open a project file, or a dataset file (imported into a project in the data folder)."""
+    def open_path(self, path: str, options: Optional[tasks.ImportOptions] = None) -> None:
+        """Open a project file, or a dataset file (imported into a project in the data folder;
+        ``options`` from the import dialog: format, column mapping, test file or split)."""
         path = os.path.abspath(os.path.expanduser(str(path)))
         if self.is_loading() and path == self._loading_path:
             return  # already on its way (e.g. a double click)
@@ -650,9 +659,13 @@ class MainWindow(QMainWindow):
                             parent=self)
         else:
             tests = tasks.sample_test_files(path, appsettings.SAMPLE_DIR)
+            if options is not None:  # the dialog chose the held-out data
+                tests = []
             worker = Worker(_with_frame, tasks.open_dataset, path, str(appsettings.projects_dir()), tuple(tests),
-                            title=f"Importing {name}", discard=_close_result, parent=self)
+                            options, title=f"Importing {name}", discard=_close_result, parent=self)
         worker.finished.connect(self._on_loaded)
+        if not tasks.is_project_file(path):
+            self._maybe_preview(path)
         worker.failed.connect(lambda message, details, p=path: self._fail_load(message, f"File: {p}\n\n{details}"))
         worker.cancelled.connect(self._on_load_cancelled)
         worker.ended.connect(self._on_load_ended)
@@ -670,7 +683,11 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_loaded(self, result: tasks.OpenResult) -> None:
+        row = self.table.currentIndex().row() if self.is_previewing() else None
+        self._end_preview()
         self.set_project(result.project, result)
+        if row is not None and row > 0:  # stay where the user was reading (file order = id order)
+            self.select_row(min(row, self.model.rowCount() - 1))
         if result.created and result.reports:
             loaded = sum(r.loaded for r in result.reports)
             rejected = sum(r.rejected for r in result.reports)
@@ -680,13 +697,70 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(msg, 15000)
         self.project_loaded.emit(result.project)
 
+    # -- big files: browse the file while it imports ----------------------------------------
+    def is_previewing(self) -> bool:
+        return self.table.model() is self.file_model
+
+    def _maybe_preview(self, path: str) -> None:
+        """Index a big JSONL file in a second worker and show it read-only until the import
+        (in the load worker) is done: the table is usable in seconds, not minutes."""
+        try:
+            big = os.path.getsize(path) >= PREVIEW_MIN_BYTES
+        except OSError:
+            return
+        if not big or not LineIndex.supports(path):
+            return
+        worker = Worker(LineIndex.build, path, title="Indexing", parent=self)
+        worker.finished.connect(lambda index, p=path: self._show_preview(p, index))
+        worker.failed.connect(lambda *_: None)  # the import reports what is wrong with the file
+        worker.ended.connect(lambda w=worker: setattr(self, "_preview_worker", None)
+                             if self._preview_worker is w else None)
+        self._preview_worker = worker
+        self._start(worker)
+
+    def _show_preview(self, path: str, index: LineIndex) -> None:
+        if self._loading_path != path or self.project is not None or not self.is_loading():
+            index.close()  # the import finished first, failed or was cancelled
+            return
+        self.file_model.set_index(index)
+        self._use_model(self.file_model)
+        self.filter_bar.setEnabled(False)
+        self.stack.setCurrentWidget(self.review_page)
+        self.tabs.setCurrentWidget(self.records_page)
+        self.count_label.setText(f"{len(index):,} lines")
+        if self.file_model.rowCount():
+            self.select_row(0)
+        self.statusBar().showMessage(f"Showing {os.path.basename(path)} from the file while it is imported: "
+                                     "browse now; decisions open when the import is done", 30000)
+        self.table.setFocus()
+        self._update_enabled()
+        self.preview_shown.emit(len(index))
+
+    def _end_preview(self) -> None:
+        if self._preview_worker is not None:
+            self._preview_worker.cancel()
+        if self.is_previewing():
+            self._use_model(self.model)
+            self.filter_bar.setEnabled(True)
+        self.file_model.close()
+
+    def _use_model(self, model) -> None:
+        self.table.setModel(model)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
+
     def _fail_load(self, message: str, details: str = "") -> None:
+        if self.is_previewing():
+            self._end_preview()
+            self.stack.setCurrentWidget(self.start_page)
         self.start_page.set_busy(False)
         self.report_error("Cannot open", message, details)
         self.load_failed.emit(message, details)
 
     @Slot()
     def _on_load_cancelled(self) -> None:
+        if self.is_previewing():
+            self._end_preview()
+            self.stack.setCurrentWidget(self.start_page)
         self.start_page.set_busy(False)
         self.statusBar().showMessage("Cancelled", 5000)
         self.load_cancelled.emit()
@@ -846,19 +920,24 @@ class MainWindow(QMainWindow):
 
     # -- selection and navigation -------------------------------------------------------------------------
     def current_id(self) -> Optional[int]:
+        if self.is_previewing():
+            return None
         idx = self.table.currentIndex()
         return self.model.id_at(idx.row()) if idx.isValid() else None
 
     def selected_ids(self) -> list[int]:
+        if self.is_previewing():
+            return []
         rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
         if not rows and self.table.currentIndex().isValid():
             rows = [self.table.currentIndex().row()]
         return [rid for rid in (self.model.id_at(r) for r in rows) if rid is not None]
 
     def select_row(self, row: int) -> None:
-        if not 0 <= row < self.model.rowCount():
+        model = self.table.model()
+        if not 0 <= row < model.rowCount():
             return
-        index = self.model.index(row, 0)
+        index = model.index(row, 0)
         flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
         self.table.selectionModel().setCurrentIndex(index, flags)
         self.table.scrollTo(index)
@@ -876,7 +955,7 @@ class MainWindow(QMainWindow):
             self.table.selectionModel().select(sel, QItemSelectionModel.SelectionFlag.ClearAndSelect)
 
     def move_selection(self, delta: int) -> None:
-        n = self.model.rowCount()
+        n = self.table.model().rowCount()
         if not n:
             return
         cur = self.table.currentIndex()
@@ -905,6 +984,12 @@ class MainWindow(QMainWindow):
         self._show_current()
 
     def _show_current(self) -> None:
+        if self.is_previewing():
+            row = self.table.currentIndex().row()
+            self.detail.show_placeholder("Importing… this is the record as it stands in the file:")
+            self.detail.append(f"<pre>{html.escape(self.file_model.record_text(row))}</pre>")
+            self.notes.set_record(None)
+            return
         rid = self.current_id()
         if rid is None or self.project is None:
             self.detail.show_placeholder()
@@ -1275,6 +1360,9 @@ class MainWindow(QMainWindow):
                     self.act_next_unreviewed, self.act_edit, self.act_labels, self.act_approve_shown,
                     self.act_reject_shown, self.act_label_shown):
             act.setEnabled(on_records)
+        if self.is_previewing():  # browsing a big file while it imports
+            self.act_next.setEnabled(True)
+            self.act_prev.setEnabled(True)
         if not on_records:
             self.act_restore.setEnabled(False)
         self.act_scan.setEnabled(has and not self.is_scanning())

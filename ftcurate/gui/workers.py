@@ -77,6 +77,10 @@ class _Runner(QObject):
             self.failed.emit(describe_error(exc), traceback.format_exc())
         else:
             self.succeeded.emit(result)
+        finally:
+            # the work is done: end the thread's event loop now, so wait() returns at once
+            # (the signals above are already queued for the GUI thread)
+            QThread.currentThread().quit()
 
 
 class Worker(QObject):
