@@ -218,3 +218,65 @@ def test_big_dataset_is_browsable_from_the_file_while_it_imports(qtbot, window, 
     assert not window.is_previewing() and window.model.rowCount() == 50
     assert window.table.currentIndex().row() == 7  # still where the user was
     assert window.act_approve.isEnabled()
+
+
+def _dupes_jsonl(path, n=12):
+    """``n`` records where 1 and 2 are near copies (one word differs)."""
+    import json
+
+    lines = []
+    for i in range(n):
+        q = f"question {i}: explain how a binary search finds an item in a sorted list of numbers quickly"
+        if i == 2:
+            q = "question 1: explain how a binary search finds an item in a sorted list of numbers fast"
+        lines.append(json.dumps({"messages": [{"role": "user", "content": q},
+                                              {"role": "assistant", "content": f"Answer {i}: halve the range."}]}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_review_a_cluster_undo_and_export_from_the_window(qtbot, window, tmp_path):
+    import json
+
+    project = open_and_wait(qtbot, window, _dupes_jsonl(tmp_path / "dupes.jsonl"))
+    ids = [int(i) for i in window.frame.ids]
+    report = {"version": 1, "index": "record_id", "records": len(ids),
+              "near_duplicate_clusters": [{"indices": [ids[1], ids[2]], "keep": ids[1], "reason": "longest answer",
+                                           "pairs": [{"a": ids[1], "b": ids[2], "similarity": 0.9}]}]}
+    project.save_scan("quality", {}, report)
+    window._set_report(report)
+
+    # the Duplicates tab: keep left with one key, in the real window
+    window.show_tab("pairs")
+    view = window.views["pairs"]
+    qtbot.waitUntil(lambda: view.current_pair() is not None, timeout=5000)
+    view.table.setFocus()
+    qtbot.keyClick(view.table, Qt.Key.Key_1)
+    assert (project.get(ids[1]).status, project.get(ids[2]).status) == ("approved", "rejected")
+    assert window.model.index(window.model.row_of(ids[2]), RecordTableModel.COL_STATUS).data() == "Rejected"
+
+    # undo from the window's Edit menu brings both back, in the view too
+    window.undo()
+    assert (project.get(ids[1]).status, project.get(ids[2]).status) == ("unreviewed", "unreviewed")
+    qtbot.keyClick(view.table, Qt.Key.Key_1)  # and decide again
+
+    # approve the rest from the Records tab (bulk on the "unreviewed" filter), then export
+    window.show_tab("records")
+    window.status_filter.setCurrentIndex(window.status_filter.findData("unreviewed"))
+    qtbot.waitUntil(lambda: window.model.rowCount() == len(ids) - 2, timeout=5000)
+    window.decide_shown("approve")
+    assert project.status_counts()["approved"] == len(ids) - 1
+
+    window.export_dialog()
+    dialog = window.export_dialog_widget
+    out = tmp_path / "out" / "clean.jsonl"
+    out.parent.mkdir()
+    dialog.set_destination(str(out))
+    with qtbot.waitSignal(dialog.export_finished, timeout=60000) as blocker:
+        dialog.start_export()
+    assert blocker.args[0].written == len(ids) - 1
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == len(ids) - 1
+    assert not any("fast" in r["messages"][0]["content"] for r in rows)  # the rejected copy is not there
+    assert any(p.name.endswith(".card.md") for p in out.parent.iterdir())
+    assert any(p.name.endswith(".decisions.csv") for p in out.parent.iterdir())
