@@ -15,9 +15,9 @@ from typing import Iterable, Optional
 
 from PySide6.QtCore import QByteArray, QItemSelection, QItemSelectionModel, QModelIndex, QSettings, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDockWidget, QFileDialog, QHeaderView, QInputDialog,
-                               QLabel, QMainWindow, QMenu, QMessageBox, QSplitter, QStackedWidget, QTableView,
-                               QTabWidget, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDockWidget, QFileDialog, QFrame, QHeaderView,
+                               QInputDialog, QLabel, QMainWindow, QMenu, QMessageBox, QScrollArea, QSplitter,
+                               QStackedWidget, QTableView, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from .. import __version__
 from ..core.scan import ScanSettings, scan_project
@@ -293,6 +293,7 @@ class MainWindow(QMainWindow):
         self.tabs.setTabToolTip(0, "Every record: filter, read, approve, reject, edit, label")
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.views: dict[str, QWidget] = {}
+        self._pages: dict[QWidget, QWidget] = {}  # tab page (scroll area) -> its view
         self._build_views()
         self.stack.addWidget(self.tabs)
         self.review_page = self.tabs
@@ -319,32 +320,57 @@ class MainWindow(QMainWindow):
         import importlib
 
         for key, title, tip, module, cls in self.VIEW_SPECS:
-            try:  # TEMP while the views are being written
-                view = getattr(importlib.import_module(f"{__package__}.{module}"), cls)(interactive=self.interactive)
-            except (ImportError, AttributeError):
-                continue
+            view = getattr(importlib.import_module(f"{__package__}.{module}"), cls)(interactive=self.interactive)
             view.record_requested.connect(self.show_record_id)
             view.records_changed.connect(lambda ids, v=view: self._after_change(list(ids), source=v))
             view.error_reported.connect(self.report_error)
             self.views[key] = view
-            i = self.tabs.addTab(view, title)
-            self.tabs.setTabToolTip(i, tip)
-        self.training_view = None  # made when first shown (the training stack loads lazily)
+            self._add_tab(view, title, tip)
+        from .train_view import TrainingView
+
+        self.training_view = TrainingView(settings=self.settings, interactive=self.interactive)
+        self.training_view.error_reported.connect(self.report_error)
+        self.training_view.run_finished.connect(
+            lambda run: self.statusBar().showMessage(f"Training run finished: {run}", 15000))
+        self._add_tab(self.training_view, "Training", "Train a LoRA adapter on the approved records, watch it "
+                      "live, compare it with the base model")
+
+    def _add_tab(self, view: QWidget, title: str, tip: str) -> None:
+        """A tab for ``view``, in a scroll area: a view wider than a small screen scrolls
+        rather than make the whole window that wide."""
+        page = QScrollArea()
+        page.setWidget(view)
+        page.setWidgetResizable(True)
+        page.setFrameShape(QFrame.Shape.NoFrame)
+        page.setMinimumSize(240, 160)
+        self._pages[page] = view
+        i = self.tabs.addTab(page, title)
+        self.tabs.setTabToolTip(i, tip)
+
+    def _tab_view(self, index: int) -> Optional[QWidget]:
+        """The widget shown by tab ``index`` (the records page or a view)."""
+        page = self.tabs.widget(index)
+        return self._pages.get(page, page)
+
+    def _page_of(self, view: QWidget) -> QWidget:
+        return next((page for page, v in self._pages.items() if v is view), view)
 
     def _on_tab_changed(self, index: int) -> None:
-        on_records = self.tabs.widget(index) is self.records_page
+        view = self._tab_view(index)
+        on_records = view is self.records_page
         self._update_enabled()
-        view = self.tabs.widget(index)
         if view is self.views.get("map") and self.project is not None and hasattr(view, "compute_if_needed"):
             view.compute_if_needed()
         if on_records:
             self.table.setFocus()
+        if view is self.training_view and self.project is not None:
+            self.training_view.refresh_checks()  # the approved set may have changed meanwhile
         self._state_timer.start()
 
     def show_tab(self, key: str) -> None:
-        view = self.records_page if key == "records" else self.views.get(key)
+        view = {"records": self.records_page, "training": self.training_view}.get(key) or self.views.get(key)
         if view is not None:
-            self.tabs.setCurrentWidget(view)
+            self.tabs.setCurrentWidget(self._page_of(view))
 
     # -- remembered view state (per project) -------------------------------------------------------
     def view_state(self) -> dict:
@@ -823,6 +849,7 @@ class MainWindow(QMainWindow):
         for view in self.views.values():
             view.set_project(project)
             view.set_report(report)
+        self.training_view.set_project(project, project.path)
         self.stack.setCurrentWidget(self.review_page)
         self.tabs.setCurrentWidget(self.records_page)
         self._update_title()
@@ -849,8 +876,11 @@ class MainWindow(QMainWindow):
         if self.project is not None:
             self.save_view_state()
         for view in self.views.values():
+            if hasattr(view, "shutdown"):
+                view.shutdown()
             view.set_project(None)
             view.set_report(None)
+        self.training_view.set_project(None, None)
         project, self.project = self.project, None
         self.project_info = None
         self.report = None
@@ -1362,7 +1392,7 @@ class MainWindow(QMainWindow):
 
     def _update_enabled(self) -> None:
         has = self.project is not None
-        on_records = has and self.tabs.currentWidget() is self.records_page
+        on_records = has and self.tabs.currentIndex() == 0  # the Records tab
         for act in (self.act_close, self.act_find, self.act_export, self.act_clear_filters):
             act.setEnabled(has)
         # the one-key review actions act on the Records table: off while another view
@@ -1453,6 +1483,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Cancel background work, wait for it, close the project."""
         self._pending_open = None
+        self.training_view.shutdown()  # a running training run is cancelled (its checkpoints stay)
         for worker in list(self._workers):
             worker.cancel()
         for worker in list(self._workers):
