@@ -16,6 +16,9 @@ import traceback
 from typing import Optional, Sequence
 
 EXIT_OK, EXIT_FAIL, EXIT_TIMEOUT = 0, 2, 3
+# --tab names -> the window's view keys
+TABS = {"records": "records", "duplicates": "pairs", "leakage": "leaks", "map": "map", "overview": "overview",
+        "training": "training"}
 SCREENSHOT_TIMEOUT_S = float(os.environ.get("FTCURATE_SCREENSHOT_TIMEOUT", "600"))
 _SETTLE_MS = 250  # let layouts and the first table rows settle before grabbing
 
@@ -24,6 +27,8 @@ def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="ftcurate gui", description="Open the ftcurate desktop app.")
     p.add_argument("path", nargs="?", help="dataset file or .ftcurate project to open")
     p.add_argument("--screenshot", metavar="FILE", help="save a PNG of the window once drawn, then exit")
+    p.add_argument("--tab", choices=sorted(TABS), help="the view to show once the project is open")
+    p.add_argument("--theme", choices=("system", "light", "dark"), help="colour theme (remembered)")
     return p.parse_args(list(argv) if argv is not None else None)
 
 
@@ -86,7 +91,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from . import settings as appsettings
         from .theme import apply_theme, saved_theme
 
-        apply_theme(saved_theme(appsettings.make_settings()))
+        qsettings = appsettings.make_settings()
+        if args.theme:
+            qsettings.setValue("view/theme", args.theme)
+        apply_theme(saved_theme(qsettings))
     app.setWindowIcon(app_icon())
 
     from .main_window import MainWindow
@@ -132,6 +140,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     finish(EXIT_OK)
 
             def settle_then_grab(*_a) -> None:
+                if args.tab and window.project is not None:
+                    window.show_tab(TABS[args.tab])
+                    view = window.views.get(TABS[args.tab])
+                    if view is not None and hasattr(view, "compute_if_needed"):
+                        view.compute_if_needed()  # the map: wait for it below
+                QTimer.singleShot(_SETTLE_MS, wait_then_grab)
+
+            def wait_then_grab() -> None:
+                # background work a view started (the embedding map) is drawn before the grab
+                busy = any(getattr(v, "is_computing", lambda: False)() for v in window.views.values())
+                if busy or any(w.is_running() for w in window._workers) or window.is_loading():
+                    QTimer.singleShot(_SETTLE_MS, wait_then_grab)
+                    return
                 QTimer.singleShot(_SETTLE_MS, grab)
 
             def failed(message: str, _details: str) -> None:
@@ -151,6 +172,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         window.show()
         if args.path:
             window.open_path(args.path)
+        if args.tab and not screenshot:
+            window.project_loaded.connect(lambda _p: window.show_tab(TABS[args.tab]))
         elif screenshot:
             settle_then_grab()
         code = app.exec()
