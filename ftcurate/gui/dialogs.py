@@ -41,6 +41,7 @@ from ..core.ingest import INCLUDE_CHOICES
 from ..core.scan import ScanSettings
 from ..core.validate import ValidationReport, validate_path
 from . import tasks
+from .models import RowsTableModel
 from .workers import Worker
 
 ERROR_STYLE = "color: #e03131"
@@ -962,35 +963,28 @@ def _layout_of(mapping: Optional[dict]) -> str:
     return "prompt"
 
 
-class PreviewModel(QAbstractTableModel):
+class PreviewModel(RowsTableModel):
     """The first records of a file: record, line, roles, first user turn, answer (or the problem)."""
 
-    HEADERS = ("Record", "Line", "Roles", "First user turn", "Answer")
+    COLUMNS = ("Record", "Line", "Roles", "First user turn", "Answer")
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.rows: list[tasks.PreviewRow] = []
+        self._rows: list[tasks.PreviewRow] = []
+
+    @property
+    def rows(self) -> list:
+        return self._rows
 
     def set_rows(self, rows: list) -> None:
         self.beginResetModel()
-        self.rows = list(rows)
+        self._rows = list(rows)
         self.endResetModel()
-
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802 - Qt API
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.HEADERS[section]
-        return None
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
-        row = self.rows[index.row()]
+        row = self._rows[index.row()]
         col = index.column()
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             if col == 0:
@@ -1007,35 +1001,28 @@ class PreviewModel(QAbstractTableModel):
         return None
 
 
-class ProblemsModel(QAbstractTableModel):
+class ProblemsModel(RowsTableModel):
     """Validation problems: line, record, error key, message."""
 
-    HEADERS = ("Line", "Record", "Error", "Message")
+    COLUMNS = ("Line", "Record", "Error", "Message")
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.errors: list = []  # RecordError
+        self._rows: list = []  # RecordError
+
+    @property
+    def errors(self) -> list:
+        return self._rows
 
     def set_errors(self, errors: list) -> None:
         self.beginResetModel()
-        self.errors = list(errors)
+        self._rows = list(errors)
         self.endResetModel()
-
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self.errors)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802 - Qt API
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.HEADERS[section]
-        return None
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
-        e = self.errors[index.row()]
+        e = self._rows[index.row()]
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             return ("" if e.line is None else str(e.line), str(e.index), e.key, e.message)[index.column()]
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() < 2:
