@@ -362,12 +362,10 @@ def cmd_demo_model(args) -> int:
 
 
 def cmd_gui(args) -> int:
+    """Hand every argument to the app's own parser (one place defines the gui options)."""
     from .gui.app import main as gui_main
 
-    argv = [args.path] if args.path else []
-    if args.screenshot:
-        argv += ["--screenshot", args.screenshot]
-    return gui_main(argv)
+    return gui_main(list(args.gui_args))
 
 
 # -- parser ---------------------------------------------------------------------------------
@@ -499,9 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_demo_model)
 
-    sp = sub.add_parser("gui", help="open the desktop app")
-    sp.add_argument("path", nargs="?", help="dataset or project to open")
-    sp.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window once drawn, then exit")
+    sp = sub.add_parser("gui", help="open the desktop app", add_help=False,
+                        usage="ftcurate gui [PATH] [--screenshot PNG] [--tab VIEW] [--theme THEME]")
+    sp.add_argument("gui_args", nargs=argparse.REMAINDER, help="see: ftcurate gui --help")
     sp.set_defaults(func=cmd_gui)
     return p
 
@@ -511,6 +509,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .core.progress import Cancelled
     from .core.store import ProjectError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["gui"]:  # options in any order, parsed (and documented) by the app itself
+        return cmd_gui(argparse.Namespace(gui_args=argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -419,16 +419,19 @@ def test_keyboard_shortcuts_sheet_lists_the_review_keys(qtbot, window):
 # -- screenshot mode (a real process) -----------------------------------------------------------------
 
 
-def _run_gui(args, home: Path, timeout=180):
+def _run_gui(args, home: Path, timeout=180, cli=False):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", FTCURATE_HOME=str(home))
     code = "import sys; from ftcurate.gui.app import main; sys.exit(main(sys.argv[1:]))"
+    if cli:  # through `ftcurate gui ...`, which hands every option to the app's parser
+        code = "import sys; from ftcurate.cli import main; sys.exit(main(['gui', *sys.argv[1:]]))"
     return subprocess.run([sys.executable, "-c", code, *args], cwd=str(REPO), env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
 def test_screenshot_mode_writes_a_png(tmp_path, dataset):
     png = tmp_path / "shot.png"
-    proc = _run_gui([str(dataset), "--screenshot", str(png)], tmp_path / "home")
+    proc = _run_gui(["--tab", "overview", str(dataset), "--screenshot", str(png), "--theme", "dark"],
+                    tmp_path / "home", cli=True)
     assert proc.returncode == 0, proc.stderr
     assert png.exists() and png.stat().st_size > 10_000
     img = QImage(str(png))

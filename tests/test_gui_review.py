@@ -280,3 +280,37 @@ def test_review_a_cluster_undo_and_export_from_the_window(qtbot, window, tmp_pat
     assert not any("fast" in r["messages"][0]["content"] for r in rows)  # the rejected copy is not there
     assert any(p.name.endswith(".card.md") for p in out.parent.iterdir())
     assert any(p.name.endswith(".decisions.csv") for p in out.parent.iterdir())
+
+
+def test_the_pair_on_show_is_restored_on_reopen(qtbot, home, tmp_path):
+    path = _dupes_jsonl(tmp_path / "dupes.jsonl")
+    w = MainWindow(interactive=False, restore_geometry=False)
+    qtbot.addWidget(w)
+    w.show()
+    project = open_and_wait(qtbot, w, path)
+    ids = [int(i) for i in w.frame.ids]
+    report = {"version": 1, "index": "record_id", "records": len(ids),
+              "near_duplicate_clusters": [{"indices": [ids[1], ids[2], ids[3]], "keep": ids[1], "reason": "longest",
+                                           "pairs": [{"a": ids[1], "b": ids[2], "similarity": 0.9},
+                                                     {"a": ids[1], "b": ids[3], "similarity": 0.8}]}]}
+    project.save_scan("quality", {}, report)
+    project_path = project.path
+    w.close_project()
+
+    w.open_path(project_path)
+    qtbot.waitUntil(lambda: w.project is not None and w.views["pairs"].current_pair() is not None, timeout=10000)
+    w.show_tab("pairs")
+    view = w.views["pairs"]
+    view.next_pair()
+    second = view.current_key()
+    assert second is not None and second != [ids[1], ids[2]]
+    w.close_project()
+
+    w2 = MainWindow(interactive=False, restore_geometry=False)
+    qtbot.addWidget(w2)
+    w2.show()
+    open_and_wait(qtbot, w2, project_path)
+    assert w2.views["pairs"].current_key() == second
+    assert w2.tabs.currentWidget() is w2._page_of(w2.views["pairs"])
+    w.close()
+    w2.close()

@@ -515,6 +515,22 @@ def test_past_runs_overlay_their_metrics(make_view, home):
     assert view.config().lora_r == 4 and view.output_edit.text() == ""
 
 
+def test_opening_a_project_shows_its_newest_run(make_view, tmp_path):
+    project_path = tmp_path / "work.ftcurate"
+    root = tmp_path / "runs" / "work"  # runs_root() of that project
+    old = write_run(root, "20240101-100000", [3.0, 2.0], {})
+    new = write_run(root, "20240102-100000", [2.5, 1.0], {2: 1.1})
+    os.utime(old, (1, 1))
+    view = make_view()
+    assert view.loss_chart.overlays() == []
+    view.set_project(None, str(project_path))
+    assert view.checked_runs() == [new] and view.selected_run() == new
+    assert view.loss_chart.overlays() == ["20240102-100000"]
+    view.set_run_checked(new, False)
+    view.set_project(None, str(project_path))  # the same project again: the user's choice stays
+    assert view.checked_runs() == []
+
+
 # -- evaluation -----------------------------------------------------------------------------------------------
 
 

@@ -324,6 +324,8 @@ class MainWindow(QMainWindow):
             view.record_requested.connect(self.show_record_id)
             view.records_changed.connect(lambda ids, v=view: self._after_change(list(ids), source=v))
             view.error_reported.connect(self.report_error)
+            if hasattr(view, "current_key"):  # the pair on show is part of the remembered state
+                view.table.selectionModel().currentChanged.connect(self._schedule_state_save)
             self.views[key] = view
             self._add_tab(view, title, tip)
         from .train_view import TrainingView
@@ -374,8 +376,19 @@ class MainWindow(QMainWindow):
 
     # -- remembered view state (per project) -------------------------------------------------------
     def view_state(self) -> dict:
-        return {"filter": self.filter_bar.state(), "current": self.current_id(), "tab": self.tabs.currentIndex(),
-                "sort": list(self.model.sort_key)}
+        state = {"filter": self.filter_bar.state(), "current": self.current_id(), "tab": self.tabs.currentIndex(),
+                 "sort": list(self.model.sort_key)}
+        for key in ("pairs", "leaks"):  # the pair on show in the Duplicates and Leakage views
+            view = self.views.get(key)
+            if view is not None and hasattr(view, "current_key"):
+                state[key] = view.current_key()
+        return state
+
+    @Slot()
+    def _schedule_state_save(self, *_args) -> None:
+        timer = getattr(self, "_state_timer", None)
+        if timer is not None:
+            timer.start()
 
     def save_view_state(self) -> None:
         """Remember filters, sort, position and tab in the project (restored on reopen)."""
@@ -413,6 +426,10 @@ class MainWindow(QMainWindow):
             self.select_row(row)
         elif self.model.rowCount():
             self.select_row(0)
+        for key in ("pairs", "leaks"):
+            view = self.views.get(key)
+            if view is not None and hasattr(view, "select_key"):
+                view.select_key(state.get(key))
         tab = state.get("tab")
         if isinstance(tab, int) and 0 <= tab < self.tabs.count():
             self.tabs.setCurrentIndex(tab)

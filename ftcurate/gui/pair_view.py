@@ -474,6 +474,22 @@ class PairReviewView(QWidget):
     def pairs(self) -> list:
         return self.model.rows()
 
+    def current_key(self) -> Optional[list[int]]:
+        """The record ids of the current pair (remembered in the project's view state)."""
+        pair = self.current_pair()
+        return [int(i) for i in self._ids_of(pair)] if pair is not None else None
+
+    def select_key(self, key) -> bool:
+        """Go to the pair with these record ids, when it is still listed."""
+        if not isinstance(key, list):
+            return False
+        wanted = tuple(key)
+        for row, pair in enumerate(self.model.rows()):
+            if tuple(self._ids_of(pair)) == wanted:
+                self.select_row(row)
+                return True
+        return False
+
     def select_row(self, row: int) -> None:
         if 0 <= row < self.model.rowCount():
             index = self.model.index(row, 0)

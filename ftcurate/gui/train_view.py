@@ -603,7 +603,7 @@ class TrainingView(QWidget):
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
-        self.progress_bar.setFormat("%v / %m steps")
+        self.progress_bar.setFormat("no run yet")
         self.eta_label = QLabel()
         self.eta_label.setMinimumWidth(220)
         bar_row.addWidget(self.progress_bar, 1)
@@ -928,13 +928,19 @@ class TrainingView(QWidget):
         if project_path is None and project is not None:
             project_path = project.path
         new_path = os.path.abspath(project_path) if project_path else None
-        if new_path != self.project_path and not self.is_running():
+        switched = new_path != self.project_path and not self.is_running()
+        if switched:
             self.run_dir = None  # the last run belongs to the previous project
             self._session_runs = []
         self.project_path = new_path
         self.train_file_row.setEnabled(self.project_path is None)
         self.refresh_checks()
         self.refresh_runs()
+        if switched and self.runs_list.count() and not self.checked_runs():
+            # an opened project shows its newest run rather than empty charts
+            newest = self.run_paths()[0]
+            self.select_run(newest)
+            self.set_run_checked(newest)
 
     def data_source(self) -> Optional[str]:
         """The project file, else the training file; None when there is neither."""
@@ -1174,6 +1180,7 @@ class TrainingView(QWidget):
         self._eta_start = None
         self._run_started_at = time.monotonic()
         self.progress_bar.setRange(0, 0)
+        self.progress_bar.setFormat("%v / %m steps")
         self.eta_label.setText("starting…")
         self.log_line(("Resuming" if resume else "Starting") + f" a {config.method} run in {self.run_dir}")
         eval_source = self.val_file_edit.text().strip() or None

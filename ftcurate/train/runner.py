@@ -36,6 +36,7 @@ import math
 import os
 import shutil
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
@@ -243,6 +244,7 @@ class PackedCollator:
         self.counting = True  # the trainer pauses counting during evaluation
         self.tokens = 0  # real tokens batched so far
         self.batch_tokens = 0  # tokens including padding
+        self.pending: deque[int] = deque()  # real tokens of batches made but not yet trained on
 
     def _rows(self, features: list[dict]) -> list[list[dict]]:
         if not self.row_tokens:
@@ -282,6 +284,7 @@ class PackedCollator:
         if self.counting:
             self.tokens += sum(len(ids) for ids, _, _ in packed)
             self.batch_tokens += width * len(packed)
+            self.pending.append(sum(len(ids) for ids, _, _ in packed))
         for ids, labels, pos in packed:
             extra = width - len(ids)
             if extra:
@@ -307,6 +310,7 @@ class PaddedCollator:
         self.counting = True
         self.tokens = 0
         self.batch_tokens = 0
+        self.pending: deque[int] = deque()
 
     def __call__(self, features: list[dict]) -> dict:
         import torch
@@ -316,6 +320,7 @@ class PaddedCollator:
         if self.counting:
             self.tokens += sum(len(f["input_ids"]) for f in features)
             self.batch_tokens += width * len(features)
+            self.pending.append(sum(len(f["input_ids"]) for f in features))
         ids, labels, mask = [], [], []
         for f in features:
             n = len(f["input_ids"])
@@ -512,21 +517,23 @@ def _trainer_class():
     from transformers import Trainer
 
     class FtTrainer(Trainer):
-        """Trainer that counts the examples it trains on (its collator counts the tokens)
-        and checks for cancel before every micro-batch."""
+        """Trainer that counts the examples and tokens it trains on and checks for cancel
+        before every micro-batch. The collator notes each batch's real tokens as it makes it;
+        they count when the batch is trained on (the data loader works a batch or more ahead,
+        so counting at collation would credit tokens to the wrong logging window)."""
 
         def __init__(self, *args, run: Optional[_Run] = None, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self.run = run
             self.samples_seen = 0
-
-        @property
-        def tokens_seen(self) -> int:
-            return int(getattr(self.data_collator, "tokens", 0))
+            self.tokens_seen = 0
 
         def training_step(self, model, inputs, *args, **kwargs):
             if self.run is not None:
                 self.run.check_cancel()
+            pending = getattr(self.data_collator, "pending", None)
+            if pending:
+                self.tokens_seen += pending.popleft()
             pos = inputs.get("position_ids")
             if pos is not None and inputs.get("attention_mask") is None:
                 self.samples_seen += int((pos == 0).sum())  # packed: one 0 per example
