@@ -183,6 +183,20 @@ def test_theme_switch_keeps_the_window_usable(qtbot, window, dataset):
     window.set_theme("system")
 
 
+def test_dark_palette_draws_disabled_widgets_dark_too():
+    from PySide6.QtGui import QPalette
+
+    from ftcurate.gui.theme import dark_palette
+
+    p = dark_palette()
+    disabled = QPalette.ColorGroup.Disabled
+    for role in (QPalette.ColorRole.Button, QPalette.ColorRole.Window, QPalette.ColorRole.Base,
+                 QPalette.ColorRole.Light):
+        assert p.color(disabled, role).lightness() < 100, role
+    assert p.color(disabled, QPalette.ColorRole.ButtonText) != p.color(QPalette.ColorGroup.Active,
+                                                                       QPalette.ColorRole.ButtonText)
+
+
 def test_review_keys_are_off_while_another_tab_is_in_front(qtbot, window, dataset):
     open_and_wait(qtbot, window, dataset)
     assert window.act_approve.isEnabled()
@@ -314,3 +328,26 @@ def test_the_pair_on_show_is_restored_on_reopen(qtbot, home, tmp_path):
     assert w2.tabs.currentWidget() is w2._page_of(w2.views["pairs"])
     w.close()
     w2.close()
+
+
+def test_findings_dock_belongs_to_the_records_tab(qtbot, window, tmp_path):
+    project = open_and_wait(qtbot, window, _dupes_jsonl(tmp_path / "dupes.jsonl"))
+    ids = [int(i) for i in window.frame.ids]
+    project.save_scan("quality", {}, _report(ids))
+    window._set_report(_report(ids))
+    window._show_report(_report(ids))
+    dock = window.findings_dock
+    assert dock.isVisibleTo(window)
+    window.show_tab("pairs")  # the other views get the room
+    assert not dock.isVisibleTo(window)
+    window.show_tab("records")
+    assert dock.isVisibleTo(window)
+    dock.close()  # the user closes it: it stays closed across tab switches
+    window.show_tab("overview")
+    window.show_tab("records")
+    assert not dock.isVisibleTo(window)
+    window.show_tab("overview")  # a new report while on another tab shows it on Records
+    window._show_report(_report(ids))
+    assert not dock.isVisibleTo(window)
+    window.show_tab("records")
+    assert dock.isVisibleTo(window)

@@ -103,6 +103,9 @@ class MainWindow(QMainWindow):
         self._search_worker: Optional[Worker] = None
         self._filter_gen = 0
         self._shortcuts_dialog: Optional[ShortcutsDialog] = None
+        self._dock_wanted: dict = {}  # dock -> shown on the Records tab (see _set_dock)
+        self._docks_were_here = True
+        self._docks_in_front: list = []
         self._remember_geometry = restore_geometry
         self._scan_worker: Optional[Worker] = None
         self.report: Optional[dict] = None  # the last quality scan report of the open project
@@ -357,9 +360,36 @@ class MainWindow(QMainWindow):
     def _page_of(self, view: QWidget) -> QWidget:
         return next((page for page, v in self._pages.items() if v is view), view)
 
+    def _docks_here(self) -> bool:
+        """The Import problems and Findings docks belong to the Records tab: other tabs get the room."""
+        return self.tabs.currentWidget() is self.records_page
+
+    def _set_dock(self, dock: QDockWidget, visible: bool) -> None:
+        """Show or hide a dock now on the Records tab, else when the Records tab comes back."""
+        self._dock_wanted[dock] = visible
+        dock.setVisible(visible and self._docks_here())
+
+    def _place_docks(self, on_records: bool) -> None:
+        if on_records == self._docks_were_here:
+            return
+        self._docks_were_here = on_records
+        docks = (self.problems_dock, self.findings_dock)
+        if not on_records:  # remember which docks the user keeps open (closed with x or the View menu)
+            for dock in docks:
+                self._dock_wanted[dock] = dock.toggleViewAction().isChecked()
+            # and which tab of the tabbed docks was in front (the ones behind are not visible)
+            self._docks_in_front = [d for d in docks if d.isVisible()]
+        for dock in docks:
+            dock.setVisible(on_records and self._dock_wanted.get(dock, False))
+        if on_records:
+            for dock in self._docks_in_front:
+                if dock.isVisibleTo(self) or self._dock_wanted.get(dock):
+                    dock.raise_()
+
     def _on_tab_changed(self, index: int) -> None:
         view = self._tab_view(index)
         on_records = view is self.records_page
+        self._place_docks(on_records)
         self._update_enabled()
         if view is self.views.get("map") and self.project is not None and hasattr(view, "compute_if_needed"):
             view.compute_if_needed()
@@ -857,7 +887,7 @@ class MainWindow(QMainWindow):
         errors = project.import_errors()
         self.problems_model.set_problems(errors, project.sources())
         self.problems_dock.setWindowTitle(f"Import problems ({len(errors):,})" if errors else "Import problems")
-        self.problems_dock.setVisible(bool(errors))
+        self._set_dock(self.problems_dock, bool(errors))
         if errors:
             rows = min(len(errors), 6)
             self.resizeDocks([self.problems_dock], [60 + rows * (self.fontMetrics().height() + 8)],
@@ -906,9 +936,9 @@ class MainWindow(QMainWindow):
         self.model.set_project(None)
         self.notes.set_record(None)
         self.problems_model.clear()
-        self.problems_dock.hide()
+        self._set_dock(self.problems_dock, False)
         self.findings.set_report(None, has_project=False)
-        self.findings_dock.hide()
+        self._set_dock(self.findings_dock, False)
         self.detail.show_placeholder()
         if project is not None:
             project.close()
@@ -1181,7 +1211,7 @@ class MainWindow(QMainWindow):
     def _show_report(self, report: Optional[dict]) -> None:
         self.findings.set_report(report, has_project=self.project is not None, numbers=self._record_numbers(report))
         self.findings_dock.setWindowTitle(f"Findings ({self.findings_model.total():,})" if report else "Findings")
-        self.findings_dock.show()
+        self._set_dock(self.findings_dock, True)
 
     def _show_stored_scan(self, project: Project) -> None:
         try:

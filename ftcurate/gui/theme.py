@@ -30,7 +30,9 @@ def system_is_dark() -> bool:
 def dark_palette() -> QPalette:
     p = QPalette()
     base, window, text = QColor("#1e2125"), QColor("#2b2f34"), QColor("#e9ecef")
-    for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
+    # every group gets the dark colours (a disabled button would otherwise be drawn light);
+    # the disabled group then mutes its text
+    for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive, QPalette.ColorGroup.Disabled):
         p.setColor(group, QPalette.ColorRole.Window, window)
         p.setColor(group, QPalette.ColorRole.WindowText, text)
         p.setColor(group, QPalette.ColorRole.Base, base)
@@ -44,9 +46,15 @@ def dark_palette() -> QPalette:
         p.setColor(group, QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
         p.setColor(group, QPalette.ColorRole.PlaceholderText, QColor("#adb5bd"))
         p.setColor(group, QPalette.ColorRole.Link, QColor("#74c0fc"))
+        p.setColor(group, QPalette.ColorRole.Light, QColor("#3d434a"))
+        p.setColor(group, QPalette.ColorRole.Midlight, QColor("#343a40"))
+        p.setColor(group, QPalette.ColorRole.Mid, QColor("#24282c"))
+        p.setColor(group, QPalette.ColorRole.Dark, QColor("#141619"))
+        p.setColor(group, QPalette.ColorRole.Shadow, QColor("#000000"))
     p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#6c757d"))
     p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor("#6c757d"))
     p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#6c757d"))
+    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Highlight, QColor("#3d434a"))
     return p
 
 

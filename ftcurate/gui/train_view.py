@@ -1639,7 +1639,12 @@ class TrainingView(QWidget):
         for row, g in enumerate(gens):
             for col, key in enumerate(("prompt", "reference", "base", "tuned")):
                 text = str(g.get(key, "") or "")
-                item = QTableWidgetItem(text)
+                item = QTableWidgetItem(text if text.strip() or key not in ("base", "tuned") else "(empty answer)")
+                if not text.strip() and key in ("base", "tuned"):  # say so rather than show a blank cell
+                    item.setForeground(self.palette().placeholderText())
+                    font = item.font()
+                    font.setItalic(True)
+                    item.setFont(font)
                 item.setToolTip(text)
                 self.gen_table.setItem(row, col, item)
         if report is None:

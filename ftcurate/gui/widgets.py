@@ -425,10 +425,13 @@ class ShortcutsDialog(QDialog):
         table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         table.horizontalHeader().setStretchLastSection(True)
         table.resizeRowsToContents()
-        table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        table.setFixedHeight(table.horizontalHeader().height() + table.verticalHeader().length()
-                             + 2 * table.frameWidth() + 2)
+        full = table.horizontalHeader().height() + table.verticalHeader().length() + 2 * table.frameWidth() + 2
+        screen = (parent.screen() if parent is not None else None) or QApplication.primaryScreen()
+        room = int(screen.availableGeometry().height() * 0.75) if screen is not None else full
+        if full <= room:  # all rows at once; on a small screen the table scrolls instead
+            table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        table.setMinimumHeight(min(full, room))
         layout.addWidget(table)
         note = QLabel("Single-letter keys work anywhere except while typing in the search box. "
                       "Decisions are saved at once and can be undone.")

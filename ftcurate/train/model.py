@@ -249,6 +249,15 @@ def _param_counts(cfg: dict) -> tuple[int, int, list[tuple[int, int]], int, int]
     return linear + embed + norms, linear, shapes, h, n_layers
 
 
+def _count(n: float) -> str:
+    """A parameter count the way model cards write it: 494M, 1.5B."""
+    if n >= 1e9:
+        return f"{n / 1e9:.1f}B"
+    if n >= 1e6:
+        return f"{n / 1e6:.0f}M"
+    return f"{n / 1e3:.0f}K"
+
+
 def _gib(n: float) -> str:
     return f"{n / (1 << 30):.1f} GiB"
 
@@ -306,7 +315,7 @@ def estimate_memory(config, model_dir: Optional[str] = None, device_total_bytes:
             device_total_bytes = None
     fits = None if not device_total_bytes else total <= 0.9 * device_total_bytes
     biggest = max(parts, key=parts.get)
-    advice = f"about {_gib(total)} needed ({total_params / 1e9:.2f}B parameters, {config.method})"
+    advice = f"about {_gib(total)} needed ({_count(total_params)} parameters, {config.method})"
     if device_total_bytes:
         advice += f" of {_gib(device_total_bytes)} on the device"
     if fits is False:
