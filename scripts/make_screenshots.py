@@ -82,8 +82,9 @@ def build_project(work: str) -> tuple[str, str, str]:
 def shoot_tabs(project_path: str, out: str, theme: str, env: dict) -> list[str]:
     code = "import sys; from ftcurate.cli import main; sys.exit(main(['gui', *sys.argv[1:]]))"
     written = []
-    jobs = [("start.png", [])] + [(f"{tab}.png", [project_path, "--tab", tab]) for tab in TABS]
+    jobs = [(f"{tab}.png", [project_path, "--tab", tab]) for tab in TABS]
     jobs.append(("records-dark.png", [project_path, "--tab", "records", "--theme", "dark"]))
+    jobs.append(("start.png", []))  # last: the project is among the recent ones by now
     for name, args in jobs:
         png = os.path.join(out, name)
         args = args + ["--screenshot", png] + ([] if "--theme" in args else ["--theme", theme])
