@@ -31,7 +31,7 @@ from .filter_bar import FilterBar
 from .record_editor import EditDialog, NotesPanel
 from .models import STATUS_COLORS, STATUS_LABELS, ImportProblemsModel, RecordTableModel
 from .scan_view import FindingsPanel, findings_from_report, report_ids, scan_summary
-from .widgets import ConversationView, ShortcutsDialog, StartPage, app_icon, drawn_icon
+from .widgets import ConversationView, ShortcutsDialog, StartPage, app_icon, drawn_icon, list_table
 from .workers import TaskProgress, Worker, describe_error
 
 #: Datasets at least this big are shown straight from the file (read-only) while they import.
@@ -509,21 +509,8 @@ class MainWindow(QMainWindow):
 
     def _build_dock(self) -> None:
         self.problems_model = ImportProblemsModel(self)
-        view = QTableView()
-        view.setModel(self.problems_model)
-        view.verticalHeader().hide()
-        view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
-        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        view.setAlternatingRowColors(True)
-        view.setShowGrid(False)
-        view.setWordWrap(False)
-        hh = view.horizontalHeader()
-        hh.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        for col, width in ((0, 170), (1, 56), (2, 64), (3, 190)):
-            hh.resizeSection(col, width)
-        hh.setStretchLastSection(True)
+        view = list_table(self.problems_model, "ImportProblemsTable", multi=True,
+                          widths=((0, 170), (1, 56), (2, 64), (3, 190)))
         self.problems_view = view
         dock = QDockWidget("Import problems", self)
         dock.setObjectName("ImportProblemsDock")

@@ -18,9 +18,7 @@ from typing import Any, Optional, Sequence
 
 from PySide6.QtCore import QEvent, QItemSelection, QModelIndex, QPersistentModelIndex, QPointF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QPainterPath, QPalette, QPen
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QGraphicsPathItem, QHBoxLayout, QHeaderView,
-                               QLabel, QMessageBox, QProgressBar, QPushButton, QSplitter, QStackedWidget, QTableView,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsPathItem, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton, QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 import numpy as np
 import pyqtgraph as pg
@@ -31,6 +29,7 @@ from ..core.store import STATUSES, Project
 from .models import STATUS_COLORS, STATUS_LABELS, RowsTableModel, status_icon
 from .overview_view import FINDING_COLORS, stop_worker
 from .workers import Worker, describe_error
+from .widgets import list_table
 
 NO_PROJECT_TEXT = "Open a dataset or a project to review its outliers."
 NO_SCAN_TEXT = "Run a scan to see outliers (Scan ▸ Run quality scan): every record gets a score for how far it " \
@@ -300,28 +299,11 @@ class MapView(QWidget):
         layout.addLayout(bar)
 
         self.table_model = OutlierModel(self)
-        view = QTableView()
-        view.setObjectName("OutlierTable")
-        view.setModel(self.table_model)
-        view.verticalHeader().hide()
-        view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
-        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        view.setAlternatingRowColors(True)
-        view.setShowGrid(False)
-        view.setWordWrap(False)
-        view.setTextElideMode(Qt.TextElideMode.ElideRight)
-        view.setToolTip("Select rows to ring their points on the map and to approve or reject them; "
-                        "double-click or press Enter to open a record")
-        hh = view.horizontalHeader()
-        hh.setHighlightSections(False)
-        hh.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        hh.resizeSection(OutlierModel.COL_INDEX, 56)
-        hh.resizeSection(OutlierModel.COL_SCORE, 60)
-        hh.resizeSection(OutlierModel.COL_STATUS, 100)
-        hh.setStretchLastSection(True)
+        view = list_table(self.table_model, "OutlierTable", multi=True,
+                          widths=((OutlierModel.COL_INDEX, 56), (OutlierModel.COL_SCORE, 60),
+                                  (OutlierModel.COL_STATUS, 100)),
+                          tip="Select rows to ring their points on the map and to approve or reject them; "
+                              "double-click or press Enter to open a record")
         view.activated.connect(self._on_table_activated)
         view.selectionModel().selectionChanged.connect(self._on_table_selection)
         self.table = view

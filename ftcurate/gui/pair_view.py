@@ -24,8 +24,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QColor, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFrame, QGroupBox, QHBoxLayout, QHeaderView,
-                               QLabel, QMessageBox, QPushButton, QScrollArea, QSizePolicy, QSlider, QSplitter,
+from PySide6.QtWidgets import (QDoubleSpinBox, QFrame, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPushButton, QScrollArea, QSizePolicy, QSlider, QSplitter,
                                QStackedWidget,
                                QTableView, QTextBrowser, QToolButton, QVBoxLayout, QWidget)
 
@@ -34,7 +33,7 @@ from ..core.records import Message
 from ..core.review import DuplicatePair
 from ..core.store import Project, StoredRecord
 from .models import STATUS_COLORS, STATUS_LABELS, RowsTableModel, status_icon
-from .widgets import ROLE_STYLES, ROLE_STYLES_DARK
+from .widgets import ROLE_STYLES, ROLE_STYLES_DARK, list_table
 
 NO_PROJECT_TEXT = "No project open — open a dataset or a project to review its duplicates."
 NO_REPORT_TEXT = "No duplicate pairs — run Scan ▸ Run quality scan"
@@ -565,24 +564,10 @@ class PairReviewView(QWidget):
             return False
 
     def _make_table(self) -> QTableView:
-        view = QTableView()
-        view.setModel(self.model)
-        view.verticalHeader().hide()
-        view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
-        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        view.setAlternatingRowColors(True)
-        view.setShowGrid(False)
-        view.setWordWrap(False)
-        view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        view = list_table(self.model)
         hh = view.horizontalHeader()
-        hh.setHighlightSections(False)
-        hh.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         hh.setMinimumSectionSize(32)
         hh.setDefaultSectionSize(60)  # the stretched last column may shrink to fit the panel
-        hh.setStretchLastSection(True)
         return view
 
     def _ids_of(self, pair) -> tuple[int, int]:

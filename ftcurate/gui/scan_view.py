@@ -14,10 +14,11 @@ from typing import Any, Optional
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal, Slot
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QStackedWidget,
-                               QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QStackedWidget,
+                               QVBoxLayout, QWidget)
 
 from .models import RowsTableModel
+from .widgets import list_table
 
 EMPTY_TEXT = "No scan yet — run Scan ▸ Run quality scan"
 NO_PROJECT_TEXT = "Open a dataset or project, then run Scan ▸ Run quality scan"
@@ -257,25 +258,8 @@ class FindingsPanel(QWidget):
         bar.addWidget(self.summary_label, 1)
         layout.addLayout(bar)
 
-        view = QTableView()
-        view.setObjectName("FindingsTable")
-        view.setModel(self.model)
-        view.verticalHeader().hide()
-        view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
-        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        view.setAlternatingRowColors(True)
-        view.setShowGrid(False)
-        view.setWordWrap(False)
-        view.setTextElideMode(Qt.TextElideMode.ElideRight)
-        hh = view.horizontalHeader()
-        hh.setHighlightSections(False)
-        hh.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        hh.resizeSection(FindingsModel.COL_KIND, 190)
-        hh.resizeSection(FindingsModel.COL_RECORD, 56)
-        hh.setStretchLastSection(True)
+        view = list_table(self.model, "FindingsTable",
+                          widths=((FindingsModel.COL_KIND, 190), (FindingsModel.COL_RECORD, 56)))
         view.clicked.connect(self._on_activated)
         view.activated.connect(self._on_activated)
         self.view = view

@@ -10,8 +10,8 @@ from typing import Iterable, Optional
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QKeySequence, QPainter, QPainterPath, QPalette, QPen, QPixmap
-from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QFrame, QHBoxLayout, QHeaderView, QLabel,
-                               QListWidget, QListWidgetItem, QPushButton, QTableWidget,
+from PySide6.QtWidgets import (QAbstractItemView, QApplication, QDialog, QDialogButtonBox, QFrame, QHBoxLayout, QHeaderView, QLabel,
+                               QListWidget, QListWidgetItem, QPushButton, QTableView, QTableWidget,
                                QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
 from ..core.store import StoredRecord
@@ -394,6 +394,39 @@ class StartPage(QWidget):
 
 
 # -- keyboard shortcuts sheet --------------------------------------------------------------------
+
+
+def list_table(model, name: str = "", multi: bool = False, widths: Iterable[tuple[int, int]] = (),
+               tip: str = "") -> QTableView:
+    """A read-only table of whole-row selections with the app's look: fixed row height, no
+    grid or row numbers, elided text, left-aligned headers and a stretched last column.
+    ``widths``: (column, pixels) pairs; ``multi``: extended rather than single selection."""
+    view = QTableView()
+    if name:
+        view.setObjectName(name)
+    view.setModel(model)
+    vh = view.verticalHeader()
+    vh.hide()
+    vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    vh.setDefaultSectionSize(view.fontMetrics().height() + 8)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection if multi
+                          else QAbstractItemView.SelectionMode.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setAlternatingRowColors(True)
+    view.setShowGrid(False)
+    view.setWordWrap(False)
+    view.setTextElideMode(Qt.TextElideMode.ElideRight)
+    view.setCornerButtonEnabled(False)
+    if tip:
+        view.setToolTip(tip)
+    hh = view.horizontalHeader()
+    hh.setHighlightSections(False)
+    hh.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+    for col, width in widths:
+        hh.resizeSection(col, width)
+    hh.setStretchLastSection(True)
+    return view
 
 
 class ShortcutsDialog(QDialog):
