@@ -351,3 +351,21 @@ def test_findings_dock_belongs_to_the_records_tab(qtbot, window, tmp_path):
     assert not dock.isVisibleTo(window)
     window.show_tab("records")
     assert dock.isVisibleTo(window)
+
+
+def test_reviewer_name_is_remembered_and_logged_with_decisions(qtbot, window, dataset):
+    project = open_and_wait(qtbot, window, dataset)
+    window.ask_text = lambda title, prompt, text="": "ana"
+    window.ask_reviewer_name()
+    assert window.reviewer_name() == "ana" and project.reviewer == "ana"
+    assert "reviewer: ana" in window.counts_label.text()
+    focus_table(qtbot, window)
+    window.select_row(0)
+    rid = window.current_id()
+    qtbot.keyClick(window.table, Qt.Key.Key_A)
+    assert project.get(rid).reviewer == "ana"
+    assert project.history(rid)[0]["reviewer"] == "ana"
+    # a project opened later gets the same name
+    window.close_project()
+    second = open_and_wait(qtbot, window, write_jsonl(dataset.parent / "other.jsonl", 4, bad_line=False))
+    assert second.reviewer == "ana"

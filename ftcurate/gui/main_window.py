@@ -197,6 +197,8 @@ class MainWindow(QMainWindow):
                                  "Add a label to every record the current filter shows (one undo step)")
         self.act_clear_filters = a("&Clear filters", self.clear_filters, ["Ctrl+Shift+F"],
                                    "Show every record: all statuses, splits, findings and labels, no search")
+        self.act_reviewer = a("Reviewer &name…", self.ask_reviewer_name, [],
+                              "Your name in the decision log (remembered; used in every project you open)")
         self.act_scan_settings = a("Scan &settings…", self.edit_scan_settings, [],
                                    "Thresholds and switches of the quality scan")
         self.act_export = a("&Export…", self.export_dialog, ["Ctrl+E"], "Write the curated dataset, its card and "
@@ -555,6 +557,8 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(self.act_find)
         m.addAction(self.act_clear_filters)
+        m.addSeparator()
+        m.addAction(self.act_reviewer)
 
         m = mb.addMenu("&Scan")
         m.addAction(self.act_scan)
@@ -863,6 +867,7 @@ class MainWindow(QMainWindow):
         self.frame = frame if frame is not None else RecordFrame.from_project(project, report)
         self._findings_index = None
         appsettings.add_recent_project(project.path, self.settings)
+        self._apply_reviewer(project)
         self._refresh_start_page()
         self.start_page.set_busy(False)
         self._reset_filter_widgets()
@@ -1289,10 +1294,37 @@ class MainWindow(QMainWindow):
             self._refresh_labels()
             self.statusBar().showMessage(f"Labelled {len(ids):,} records '{label.strip()}' (saved)", 6000)
 
-    def ask_text(self, title: str, prompt: str) -> Optional[str]:
+    def ask_text(self, title: str, prompt: str, text: str = "") -> Optional[str]:
         """A one-line question (tests replace it: offscreen there is nobody to answer)."""
-        text, ok = QInputDialog.getText(self, title, prompt)
-        return text if ok else None
+        answer, ok = QInputDialog.getText(self, title, prompt, text=text)
+        return answer if ok else None
+
+    # -- who decides ---------------------------------------------------------------------------
+    def reviewer_name(self) -> str:
+        return appsettings.reviewer_name(self.settings)
+
+    def ask_reviewer_name(self) -> None:
+        current = self.reviewer_name() or (self.project.reviewer if self.project is not None else "") or ""
+        name = self.ask_text("Reviewer name", "Your name in the decision log of every project you open:", current)
+        if name is not None:
+            self.set_reviewer_name(name)
+
+    def set_reviewer_name(self, name: str) -> None:
+        """Remember the name and log the open project's next decisions under it."""
+        appsettings.set_reviewer_name(name, self.settings)
+        if self.project is not None:
+            self._apply_reviewer(self.project)
+        self._update_counts()
+
+    def _apply_reviewer(self, project: Project) -> None:
+        """Decisions made from here on carry the remembered name (a project imported with a
+        reviewer keeps that one until a name is set in the app)."""
+        name = self.reviewer_name()
+        if name and project.reviewer != name:
+            try:
+                project.reviewer = name
+            except Exception:  # noqa: BLE001 - a read-only project: its decisions cannot change anyway
+                pass
 
     def set_labels(self, labels: list) -> None:
         """Give the selected records these labels (from the notes panel)."""
@@ -1410,7 +1442,12 @@ class MainWindow(QMainWindow):
                          f"{STATUS_LABELS[st].lower()}")
         test = self.project.count(split="test")
         tail = f"{total:,} records" + (f" ({test:,} test)" if test else "")
+        who = self.project.reviewer
+        if who:
+            tail += f"&nbsp;&nbsp;&middot;&nbsp;&nbsp;reviewer: {html.escape(who)}"
         self.counts_label.setText("&nbsp;&nbsp;&nbsp;".join(parts) + f"&nbsp;&nbsp;&nbsp;&middot;&nbsp;&nbsp;{tail}&nbsp;")
+        self.counts_label.setToolTip("Decisions are logged under this name (Edit ▸ Reviewer name…)" if who else
+                                     "Set your name for the decision log: Edit ▸ Reviewer name…")
 
     def _reset_filter_widgets(self) -> None:
         """Every filter back to "all", search box empty, without firing the filter."""

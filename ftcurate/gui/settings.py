@@ -90,6 +90,17 @@ def set_last_folder(path: str, settings: Optional[QSettings] = None) -> None:
     s.setValue("paths/last_folder", folder)
 
 
+def reviewer_name(settings: Optional[QSettings] = None) -> str:
+    """The name decisions are logged under ("" until the user gives one)."""
+    s = settings or make_settings()
+    return str(s.value("review/reviewer", "") or "").strip()
+
+
+def set_reviewer_name(name: str, settings: Optional[QSettings] = None) -> None:
+    s = settings or make_settings()
+    s.setValue("review/reviewer", (name or "").strip())
+
+
 def sample_dataset() -> Optional[Path]:
     """The bundled sample training file, if this checkout has one."""
     preferred = SAMPLE_DIR / "chat_train.jsonl"
