@@ -267,3 +267,27 @@ def test_file_table_model(qtbot, chat_file):
 
     model.close()
     assert model.rowCount() == 0 and model.line_index is None
+
+
+def test_block_cache_loads_around_a_miss_and_stays_bounded():
+    from ftcurate.gui.models import BlockCache
+
+    calls = []
+
+    def load(start, stop):
+        calls.append((start, stop))
+        return {r: f"row {r}" for r in range(start, min(stop, 1000)) if r not in cache}
+
+    cache = BlockCache(size=20, block=8)
+    assert cache.size == 20 and cache.block == 8
+    assert cache.get(100, 100, load) == "row 100"
+    assert calls == [(98, 106)]  # a quarter block before, the rest after
+    assert cache.get(103, 103, load) == "row 103" and len(calls) == 1  # a hit
+    for row in range(0, 200, 8):
+        cache.get(row, row, load)
+    assert len(cache) <= 20 and cache.fetches == len(calls)
+    assert cache.get(5, 5, lambda a, b: None) is None and cache.fetches == len(calls)  # nothing read: no fetch
+    cache.pop(192)
+    assert 192 not in cache
+    cache.clear()
+    assert len(cache) == 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict
 from typing import Any, Optional
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
@@ -25,7 +24,7 @@ from PySide6.QtGui import QColor
 
 from ..core.lineindex import LineIndex, RowSummary
 from ..core.table import CHARS_PER_TOKEN
-from .models import RecordTableModel
+from .models import BlockCache, RecordTableModel
 
 try:
     import orjson as _orjson
@@ -75,10 +74,7 @@ class FileTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._index = index
         self.split = split
-        self._cache: "OrderedDict[int, RowSummary]" = OrderedDict()
-        self.block = max(1, block)
-        self.cache_size = max(self.block * 2, cache_size)
-        self.fetches = 0  # blocks read from the file, for tests and profiling
+        self._cache = BlockCache(cache_size, block)  # row -> RowSummary
         self._grey = QColor(IMPORTING_COLOR)
         self._red = QColor(INVALID_COLOR)
 
@@ -112,12 +108,7 @@ class FileTableModel(QAbstractTableModel):
         """The row's summary (read from the file with its block when not cached)."""
         if self._index is None or not 0 <= row < len(self._index):
             return None
-        item = self._cache.get(row)
-        if item is not None:
-            self._cache.move_to_end(row)
-            return item
-        self._fetch_around(row)
-        return self._cache.get(row)
+        return self._cache.get(row, row, self._load_rows)
 
     def record_text(self, row: int) -> str:
         """The record as pretty-printed JSON (its raw text when it is not valid JSON), for a
@@ -134,23 +125,32 @@ class FileTableModel(QAbstractTableModel):
                 pass
         return json.dumps(obj, indent=2, ensure_ascii=False)
 
-    def _fetch_around(self, row: int) -> None:
-        """Read and summarise the block of rows around ``row`` that is not cached yet."""
+    def _load_rows(self, start: int, stop: int) -> Optional[dict]:
+        """Read and summarise the rows start..stop that are not cached yet."""
         index = self._index
         if index is None:
-            return
-        start = max(0, row - self.block // 4)
-        stop = min(len(index), start + self.block)
-        self.fetches += 1
-        for r in range(start, stop):
+            return None
+        out = {}
+        for r in range(start, min(len(index), stop)):
             if r in self._cache:
                 continue
             try:
-                self._cache[r] = index.summary(r)
+                out[r] = index.summary(r)
             except (OSError, ValueError) as exc:  # the file went away or the index was closed
-                self._cache[r] = RowSummary(r + 1, "", 0, 0, "unreadable", str(exc))
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+                out[r] = RowSummary(r + 1, "", 0, 0, "unreadable", str(exc))
+        return out
+
+    @property
+    def fetches(self) -> int:  # blocks read from the file, for tests and profiling
+        return self._cache.fetches
+
+    @property
+    def cache_size(self) -> int:
+        return self._cache.size
+
+    @property
+    def block(self) -> int:
+        return self._cache.block
 
     # -- Qt model API ----------------------------------------------------------------------------
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:

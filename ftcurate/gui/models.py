@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
@@ -92,6 +92,46 @@ def status_icon(status: str) -> QIcon:
     return icon
 
 
+class BlockCache:
+    """A bounded LRU cache of table rows, filled a block of rows at a time: the lazy table
+    models ask it for a row's item and, on a miss, it has ``load(start, stop)`` fetch the
+    rows around it (a quarter of a block before, the rest after) in one go."""
+
+    def __init__(self, size: int = 1024, block: int = 96) -> None:
+        self.block = max(1, block)
+        self.size = max(self.block * 2, size)
+        self.fetches = 0  # loads (store queries or file reads), for tests and profiling
+        self._items: "OrderedDict[int, Any]" = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: int) -> bool:
+        return key in self._items
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def pop(self, key: int) -> None:
+        self._items.pop(key, None)
+
+    def get(self, key: int, row: int, load: Callable[[int, int], Optional[dict]]) -> Any:
+        """The item of ``key`` (shown at ``row``); on a miss ``load(start, stop)`` returns
+        {key: item} for the rows of the block not cached yet (None: nothing was read)."""
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+            return item
+        start = max(0, row - self.block // 4)
+        items = load(start, start + self.block)
+        if items is not None:
+            self.fetches += 1
+            self._items.update(items)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return self._items.get(key)
+
+
 class RecordTableModel(QAbstractTableModel):
     """Rows are project records, in the order of the id array it is given.
 
@@ -125,10 +165,7 @@ class RecordTableModel(QAbstractTableModel):
         self._frame: Optional[RecordFrame] = None
         self._ids = np.zeros(0, np.int64)
         self._pos: Optional[tuple[np.ndarray, np.ndarray]] = None  # (sorted ids, their rows), built on demand
-        self._cache: "OrderedDict[int, RowData]" = OrderedDict()
-        self.cache_size = max(block * 2, cache_size)
-        self.block = max(1, block)
-        self.fetches = 0  # store round trips, for tests and profiling
+        self._cache = BlockCache(cache_size, block)  # record id -> RowData
         self.sort_key: tuple[str, bool] = ("id", False)
         self._italic = QFont()
         self._italic.setItalic(True)
@@ -216,7 +253,7 @@ class RecordTableModel(QAbstractTableModel):
         if self._frame is not None and self._project is not None and not self._project.closed:
             self._frame.update(self._project, record_ids)
         for rid in record_ids:
-            self._cache.pop(rid, None)
+            self._cache.pop(rid)
             row = self.row_of(rid)
             if row is not None:
                 rows.append(row)
@@ -242,21 +279,13 @@ class RecordTableModel(QAbstractTableModel):
         rid = self.id_at(row)
         if rid is None or self._project is None:
             return None
-        item = self._cache.get(rid)
-        if item is not None:
-            self._cache.move_to_end(rid)
-            return item
-        self._fetch_around(row)
-        return self._cache.get(rid)
+        return self._cache.get(rid, row, self._load_rows)
 
-    def _fetch_around(self, row: int) -> None:
-        """Load the block of rows around ``row`` that is not cached yet (one query)."""
-        start = max(0, row - self.block // 4)
-        stop = min(len(self._ids), start + self.block)
+    def _load_rows(self, start: int, stop: int) -> Optional[dict]:
+        """Summaries of the rows start..stop that are not cached yet (one store query)."""
         wanted = [int(i) for i in self._ids[start:stop] if int(i) not in self._cache]
         if not wanted or self._project is None or self._project.closed:
-            return
-        self.fetches += 1
+            return None
         try:
             records = self._project.get_many(wanted)
         except KeyError:  # a record vanished (should not happen): fetch one by one
@@ -266,10 +295,20 @@ class RecordTableModel(QAbstractTableModel):
                     records.append(self._project.get(rid))
                 except KeyError:
                     pass
-        for sr in records:
-            self._cache[sr.id] = summarize(sr)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        return {sr.id: summarize(sr) for sr in records}
+
+    # the cache's sizes and counters, as the tests and benchmarks read them
+    @property
+    def fetches(self) -> int:
+        return self._cache.fetches
+
+    @property
+    def cache_size(self) -> int:
+        return self._cache.size
+
+    @property
+    def block(self) -> int:
+        return self._cache.block
 
     def _frame_row(self, rid: int) -> int:
         if self._frame is None:
