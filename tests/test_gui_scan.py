@@ -7,6 +7,7 @@ Waiting is always on a signal or a condition, never on a fixed sleep.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 
@@ -211,3 +212,25 @@ def test_a_failing_scan_reports_the_error_and_changes_nothing(qtbot, window, mon
     assert errors and errors[0][0] == "Scan failed"
     assert window.findings_model.rowCount() == 0
     qtbot.waitUntil(lambda: window.act_scan.isEnabled(), timeout=5000)
+
+
+def test_heavy_imports_run_with_the_collector_paused_then_frozen():
+    """In a fresh interpreter: torch & co. are imported without a single collection, then
+    frozen; the collector is on again afterwards, and a second call does nothing."""
+    import subprocess
+    import sys
+
+    code = """
+import gc, json, sys
+from ftcurate.gui.tasks import import_heavy_modules
+collections = []
+gc.callbacks.append(lambda phase, info: collections.append(info["generation"]) if phase == "start" else None)
+first = import_heavy_modules()
+print(json.dumps({"first": first, "during": len(collections), "enabled": gc.isenabled(),
+                  "frozen": gc.get_freeze_count(), "again": import_heavy_modules()}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "torch" in result["first"] and result["during"] == 0
+    assert result["enabled"] and result["frozen"] > 100_000 and result["again"] == []

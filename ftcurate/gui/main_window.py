@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import html
 import os
+import sys
 from bisect import bisect_right
 from typing import Iterable, Optional
 
@@ -59,9 +60,13 @@ def _with_frame(opener, *args, progress=None, cancel=None):
 
 
 def _scan_and_settle(project, progress=None, cancel=None, **kwargs):
-    """The quality scan, then move what it loaded (torch, models: ~600k objects) out of the
-    garbage collector's reach: a full collection over them holds the GIL for ~0.4 s and
-    freezes the GUI (see benchmarks/bench_gui.py)."""
+    """The quality scan, with the heavy libraries imported while the garbage collector is
+    paused (see :func:`tasks.import_heavy_modules`), then move what it loaded (models:
+    ~600k objects) out of the collector's reach: a full collection over them holds the GIL
+    for ~0.4 s and freezes the GUI (see benchmarks/bench_gui.py)."""
+    if progress is not None and any(name not in sys.modules for name in tasks.HEAVY_MODULES):
+        progress(0, 0, "Loading the models")
+    tasks.import_heavy_modules()
     report = scan_project(project, progress=progress, cancel=cancel, **kwargs)
     gc.collect()
     gc.freeze()

@@ -10,9 +10,12 @@ move down into core unchanged). The dialogs' plain data lives here too:
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import importlib
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -26,6 +29,37 @@ from ..core.store import Project, ProjectError, ProjectInUse
 PROJECT_SUFFIX = ".ftcurate"
 DATASET_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 _SIDE_FILES = ("", "-wal", "-shm", "-journal", ".lock")
+
+
+HEAVY_MODULES = ("torch", "transformers", "sentence_transformers")
+
+
+def import_heavy_modules() -> list[str]:
+    """Import torch, transformers and sentence-transformers with the garbage collector paused,
+    then freeze what they made; returns the modules imported now (none when loaded already).
+
+    Their import makes ~600,000 long-lived objects. With the collector on, that growth sets off
+    full collections over an ever larger heap, each holding the GIL for 0.1-0.4 s in the worker
+    thread, and the GUI stalls for as long (benchmarks/bench_gui.py, (d), first scan). Paused,
+    no collection runs; frozen afterwards, later full collections skip these objects."""
+    missing = [name for name in HEAVY_MODULES if name not in sys.modules]
+    if not missing:
+        return []
+    enabled = gc.isenabled()
+    gc.disable()
+    imported = []
+    try:
+        for name in missing:
+            try:
+                importlib.import_module(name)
+                imported.append(name)
+            except ImportError:  # an optional part that is not installed: the scan says so itself
+                pass
+    finally:
+        if enabled:
+            gc.enable()
+    gc.freeze()
+    return imported
 
 
 @dataclass
