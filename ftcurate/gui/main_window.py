@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import html
 import os
-import sys
 from bisect import bisect_right
 from typing import Iterable, Optional
 
@@ -60,13 +59,10 @@ def _with_frame(opener, *args, progress=None, cancel=None):
 
 
 def _scan_and_settle(project, progress=None, cancel=None, **kwargs):
-    """The quality scan, with the heavy libraries imported while the garbage collector is
-    paused (see :func:`tasks.import_heavy_modules`), then move what it loaded (models:
-    ~600k objects) out of the collector's reach: a full collection over them holds the GIL
-    for ~0.4 s and freezes the GUI (see benchmarks/bench_gui.py)."""
-    if progress is not None and any(name not in sys.modules for name in tasks.HEAVY_MODULES):
-        progress(0, 0, "Loading the models")
-    tasks.import_heavy_modules()
+    """The quality scan (in a ``heavy`` worker: torch & co. are imported first with the
+    garbage collector paused), then move what it loaded (models: ~600k objects) out of the
+    collector's reach: a full collection over them holds the GIL for ~0.4 s and freezes the
+    GUI (see benchmarks/bench_gui.py)."""
     report = scan_project(project, progress=progress, cancel=cancel, **kwargs)
     gc.collect()
     gc.freeze()
@@ -1141,7 +1137,7 @@ class MainWindow(QMainWindow):
 
             self.scan_settings = load_scan_settings(self.settings)
         worker = Worker(_scan_and_settle, project, settings=self.scan_settings, title="Scanning", parent=self,
-                        event_kw="on_result")
+                        event_kw="on_result", heavy=True)
         partial: dict = {"index": "record_id"}
         worker.event.connect(lambda item, p=project, d=partial: self._on_scan_partial(p, d, item))
         worker.finished.connect(lambda report, p=project: self._on_scan_finished(p, report))

@@ -491,7 +491,7 @@ class MapView(QWidget):
         gen = self._generation
         report = self.report
         worker = Worker(embedding_map, project, report=report, model=self.model_name, max_points=self.max_points,
-                        title="Computing the map", parent=self)
+                        title="Computing the map", parent=self, heavy=True)
         worker.progress.connect(self._on_progress)
         worker.finished.connect(lambda data, g=gen, p=project, r=report: self._on_map(g, p, r, data))
         worker.failed.connect(lambda msg, details, g=gen: self._on_failed(g, msg, details))

@@ -961,7 +961,7 @@ class TrainingView(QWidget):
         folder = str(appsettings.data_dir() / DEMO_DIRNAME)
         self.demo_button.setEnabled(False)
         self.model_status.setText(_line(MUTED_COLOR, "…", "Creating the demo model…"))
-        worker = Worker(_demo_job, folder, title="Demo model", parent=self)
+        worker = Worker(_demo_job, folder, title="Demo model", parent=self, heavy=True)
         worker.finished.connect(self._on_demo_ready)
         worker.failed.connect(self._on_demo_failed)
         worker.ended.connect(self._on_demo_ended)
@@ -1064,7 +1064,7 @@ class TrainingView(QWidget):
         if _DEVICE is not None:
             return True
         if self._detect_worker is None:
-            worker = Worker(_detect_job, title="Detecting the device", parent=self)
+            worker = Worker(_detect_job, title="Detecting the device", parent=self, heavy=True)
             worker.finished.connect(self._on_device)
             worker.failed.connect(self._on_detect_failed)
             worker.ended.connect(self._on_detect_ended)
@@ -1185,7 +1185,7 @@ class TrainingView(QWidget):
         self.log_line(("Resuming" if resume else "Starting") + f" a {config.method} run in {self.run_dir}")
         eval_source = self.val_file_edit.text().strip() or None
         worker = Worker(_train_job, self.runner, config, source, eval_source, resume, title="Training",
-                        parent=self, event_kw="on_event", stop=self._graceful.is_set)
+                        parent=self, event_kw="on_event", stop=self._graceful.is_set, heavy=True)
         worker.progress.connect(self._on_progress)
         worker.event.connect(self._on_event)
         worker.finished.connect(self._on_train_finished)
@@ -1565,7 +1565,7 @@ class TrainingView(QWidget):
         self.eval_status.setText(_line(MUTED_COLOR, "…", "Evaluating: loading the model…"))
         self.log_line(f"Evaluating {os.path.basename(run)} against {model_dir}…")
         worker = Worker(_evaluate_job, self.evaluator, model_dir, source, run, self.max_new_spin.value(),
-                        self.num_gen_spin.value(), title="Evaluation", parent=self)
+                        self.num_gen_spin.value(), title="Evaluation", parent=self, heavy=True)
         worker.progress.connect(self._on_eval_progress)
         worker.finished.connect(self._on_eval_finished)
         worker.failed.connect(self._on_eval_failed)
@@ -1666,7 +1666,7 @@ class TrainingView(QWidget):
             return False
         model_dir = self._run_model_dir(run)
         self.eval_status.setText(_line(MUTED_COLOR, "…", "Merging the adapter into the base model…"))
-        worker = Worker(_merge_job, self.merger, model_dir, run, out_dir, title="Merging", parent=self)
+        worker = Worker(_merge_job, self.merger, model_dir, run, out_dir, title="Merging", parent=self, heavy=True)
         worker.finished.connect(self._on_merge_finished)
         worker.failed.connect(self._on_merge_failed)
         worker.ended.connect(self._on_merge_ended)

@@ -16,6 +16,7 @@ is the status-bar widget (label, progress bar, Cancel button) that follows worke
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import traceback
@@ -51,15 +52,24 @@ class _Runner(QObject):
     event = Signal(object)
 
     def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, stop: threading.Event,
-                 event_kw: Optional[str] = None) -> None:
+                 event_kw: Optional[str] = None, heavy: bool = False) -> None:
         super().__init__()
         self._fn = fn
+        self._heavy = heavy
         self._args = args
         self._kwargs = dict(kwargs)
         if event_kw:  # the function reports partial results through this callback
             self._kwargs[event_kw] = lambda *a: self.event.emit(a[0] if len(a) == 1 else a)
         self._stop = stop
         self._last = 0.0
+
+    def _import_heavy_modules(self) -> None:
+        """torch & co. first, with the garbage collector paused (see tasks.import_heavy_modules)."""
+        from .tasks import HEAVY_MODULES, import_heavy_modules
+
+        if any(name not in sys.modules for name in HEAVY_MODULES):
+            self.progress.emit(0, 0, "loading the libraries")
+            import_heavy_modules()
 
     def _progress(self, done: int, total: int, message: str = "") -> None:
         now = time.monotonic()
@@ -70,6 +80,8 @@ class _Runner(QObject):
     @Slot()
     def run(self) -> None:
         try:
+            if self._heavy:
+                self._import_heavy_modules()
             result = self._fn(*self._args, progress=self._progress, cancel=self._stop.is_set, **self._kwargs)
         except Cancelled:
             self.cancelled.emit()
@@ -91,6 +103,10 @@ class Worker(QObject):
     the worker then reports ``cancelled`` instead of ``finished`` - use it to close
     what the function opened.
 
+    ``heavy=True``: the function uses torch, transformers or sentence-transformers; the
+    worker imports them first with the garbage collector paused, so the GUI does not stall
+    on collections while they load (:func:`ftcurate.gui.tasks.import_heavy_modules`).
+
     ``event_kw="on_result"`` passes the function a callback under that name; each call
     arrives in the GUI thread as :attr:`event` (one argument as is, several as a tuple):
     partial results, training metrics.
@@ -111,13 +127,14 @@ class Worker(QObject):
         discard: Optional[Callable[[Any], None]] = None,
         parent: Optional[QObject] = None,
         event_kw: Optional[str] = None,
+        heavy: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(parent)
         self.title = title or getattr(fn, "__name__", "working")
         self._discard = discard
         self._stop = threading.Event()
-        self._runner: Optional[_Runner] = _Runner(fn, args, kwargs, self._stop, event_kw)
+        self._runner: Optional[_Runner] = _Runner(fn, args, kwargs, self._stop, event_kw, heavy)
         self._thread: Optional[QThread] = None
         self._state = "new"  # new / running / finished / failed / cancelled
 
