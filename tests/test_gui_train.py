@@ -238,6 +238,30 @@ def test_loss_chart_smoothing_log_scale_and_overlays(qtbot):
     assert not chart.has_series("run:run-a") and not chart.has_series("run:run-a:eval")
 
 
+def test_compact_axis_writes_big_counts_short():
+    from ftcurate.gui.charts import CompactAxis
+
+    axis = CompactAxis("left")
+    assert axis.tickStrings([0, 500, 25000, 1_500_000], 1.0, 1.0) == ["0", "500", "25k", "1.5M"]
+
+
+def test_loss_legend_lists_only_curves_with_points(qtbot):
+    chart = LossChart()
+    qtbot.addWidget(chart)
+
+    def listed():
+        legend = chart.legend
+        return [label.text for _, label in legend.items] if legend is not None and legend.isVisible() else []
+
+    assert listed() == []  # no run yet: no legend over the (empty) plot
+    chart.add_overlay("run-a", ([1, 2, 3], [3.0, 2.0, 1.0]), ([2], [2.5]))
+    qtbot.waitUntil(lambda: listed() == ["run-a"])  # the empty live curves are not listed
+    chart.add_train_loss(1, 2.0)
+    qtbot.waitUntil(lambda: "train" in listed())
+    chart.clear_data()
+    assert listed() == []
+
+
 # -- the settings form ------------------------------------------------------------------------------------
 
 
@@ -526,6 +550,10 @@ def test_opening_a_project_shows_its_newest_run(make_view, tmp_path):
     view.set_project(None, str(project_path))
     assert view.checked_runs() == [new] and view.selected_run() == new
     assert view.loss_chart.overlays() == ["20240102-100000"]
+    # the small charts show the selected run's learning rate (write_run logs 1e-4 a step)
+    assert list(view.lr_chart.data("lr")[1]) == [1e-4, 1e-4]
+    view.select_run(old)
+    assert len(view.lr_chart.data("lr")[1]) == 2 and list(view.lr_chart.data("lr")[0]) == [1, 2]
     view.set_run_checked(new, False)
     view.set_project(None, str(project_path))  # the same project again: the user's choice stays
     assert view.checked_runs() == []

@@ -67,6 +67,22 @@ class ScientificAxis(pg.AxisItem):
         return out
 
 
+class CompactAxis(pg.AxisItem):
+    """Large counts written short (25k, 1.2M), so the labels fit beside the axis title."""
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+        out = []
+        for v in values:
+            v = v * scale
+            if abs(v) >= 1e6:
+                out.append(f"{v / 1e6:g}M")
+            elif abs(v) >= 1e3:
+                out.append(f"{v / 1e3:g}k")
+            else:
+                out.append(f"{v:g}")
+        return out
+
+
 class LossAxis(pg.AxisItem):
     """On a log scale, label only the ticks at 1, 2 and 5 times a power of ten (the others
     crowd together near the top of each decade) and write them plainly: 0.5, 2, 10."""
@@ -85,6 +101,7 @@ class _Series:
     item: pg.PlotDataItem
     xs: list = field(default_factory=list)
     ys: list = field(default_factory=list)
+    label: Optional[str] = None  # its legend entry, shown while the series has points
 
 
 class MetricChart(QWidget):
@@ -136,8 +153,22 @@ class MetricChart(QWidget):
             self.legend = self.plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
             self._apply_palette()
         self.plot.addItem(item)
-        self._series[name] = _Series(item)
+        self._series[name] = _Series(item, label=label)
+        self._sync_legend(self._series[name])
         return item
+
+    def _sync_legend(self, s: _Series) -> None:
+        """Only curves with points are listed (an empty "train" entry would just cover the
+        past runs' curves); the legend box hides when it lists nothing."""
+        legend = self.legend
+        if legend is None or not s.label:
+            return
+        listed = any(sample.item is s.item for sample, _ in legend.items)
+        if s.xs and not listed:
+            legend.addItem(s.item, s.label)
+        elif not s.xs and listed:
+            legend.removeItem(s.item)
+        legend.setVisible(bool(legend.items))
 
     def remove_series(self, name: str) -> None:
         s = self._series.pop(name, None)
@@ -204,6 +235,7 @@ class MetricChart(QWidget):
             if s is not None:
                 xs, ys = self.transform(name, np.asarray(s.xs, dtype=float), np.asarray(s.ys, dtype=float))
                 s.item.setData(xs, self._for_axis(ys))
+                self._sync_legend(s)
 
     def redraw_all(self) -> None:
         self._dirty.update(self._series)

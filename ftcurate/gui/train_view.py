@@ -47,7 +47,7 @@ from ..train.model import (check_model_folder, create_demo_model, detect_device,
                            estimate_memory, is_demo_model)
 from ..train.runner import METRICS_FILE, RUN_CONFIG_FILE, TrainError, last_checkpoint, read_metrics, train
 from . import settings as appsettings
-from .charts import COLORS, LossChart, MetricChart, ScientificAxis, loss_curves
+from .charts import COLORS, CompactAxis, LossChart, MetricChart, ScientificAxis, loss_curves
 from .workers import Worker, describe_error
 
 RUNS_DIRNAME = "runs"
@@ -638,7 +638,7 @@ class TrainingView(QWidget):
         self.loss_chart.smoothing_changed.connect(self._on_smoothing_changed)
         self.lr_chart = MetricChart("Learning rate", left_axis=ScientificAxis("left"))
         self.lr_chart.add_series("lr", COLORS[3])
-        self.throughput_chart = MetricChart("Throughput", "tokens/s")
+        self.throughput_chart = MetricChart("Throughput", "tokens/s", left_axis=CompactAxis("left"))
         self.throughput_chart.add_series("tokens_per_second", COLORS[2])
         self.memory_chart = MetricChart("GPU memory", "GiB")
         self.memory_chart.add_series("gpu_memory", COLORS[4])
@@ -1267,18 +1267,20 @@ class TrainingView(QWidget):
         if line:
             self.log_line(line)
 
-    def _plot_event(self, e: dict) -> None:
+    def _plot_event(self, e: dict, loss: bool = True) -> None:
+        """One metrics event onto the charts (``loss=False``: the small charts only)."""
         kind = e.get("type")
         step = e.get("step")
         if step is None:
             return
         if "loss" in e and kind in (None, "train"):
-            self.loss_chart.add_train_loss(step, e.get("loss"))
+            if loss:
+                self.loss_chart.add_train_loss(step, e.get("loss"))
             if e.get("learning_rate") is not None:
                 self.lr_chart.add_point("lr", step, e["learning_rate"])
             if e.get("tokens_per_second") is not None:
                 self.throughput_chart.add_point("tokens_per_second", step, e["tokens_per_second"])
-        elif "eval_loss" in e and kind in (None, "eval"):
+        elif "eval_loss" in e and kind in (None, "eval") and loss:
             self.loss_chart.add_eval_loss(step, e.get("eval_loss"))
         if e.get("gpu_memory_bytes"):
             self.memory_chart.add_point("gpu_memory", step, e["gpu_memory_bytes"] / GIB)
@@ -1491,7 +1493,21 @@ class TrainingView(QWidget):
         run = self.selected_run()
         if run and self._eval_worker is None:
             self._show_report(self._read_report(run))
+        if self.run_dir is None and not self.is_running():
+            self._show_run_details(run)
         self._update_buttons()
+
+    def _show_run_details(self, run: Optional[str]) -> None:
+        """Before a run starts here, the small charts (learning rate, throughput, memory) show
+        the selected past run (its loss curves are the ticked overlays)."""
+        charts = (self.lr_chart, self.throughput_chart, self.memory_chart)
+        for chart in charts:
+            chart.clear_data()
+        if run:
+            for event in read_metrics(run):
+                self._plot_event(event, loss=False)
+        for chart in charts:
+            chart.redraw()
 
     def use_selected_run_settings(self) -> None:
         run = self.selected_run()
