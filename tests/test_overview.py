@@ -232,6 +232,23 @@ def test_umap_asked_for_without_the_package_is_an_import_error():
         project_2d(np.zeros((50, 4)), method="umap")
 
 
+def test_umap_keeps_clusters_apart_and_is_deterministic():
+    pytest.importorskip("umap")
+    rng = np.random.default_rng(3)
+    centers = rng.normal(size=(3, 16)) * 8
+    labels = np.repeat(np.arange(3), 40)
+    x = (centers[labels] + rng.normal(size=(120, 16))).astype(np.float32)
+    xy, method = project_2d(x, method="auto")
+    assert method == "umap" and xy.shape == (120, 2) and xy.dtype == np.float32 and np.isfinite(xy).all()
+    # every point lies nearer its own cluster's centre on the map than any other centre
+    mids = np.stack([xy[labels == k].mean(axis=0) for k in range(3)])
+    nearest = np.argmin(((xy[:, None, :] - mids[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == labels).mean() > 0.95
+    again, _ = project_2d(x.copy(), method="umap")
+    assert np.allclose(xy, again, atol=1e-4)  # same input and seed, same map
+    assert project_2d(x[:2], method="umap")[0].shape == (2, 2)  # too few points: PCA underneath
+
+
 def test_points_in_polygon():
     pts = np.array([[0.5, 0.5], [1.5, 0.5], [0.5, 1.5], [1.5, 1.5], [-1, 0], [2.5, 2.5], [0.25, 0.9]])
     square = [(0, 0), (2, 0), (2, 2), (0, 2)]
