@@ -9,6 +9,7 @@ padding) tokens per second of training.
 
     python benchmarks/bench_train.py                     # CPU: the demo model, quick
     python benchmarks/bench_train.py --size 0.5b         # CUDA: random-init Qwen2-0.5B-shaped model
+    python benchmarks/bench_train.py --size 0.5b --method qlora   # CUDA: the same in 4 bits
     python benchmarks/bench_train.py --model /path/to/model --steps 50 --batch-size 8
 """
 
@@ -74,7 +75,7 @@ def run_ftcurate(model_dir: str, args, packing: bool) -> dict:
     out = tempfile.mkdtemp(prefix="ftcurate-bench-")
     config = TrainConfig(model_dir=model_dir, output_dir=out, max_steps=args.steps, batch_size=args.batch_size,
                          max_seq_len=args.max_seq_len, learning_rate=2e-4, packing=packing, save_steps=10 ** 6,
-                         eval_steps=0, early_stopping_patience=0, logging_steps=1)
+                         eval_steps=0, early_stopping_patience=0, logging_steps=1, method=args.method)
     events = []
     result = train(config, TrainData(train=records), on_event=events.append)
     steps = [e for e in events if e["type"] == "train"]
@@ -99,8 +100,20 @@ def run_baseline(model_dir: str, args) -> dict:
     rows = [render(tok, r, args.max_seq_len)._asdict() for r in _records(args.steps * args.batch_size)]
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
     dtype = torch.bfloat16 if bf16 else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True, **{_dtype_kwarg(): dtype})
+    load_kw = {_dtype_kwarg(): dtype}
+    if args.method == "qlora":  # the usual QLoRA recipe: nf4, double quantisation
+        from transformers import BitsAndBytesConfig
+
+        load_kw["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype)
+        load_kw["device_map"] = {"": 0}
+    model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True, **load_kw)
     model.config.use_cache = False
+    if args.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
                                              task_type="CAUSAL_LM"))
     counts = {"real": 0, "padded": 0}
@@ -160,6 +173,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="optimiser steps per variant (default 30 GPU, 15 CPU)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-seq-len", type=int, default=1024)
+    ap.add_argument("--method", choices=("lora", "qlora"), default="lora",
+                    help="qlora: the model in 4 bits (bitsandbytes; CUDA only)")
     ap.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # internal: one variant, this process
     args = ap.parse_args()
     if args.variant:
@@ -168,16 +183,24 @@ def main() -> None:
     from ftcurate.train import detect_device
 
     device = detect_device()
+    if args.method == "qlora" and device != "cuda":
+        sys.exit("--method qlora needs an NVIDIA GPU (bitsandbytes 4-bit)")
     size = args.size or ("0.5b" if device == "cuda" else "demo")
     steps = args.steps or (30 if device == "cuda" else 15)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model or build_model(size, os.path.join(tmp, "model"))
-        print(f"device {device}, model {args.model or size}, {steps} steps, batch {args.batch_size}, "
+        print(f"device {device}, model {args.model or size}, {args.method}, {steps} steps, batch {args.batch_size}, "
               f"max_seq_len {args.max_seq_len}")
+        from ftcurate.train import TrainConfig, estimate_memory
+
+        estimate = estimate_memory(TrainConfig(model_dir=model_dir, batch_size=args.batch_size,
+                                               max_seq_len=args.max_seq_len, method=args.method), device=device)
+        print(f"  memory estimate (ftcurate.train.estimate_memory): {estimate.total_bytes / 2**20:,.0f} MiB")
         results = {}
         for variant in VARIANTS:
             cmd = [sys.executable, os.path.abspath(__file__), "--variant", variant, "--model", model_dir,
-                   "--steps", str(steps), "--batch-size", str(args.batch_size), "--max-seq-len", str(args.max_seq_len)]
+                   "--steps", str(steps), "--batch-size", str(args.batch_size), "--max-seq-len", str(args.max_seq_len),
+                   "--method", args.method]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode or not line:

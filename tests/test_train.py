@@ -235,6 +235,14 @@ def test_packed_batch_equals_separate_examples(demo, tokenizer, data):
     assert collate.tokens == sum(len(r["input_ids"]) for r in rows) < collate.batch_tokens
     with torch.no_grad():
         assert abs(float(model(**batch).loss) - float(padded.loss)) < 1e-4
+    # Rows as long as the batch's longest example (the default with sdpa/eager attention):
+    # 96 alone, 70 + 25, 40 -> three rows of width 96, never wider than a padded batch.
+    collate = PackedCollator(row_tokens=PackedCollator.LONGEST)
+    batch = collate(rows)
+    assert tuple(batch["input_ids"].shape) == (3, 96)
+    assert sorted((batch["position_ids"] == 0).sum(dim=1).tolist()) == [1, 1, 2]
+    with torch.no_grad():
+        assert abs(float(model(**batch).loss) - float(padded.loss)) < 1e-4
 
 
 # -- data -----------------------------------------------------------------------------------------------------
