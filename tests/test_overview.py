@@ -226,6 +226,30 @@ def test_pca_fallback_shape_determinism_and_axes(monkeypatch):
         project_2d(x, method="tsne")
 
 
+def test_a_broken_umap_install_falls_back_to_pca(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "umap", types.ModuleType("umap"))  # a bare leftover folder
+    assert not projection.umap_available()
+    xy, method = project_2d(np.random.default_rng(0).normal(size=(300, 8)))
+    assert method == "pca" and xy.shape == (300, 2)
+
+    class Failing:
+        def __init__(self, **kw):
+            pass
+
+        def fit_transform(self, x):
+            raise RuntimeError("numba could not compile")
+
+    monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=Failing))
+    assert projection.umap_available()
+    xy, method = project_2d(np.random.default_rng(0).normal(size=(300, 8)))  # auto: PCA instead
+    assert method == "pca" and xy.shape == (300, 2)
+    with pytest.raises(RuntimeError):
+        project_2d(np.zeros((300, 8)), method="umap")  # asked for by name: the error is the answer
+
+
 @pytest.mark.skipif(projection.umap_available(), reason="umap is installed")
 def test_umap_asked_for_without_the_package_is_an_import_error():
     with pytest.raises(ImportError):

@@ -34,17 +34,20 @@ FLAG_PRIORITY: tuple[str, ...] = _REPORT_KINDS + tuple(k for k in FINDING_KINDS 
 
 
 def umap_available() -> bool:
+    """True when umap-learn is importable and whole (a half-removed install leaves a bare
+    ``umap`` folder that imports but has no ``UMAP``)."""
     try:
-        import umap  # noqa: F401
-    except ImportError:
+        import umap
+    except Exception:  # noqa: BLE001 - ImportError, or a broken install failing on import
         return False
-    return True
+    return hasattr(umap, "UMAP")
 
 
 def project_2d(vectors, method: str = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
     """``(xy, method_used)``: an (n, 2) float32 array and ``"umap"`` or ``"pca"``.
 
-    ``method``: ``"auto"`` (UMAP when importable and there are enough points, else PCA),
+    ``method``: ``"auto"`` (UMAP when importable and there are enough points, else - or
+    when UMAP fails - PCA),
     ``"umap"`` (ImportError without the package) or ``"pca"``. The same input and seed
     give the same output."""
     if method not in METHODS:
@@ -53,9 +56,13 @@ def project_2d(vectors, method: str = "auto", seed: int = 0) -> tuple[np.ndarray
     if x.ndim != 2:
         raise ValueError("vectors must be a 2-D array (one row per point)")
     n = x.shape[0]
-    use_umap = method == "umap" or (method == "auto" and n >= UMAP_MIN_POINTS and umap_available())
-    if use_umap:
+    if method == "umap":
         return _umap(x, seed), "umap"
+    if method == "auto" and n >= UMAP_MIN_POINTS and umap_available():
+        try:
+            return _umap(x, seed), "umap"
+        except Exception:  # noqa: BLE001 - a failing optional package: the PCA map is still a map
+            pass
     return pca_2d(x), "pca"
 
 
