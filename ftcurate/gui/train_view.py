@@ -748,7 +748,11 @@ class TrainingView(QWidget):
         self.gen_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.gen_table.setWordWrap(True)
         self.gen_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.gen_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # rows of six lines (drag a row border for more; the tooltip holds the whole text):
+        # fitting every row to its longest reference made one answer fill the table
+        self.gen_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.gen_table.verticalHeader().setDefaultSectionSize(self.fontMetrics().lineSpacing() * 6 + 8)
+        self.gen_table.setTextElideMode(Qt.TextElideMode.ElideRight)
         v.addWidget(self.gen_table, 1)
         return page
 
@@ -1662,6 +1666,7 @@ class TrainingView(QWidget):
                     font.setItalic(True)
                     item.setFont(font)
                 item.setToolTip(text)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
                 self.gen_table.setItem(row, col, item)
         if report is None:
             self.eval_status.setText("")
