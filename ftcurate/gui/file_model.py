@@ -24,7 +24,7 @@ from PySide6.QtGui import QColor
 
 from ..core.lineindex import LineIndex, RowSummary
 from ..core.table import CHARS_PER_TOKEN
-from .models import BlockCache, RecordTableModel
+from .models import BlockCache, BlockCachedModel, RecordTableModel
 
 try:
     import orjson as _orjson
@@ -52,7 +52,7 @@ def _col(columns: tuple, name: str) -> int:
     return columns.index(name) if name in columns else -1
 
 
-class FileTableModel(QAbstractTableModel):
+class FileTableModel(BlockCachedModel, QAbstractTableModel):
     """Rows are the records of one JSONL file, in file order, read on demand."""
 
     COLUMNS: tuple = tuple(RecordTableModel.COLUMNS)  # same headers as the store-backed table
@@ -139,18 +139,6 @@ class FileTableModel(QAbstractTableModel):
             except (OSError, ValueError) as exc:  # the file went away or the index was closed
                 out[r] = RowSummary(r + 1, "", 0, 0, "unreadable", str(exc))
         return out
-
-    @property
-    def fetches(self) -> int:  # blocks read from the file, for tests and profiling
-        return self._cache.fetches
-
-    @property
-    def cache_size(self) -> int:
-        return self._cache.size
-
-    @property
-    def block(self) -> int:
-        return self._cache.block
 
     # -- Qt model API ----------------------------------------------------------------------------
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:

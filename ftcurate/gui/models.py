@@ -132,7 +132,26 @@ class BlockCache:
         return self._items.get(key)
 
 
-class RecordTableModel(QAbstractTableModel):
+class BlockCachedModel:
+    """For table models whose rows come through a :class:`BlockCache` in ``self._cache``:
+    its sizes and counters, as the tests and benchmarks read them."""
+
+    _cache: BlockCache
+
+    @property
+    def fetches(self) -> int:  # loads (store queries or file reads)
+        return self._cache.fetches
+
+    @property
+    def cache_size(self) -> int:
+        return self._cache.size
+
+    @property
+    def block(self) -> int:
+        return self._cache.block
+
+
+class RecordTableModel(BlockCachedModel, QAbstractTableModel):
     """Rows are project records, in the order of the id array it is given.
 
     With a :class:`~ftcurate.core.table.RecordFrame` (``set_frame``) the status, split,
@@ -296,19 +315,6 @@ class RecordTableModel(QAbstractTableModel):
                 except KeyError:
                     pass
         return {sr.id: summarize(sr) for sr in records}
-
-    # the cache's sizes and counters, as the tests and benchmarks read them
-    @property
-    def fetches(self) -> int:
-        return self._cache.fetches
-
-    @property
-    def cache_size(self) -> int:
-        return self._cache.size
-
-    @property
-    def block(self) -> int:
-        return self._cache.block
 
     def _frame_row(self, rid: int) -> int:
         if self._frame is None:
