@@ -578,8 +578,7 @@ def step_latency(args: argparse.Namespace) -> dict:
         """What the app's scan worker does first: the heavy imports with the collector paused."""
         from ftcurate.gui.tasks import import_heavy_modules
 
-        progress(0, 0, "importing torch")
-        import_heavy_modules()
+        import_heavy_modules(progress=progress)
         return scan_records(*a, progress=progress, cancel=cancel, **kw)
 
     def scan(key: str, label: str, fn=scan_records) -> None:

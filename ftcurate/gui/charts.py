@@ -51,36 +51,39 @@ def ema(values: Sequence[float], weight: float) -> np.ndarray:
     return out
 
 
-class ScientificAxis(pg.AxisItem):
+class _FormattedAxis(pg.AxisItem):
+    """An axis that writes each tick value with :meth:`tick_text` (``label`` is the axis title)."""
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+        return [self.tick_text(v * scale) for v in values]
+
+    @staticmethod
+    def tick_text(v: float) -> str:
+        return f"{v:g}"
+
+
+class ScientificAxis(_FormattedAxis):
     """An axis whose tick labels stay readable for tiny values (learning rates: 2e-04)."""
 
-    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
-        out = []
-        for v in values:
-            v = v * scale
-            if v == 0:
-                out.append("0")
-            elif abs(v) < 1e-3 or abs(v) >= 1e5:
-                out.append(f"{v:.1e}")
-            else:
-                out.append(f"{v:g}")
-        return out
+    @staticmethod
+    def tick_text(v: float) -> str:
+        if v == 0:
+            return "0"
+        if abs(v) < 1e-3 or abs(v) >= 1e5:
+            return f"{v:.1e}"
+        return f"{v:g}"
 
 
-class CompactAxis(pg.AxisItem):
+class CompactAxis(_FormattedAxis):
     """Large counts written short (25k, 1.2M), so the labels fit beside the axis title."""
 
-    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
-        out = []
-        for v in values:
-            v = v * scale
-            if abs(v) >= 1e6:
-                out.append(f"{v / 1e6:g}M")
-            elif abs(v) >= 1e3:
-                out.append(f"{v / 1e3:g}k")
-            else:
-                out.append(f"{v:g}")
-        return out
+    @staticmethod
+    def tick_text(v: float) -> str:
+        if abs(v) >= 1e6:
+            return f"{v / 1e6:g}M"
+        if abs(v) >= 1e3:
+            return f"{v / 1e3:g}k"
+        return f"{v:g}"
 
 
 class LossAxis(pg.AxisItem):

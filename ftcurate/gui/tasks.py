@@ -34,9 +34,10 @@ _SIDE_FILES = ("", "-wal", "-shm", "-journal", ".lock")
 HEAVY_MODULES = ("torch", "transformers", "sentence_transformers")
 
 
-def import_heavy_modules() -> list[str]:
+def import_heavy_modules(progress: Optional[ProgressCallback] = None) -> list[str]:
     """Import torch, transformers and sentence-transformers with the garbage collector paused,
-    then freeze what they made; returns the modules imported now (none when loaded already).
+    then freeze what they made; returns the modules imported now (none when loaded already,
+    and then ``progress`` hears nothing).
 
     Their import makes ~600,000 long-lived objects. With the collector on, that growth sets off
     full collections over an ever larger heap, each holding the GIL for 0.1-0.4 s in the worker
@@ -45,6 +46,8 @@ def import_heavy_modules() -> list[str]:
     missing = [name for name in HEAVY_MODULES if name not in sys.modules]
     if not missing:
         return []
+    if progress is not None:
+        progress(0, 0, "loading the libraries")
     enabled = gc.isenabled()
     gc.disable()
     imported = []

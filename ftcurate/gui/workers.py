@@ -16,7 +16,6 @@ is the status-bar widget (label, progress bar, Cancel button) that follows worke
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import traceback
@@ -63,14 +62,6 @@ class _Runner(QObject):
         self._stop = stop
         self._last = 0.0
 
-    def _import_heavy_modules(self) -> None:
-        """torch & co. first, with the garbage collector paused (see tasks.import_heavy_modules)."""
-        from .tasks import HEAVY_MODULES, import_heavy_modules
-
-        if any(name not in sys.modules for name in HEAVY_MODULES):
-            self.progress.emit(0, 0, "loading the libraries")
-            import_heavy_modules()
-
     def _progress(self, done: int, total: int, message: str = "") -> None:
         now = time.monotonic()
         if now - self._last >= _PROGRESS_INTERVAL or (total and done >= total):
@@ -80,8 +71,10 @@ class _Runner(QObject):
     @Slot()
     def run(self) -> None:
         try:
-            if self._heavy:
-                self._import_heavy_modules()
+            if self._heavy:  # torch & co. first, with the garbage collector paused
+                from .tasks import import_heavy_modules
+
+                import_heavy_modules(progress=self._progress)
             result = self._fn(*self._args, progress=self._progress, cancel=self._stop.is_set, **self._kwargs)
         except Cancelled:
             self.cancelled.emit()

@@ -226,7 +226,25 @@ class Examples:
         return self.rows[i]
 
 
-class PackedCollator:
+class _TokenCounter:
+    """What a collator counts of the training batches it makes (evaluation pauses it):
+    real tokens, tokens with padding, and each batch's real tokens until it is trained on
+    (:class:`FtTrainer` takes them from ``pending``)."""
+
+    def __init__(self) -> None:
+        self.counting = True  # the trainer pauses counting during evaluation
+        self.tokens = 0  # real tokens batched so far
+        self.batch_tokens = 0  # tokens including padding
+        self.pending: deque[int] = deque()  # real tokens of batches made but not yet trained on
+
+    def _count(self, real: int, padded: int) -> None:
+        if self.counting:
+            self.tokens += real
+            self.batch_tokens += padded
+            self.pending.append(real)
+
+
+class PackedCollator(_TokenCounter):
     """Padding-free batches: the examples of a batch are concatenated, with ``position_ids``
     restarting at 0 for each example, so no compute is spent on padding. Attention stays
     inside each example: transformers builds a block-diagonal mask from the position ids
@@ -245,11 +263,8 @@ class PackedCollator:
     LONGEST = -1
 
     def __init__(self, row_tokens: Optional[int] = None) -> None:
+        super().__init__()
         self.row_tokens = row_tokens
-        self.counting = True  # the trainer pauses counting during evaluation
-        self.tokens = 0  # real tokens batched so far
-        self.batch_tokens = 0  # tokens including padding
-        self.pending: deque[int] = deque()  # real tokens of batches made but not yet trained on
 
     def _rows(self, features: list[dict]) -> list[list[dict]]:
         if not self.row_tokens:
@@ -289,10 +304,7 @@ class PackedCollator:
                 pos += range(n)
             packed.append((ids, labels, pos))
         width = max(len(ids) for ids, _, _ in packed)
-        if self.counting:
-            self.tokens += sum(len(ids) for ids, _, _ in packed)
-            self.batch_tokens += width * len(packed)
-            self.pending.append(sum(len(ids) for ids, _, _ in packed))
+        self._count(sum(len(ids) for ids, _, _ in packed), width * len(packed))
         for ids, labels, pos in packed:
             extra = width - len(ids)
             if extra:
@@ -309,26 +321,20 @@ class PackedCollator:
                 "use_cache": False}
 
 
-class PaddedCollator:
+class PaddedCollator(_TokenCounter):
     """Right-padded batches (with ``attention_mask``), to a multiple of 8 tokens."""
 
     def __init__(self, pad_id: int, multiple_of: int = 8) -> None:
         self.pad_id = pad_id
         self.multiple_of = multiple_of
-        self.counting = True
-        self.tokens = 0
-        self.batch_tokens = 0
-        self.pending: deque[int] = deque()
+        super().__init__()
 
     def __call__(self, features: list[dict]) -> dict:
         import torch
 
         longest = max(len(f["input_ids"]) for f in features)
         width = -(-longest // self.multiple_of) * self.multiple_of
-        if self.counting:
-            self.tokens += sum(len(f["input_ids"]) for f in features)
-            self.batch_tokens += width * len(features)
-            self.pending.append(sum(len(f["input_ids"]) for f in features))
+        self._count(sum(len(f["input_ids"]) for f in features), width * len(features))
         ids, labels, mask = [], [], []
         for f in features:
             n = len(f["input_ids"])
