@@ -39,9 +39,9 @@ def main():
     args = ap.parse_args()
     from cleanlab import Datalab
 
-    from ftcurate.core import dedup, outliers, textleak
-    from ftcurate.core.embeddings import embed
-    from ftcurate.core.scan import user_text
+    from ftcurate.core.quality import dedup, outliers, textleak
+    from ftcurate.core.quality.embeddings import embed
+    from ftcurate.core.quality.scan import user_text
 
     train, test, planted = build(args.n)
     texts = [user_text(r) for r in train]

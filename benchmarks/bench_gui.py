@@ -224,7 +224,7 @@ def step_open(args: argparse.Namespace) -> dict:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([])
-    from ftcurate.core.lineindex import LineIndex
+    from ftcurate.core.io.lineindex import LineIndex
     from ftcurate.gui.file_model import FileTableModel
 
     path = dataset(args.records)
@@ -272,7 +272,7 @@ def step_open(args: argparse.Namespace) -> dict:
 
 
 def _tiny_records(n: int):
-    from ftcurate.core.records import Message, Record, Source
+    from ftcurate.core.project.records import Message, Record, Source
 
     for i in range(n):
         yield Record(messages=[Message("user", f"q{i}"), Message("assistant", f"a{i}")],
@@ -319,7 +319,7 @@ def _handoff(ids) -> float:
 def synthetic_frame(n: int, seed: int = 0):
     import numpy as np
 
-    from ftcurate.core.table import FINDING_KINDS, RecordFrame
+    from ftcurate.core.project.table import FINDING_KINDS, RecordFrame
 
     rng = np.random.default_rng(seed)
     frame = RecordFrame(
@@ -339,11 +339,11 @@ def synthetic_frame(n: int, seed: int = 0):
 
 
 def step_filter(args: argparse.Namespace) -> dict:
-    from ftcurate.core.ingest import import_dataset
-    from ftcurate.core.store import Project
+    from ftcurate.core.io.ingest import import_dataset
+    from ftcurate.core.project.store import Project
 
     try:
-        from ftcurate.core.table import RecordFrame
+        from ftcurate.core.project.table import RecordFrame
     except ImportError:  # pragma: no cover - table.py is part of the same change
         RecordFrame = None
 
@@ -473,9 +473,9 @@ def step_latency(args: argparse.Namespace) -> dict:
     from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
     app = QApplication.instance() or QApplication([])
-    from ftcurate.core.formats import DatasetReader
-    from ftcurate.core.lineindex import LineIndex
-    from ftcurate.core.scan import ScanSettings, scan_records
+    from ftcurate.core.io.formats import DatasetReader
+    from ftcurate.core.io.lineindex import LineIndex
+    from ftcurate.core.quality.scan import ScanSettings, scan_records
     from ftcurate.gui import tasks
     from ftcurate.gui.file_model import FileTableModel
     from ftcurate.gui.workers import TaskProgress, Worker

@@ -65,10 +65,10 @@ def main() -> None:
     runs = {
         "baseline json.loads list": base + "import json\nrows=[json.loads(l) for l in open(P, 'rb') if l.strip()]\n" + RSS,
         "baseline pandas.read_json": base + "import pandas as pd\ndf=pd.read_json(P, lines=True)\n" + RSS,
-        "ftcurate validate (stream)": base + "from ftcurate.core.validate import validate_path\n"
+        "ftcurate validate (stream)": base + "from ftcurate.core.io.validate import validate_path\n"
                                       "r=validate_path(P)\nassert r.loaded == r.records\n" + RSS,
-        "ftcurate import into project": base + "import os\nfrom ftcurate.core.store import Project\n"
-                                        "from ftcurate.core.ingest import import_dataset\n"
+        "ftcurate import into project": base + "import os\nfrom ftcurate.core.project.store import Project\n"
+                                        "from ftcurate.core.io.ingest import import_dataset\n"
                                         f"pp={os.path.join(tmp, 'p.ftcurate')!r}\n"
                                         "[os.remove(pp + s) for s in ('', '-wal', '-shm') if os.path.exists(pp + s)]\n"
                                         "p=Project.open(pp, create=True)\nr=import_dataset(p, P)\np.close()\n" + RSS,

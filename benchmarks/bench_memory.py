@@ -26,8 +26,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
     args = ap.parse_args()
-    from ftcurate.core.records import Message, Record
-    from ftcurate.core.scan import scan_records
+    from ftcurate.core.project.records import Message, Record
+    from ftcurate.core.quality.scan import scan_records
 
     rng = random.Random(0)
     _, test, _ = build(10)

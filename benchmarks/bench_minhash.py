@@ -92,7 +92,7 @@ class Timer:
 
 
 def exact_jaccards(texts, pairs, ngram):
-    from ftcurate.core.dedup import shingle_jaccard
+    from ftcurate.core.quality.dedup import shingle_jaccard
 
     if not pairs:
         return {}
@@ -104,7 +104,7 @@ def exact_jaccards(texts, pairs, ngram):
 def run_baseline(texts, threshold, num_perm, ngram, seed):
     from datasketch import MinHash, MinHashLSH
 
-    from ftcurate.core.dedup import shingles
+    from ftcurate.core.quality.dedup import shingles
 
     t = Timer()
     mhs = []
@@ -131,7 +131,7 @@ def run_baseline(texts, threshold, num_perm, ngram, seed):
 def run_bulk(texts, num_perm, ngram, seed):
     from datasketch import MinHash
 
-    from ftcurate.core.dedup import shingles
+    from ftcurate.core.quality.dedup import shingles
 
     t = Timer()
     MinHash.bulk([[s.encode("utf-8") for s in shingles(x, ngram)] for x in texts],
@@ -140,7 +140,7 @@ def run_bulk(texts, num_perm, ngram, seed):
 
 
 def run_ours(texts, threshold, num_perm, ngram, seed, verify):
-    from ftcurate.core.dedup import minhash_signatures, near_duplicate_clusters
+    from ftcurate.core.quality.dedup import minhash_signatures, near_duplicate_clusters
 
     t = Timer()
     sig = minhash_signatures(texts, num_perm=num_perm, ngram=ngram, seed=seed)
@@ -162,7 +162,7 @@ def bench(n, args, rows):
     texts, planted = make_texts(n)
     nwords = sum(len(t.split()) for t in texts) / len(texts)
     print(f"\n== {n} texts (mean {nwords:.0f} words, {len(planted)} planted near-duplicates)")
-    from ftcurate.core.dedup import minhash_signatures, near_duplicate_clusters, signature_backend
+    from ftcurate.core.quality.dedup import minhash_signatures, near_duplicate_clusters, signature_backend
 
     # warm-up outside the timings: numba JIT compile / cache load, datasketch + scipy imports
     t = Timer()
@@ -223,7 +223,7 @@ def bench(n, args, rows):
     truth_pairs = sorted(planted_pairs | our_found | exact_found | b_found)
     ex = exact_jaccards(texts, sorted(set(sample) | set(truth_pairs)), ngram)
     est = sig_jac = None
-    from ftcurate.core.dedup import signature_jaccard
+    from ftcurate.core.quality.dedup import signature_jaccard
 
     pi = np.array([p[0] for p in sample])
     pj = np.array([p[1] for p in sample])

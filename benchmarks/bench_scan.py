@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 REAL = os.path.join(ROOT, "..", "shared", "realdata")
 
-from ftcurate.core.records import Message, Record  # noqa: E402
+from ftcurate.core.project.records import Message, Record  # noqa: E402
 
 
 OFF_TOPIC = [
@@ -98,7 +98,7 @@ def rss_mb():
 def baseline_datasketch(texts, threshold=0.8, num_perm=128, ngram=5):
     from datasketch import MinHash, MinHashLSH
 
-    from ftcurate.core.dedup import shingles
+    from ftcurate.core.quality.dedup import shingles
 
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     mhs = []
@@ -118,9 +118,9 @@ def main():
     ap.add_argument("--n", type=int, default=50_000)
     ap.add_argument("--skip-baseline", action="store_true")
     args = ap.parse_args()
-    from ftcurate.core.dedup import warm_up
-    from ftcurate.core.embeddings import load_model
-    from ftcurate.core.scan import ScanSettings, scan_records
+    from ftcurate.core.quality.dedup import warm_up
+    from ftcurate.core.quality.embeddings import load_model
+    from ftcurate.core.quality.scan import ScanSettings, scan_records
 
     train, test, planted = build(args.n)
     print(f"train {len(train):,} records, test {len(test):,}; cores: {os.cpu_count()}")

@@ -34,9 +34,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from ftcurate.core import embeddings as E  # noqa: E402
-from ftcurate.core import semantic as S  # noqa: E402
-from ftcurate.core.neighbors import approximate_backend, knn  # noqa: E402
+from ftcurate.core.quality import embeddings as E  # noqa: E402
+from ftcurate.core.quality import semantic as S  # noqa: E402
+from ftcurate.core.quality.neighbors import approximate_backend, knn  # noqa: E402
 
 REAL = os.environ.get("FTCURATE_REALDATA", os.path.join(os.path.dirname(ROOT), "shared", "realdata"))
 if not os.path.isdir(REAL):
@@ -264,7 +264,7 @@ def main() -> None:
                   "Threshold chosen so that each negative source (gsm, alpaca, cross, gsm-gsm) has at most "
                   "1% flagged. *Recall*: rephrasings for which the right test row is reported. "
                   "*Held-out*: threshold calibrated on the even-numbered negatives, FP measured on the odd "
-                  "ones. *Default*: the threshold shipped in ftcurate/core/semantic.py.", "",
+                  "ones. *Default*: the threshold shipped in ftcurate/core/quality/semantic.py.", "",
                   "| method | question views | threshold | recall | algebra / US history / sociology | FP gsm / alpaca / cross / gsm-gsm | held-out: recall, max FP | default thr: recall, FP gsm / alpaca / cross / gsm-gsm | time |",
                   "|---|---|---|---|---|---|---|---|---|"]
         results = []

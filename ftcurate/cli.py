@@ -44,7 +44,7 @@ def _progress_printer(args):
 
 
 def _mapping(args) -> Optional[dict]:
-    from .core.formats import parse_mapping
+    from .core.io.formats import parse_mapping
 
     return parse_mapping(args.map) if getattr(args, "map", None) else None
 
@@ -52,7 +52,7 @@ def _mapping(args) -> Optional[dict]:
 # -- commands -------------------------------------------------------------------------------
 
 def cmd_validate(args) -> int:
-    from .core.validate import validate_path
+    from .core.io.validate import validate_path
 
     heldout = None
     if args.heldout:
@@ -64,7 +64,7 @@ def cmd_validate(args) -> int:
 
 
 def _open_project(path: str, create: bool = False, readonly: bool = False):
-    from .core.store import Project
+    from .core.project.store import Project
 
     if not create and not os.path.exists(path):
         raise CliError(f"{path}: no such project (create one with `ftcurate import DATASET --project {path}`)",
@@ -73,8 +73,8 @@ def _open_project(path: str, create: bool = False, readonly: bool = False):
 
 
 def cmd_import(args) -> int:
-    from .core.ingest import import_dataset
-    from .core.validate import size_advice
+    from .core.io.ingest import import_dataset
+    from .core.io.validate import size_advice
 
     with _open_project(args.project, create=True) as project:
         if args.reviewer:
@@ -93,7 +93,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from .core.ingest import project_stats
+    from .core.io.ingest import project_stats
 
     with _open_project(args.project, readonly=True) as project:
         stats = project_stats(project, args.include, args.max_tokens, args.tokenizer)
@@ -109,7 +109,7 @@ def cmd_stats(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .core.export import export_project
+    from .core.io.export import export_project
 
     with _open_project(args.project) as project:
         result = export_project(project, args.output, args.format, args.include, args.val_fraction, args.seed,
@@ -153,8 +153,8 @@ def cmd_decide(args) -> int:
 
 
 def cmd_scan(args) -> int:
-    from .core.fileio import write_text_atomic
-    from .core.scan import ScanSettings, scan_files, scan_project, summary
+    from .core.io.fileio import write_text_atomic
+    from .core.quality.scan import ScanSettings, scan_files, scan_project, summary
 
     settings = ScanSettings()
     if args.settings:
@@ -181,7 +181,7 @@ def cmd_scan(args) -> int:
 
 
 def _apply_setting(settings, pair: str):
-    from .core.scan import ScanSettings
+    from .core.quality.scan import ScanSettings
 
     key, sep, value = pair.partition("=")
     if not sep:
@@ -371,9 +371,9 @@ def cmd_gui(args) -> int:
 # -- parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    from .core.formats import FORMAT_CHOICES, FORMATS
-    from .core.ingest import INCLUDE_CHOICES
-    from .core.validate import DEFAULT_MAX_TOKENS
+    from .core.io.formats import FORMAT_CHOICES, FORMATS
+    from .core.io.ingest import INCLUDE_CHOICES
+    from .core.io.validate import DEFAULT_MAX_TOKENS
 
     p = argparse.ArgumentParser(prog="ftcurate", description="Curate fine-tuning datasets and train LoRA adapters.")
     p.add_argument("--version", action="version", version=f"ftcurate {__version__}")
@@ -505,9 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .core.formats import DatasetError
+    from .core.io.formats import DatasetError
     from .core.progress import Cancelled
-    from .core.store import ProjectError
+    from .core.project.store import ProjectError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["gui"]:  # options in any order, parsed (and documented) by the app itself

@@ -40,8 +40,8 @@ def cli(*args: str) -> None:
 
 def build_project(work: str) -> tuple[str, str, str]:
     """The sample project, scanned and partly reviewed, with one evaluated demo run."""
-    from ftcurate.core.store import Project
-    from ftcurate.core.table import RecordFrame
+    from ftcurate.core.project.store import Project
+    from ftcurate.core.project.table import RecordFrame
     from ftcurate.gui.train_view import runs_root
 
     project_path = os.path.join(work, "sample.ftcurate")

@@ -41,8 +41,8 @@ def test_train_imports_no_qt_gui_or_cli():
 
 
 def test_importing_core_loads_no_qt_at_runtime():
-    code = ("import sys, ftcurate.core.formats, ftcurate.core.validate, ftcurate.core.store, "
-            "ftcurate.core.ingest, ftcurate.core.export, ftcurate.train; "
+    code = ("import sys, ftcurate.core.io.formats, ftcurate.core.io.validate, ftcurate.core.project.store, "
+            "ftcurate.core.io.ingest, ftcurate.core.io.export, ftcurate.train; "
             "print([m for m in sys.modules if m.split('.')[0] in %r])" % (QT,))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

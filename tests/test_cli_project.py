@@ -12,9 +12,9 @@ import sys
 import pytest
 
 from ftcurate.cli import main
-from ftcurate.core.formats import DatasetReader
-from ftcurate.core.store import Project
-from ftcurate.core.validate import validate_path
+from ftcurate.core.io.formats import DatasetReader
+from ftcurate.core.project.store import Project
+from ftcurate.core.io.validate import validate_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "resources", "sample", "chat_train.jsonl")
@@ -143,14 +143,14 @@ def test_export_edits_applied_and_atomic_on_failure(project, tmp_path, capsys, m
         p.edit(rid, rec)
     out = tmp_path / "clean.jsonl"
     out.write_text("previous export\n")
-    import ftcurate.core.formats as formats
+    import ftcurate.core.io.formats as formats
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(formats, "_write_json", boom)
     with pytest.raises(RuntimeError):
-        from ftcurate.core.export import export_project
+        from ftcurate.core.io.export import export_project
         with Project.open(path) as p:
             export_project(p, str(out))
     assert out.read_text() == "previous export\n"

@@ -1,4 +1,4 @@
-"""Tests for exact / conflicting / MinHash near-duplicate detection (ftcurate.core.dedup)."""
+"""Tests for exact / conflicting / MinHash near-duplicate detection (ftcurate.core.quality.dedup)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 from hypothesis import given, settings as hsettings, strategies as st
 
-from ftcurate.core import dedup
-from ftcurate.core.dedup import (
+from ftcurate.core.quality import dedup
+from ftcurate.core.quality.dedup import (
     EMPTY_HASH,
     NearDuplicateCluster,
     UnionFind,
@@ -24,7 +24,7 @@ from ftcurate.core.dedup import (
     normalize,
     shingles,
 )
-from ftcurate.core.formats import DatasetReader
+from ftcurate.core.io.formats import DatasetReader
 from ftcurate.core.progress import Cancelled
 
 REPO = Path(__file__).resolve().parents[1]

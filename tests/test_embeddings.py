@@ -9,7 +9,7 @@ import socket
 import numpy as np
 import pytest
 
-from ftcurate.core import embeddings as E
+from ftcurate.core.quality import embeddings as E
 from ftcurate.core.progress import Cancelled
 
 TEXTS = ["How many apples are left?", "Write a sonnet about the sea.", "", "   ",
@@ -103,7 +103,7 @@ def test_embed_cache_second_call_computes_nothing(models, monkeypatch):
 
 
 def test_project_cache_adapter(tmp_path, models):
-    from ftcurate.core.store import Project
+    from ftcurate.core.project.store import Project
 
     project = Project.create(tmp_path / "p.ftcurate")
     try:

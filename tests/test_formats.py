@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ftcurate.core.formats import (DatasetError, DatasetReader, dump_record, parse_mapping,
+from ftcurate.core.io.formats import (DatasetError, DatasetReader, dump_record, parse_mapping,
                                    write_records)
-from ftcurate.core.records import Message, Record
+from ftcurate.core.project.records import Message, Record
 
 
 def write(path: Path, data) -> Path:

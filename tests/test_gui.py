@@ -28,7 +28,7 @@ from PySide6.QtGui import QDropEvent, QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from ftcurate.core.progress import Cancelled  # noqa: E402
-from ftcurate.core.store import Project  # noqa: E402
+from ftcurate.core.project.store import Project  # noqa: E402
 from ftcurate.gui import settings as appsettings  # noqa: E402
 from ftcurate.gui import tasks  # noqa: E402
 from ftcurate.gui.main_window import MainWindow  # noqa: E402
@@ -162,7 +162,7 @@ def test_reopening_a_dataset_reuses_its_project_until_the_file_changes(qtbot, wi
 def test_open_project_file(qtbot, window, dataset, tmp_path):
     path = str(tmp_path / "mine.ftcurate")
     with Project.open(path, create=True) as p:
-        from ftcurate.core.ingest import import_dataset
+        from ftcurate.core.io.ingest import import_dataset
 
         import_dataset(p, str(dataset))
     project = open_and_wait(qtbot, window, path)

@@ -23,10 +23,10 @@ from PySide6.QtCore import QSettings, QStandardPaths, Qt  # noqa: E402
 from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QTabBar,  # noqa: E402
                                QWidget)
 
-from ftcurate.core.heuristics import HeuristicSettings  # noqa: E402
-from ftcurate.core.records import Message, Record, Source  # noqa: E402
-from ftcurate.core.scan import ScanSettings  # noqa: E402
-from ftcurate.core.store import Project  # noqa: E402
+from ftcurate.core.quality.heuristics import HeuristicSettings  # noqa: E402
+from ftcurate.core.project.records import Message, Record, Source  # noqa: E402
+from ftcurate.core.quality.scan import ScanSettings  # noqa: E402
+from ftcurate.core.project.store import Project  # noqa: E402
 from ftcurate.gui import tasks  # noqa: E402
 from ftcurate.gui.dialogs import (EXPORT_FOLDER_KEY, EXPORT_FORMAT_KEY, ExportDialog, ImportDialog,  # noqa: E402
                                   ScanSettingsDialog, load_scan_settings, save_scan_settings)

@@ -22,7 +22,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
 
 import pyqtgraph as pg  # noqa: E402
 
-from ftcurate.core.projection import MapData  # noqa: E402
+from ftcurate.core.quality.projection import MapData  # noqa: E402
 from ftcurate.gui import map_view as mv  # noqa: E402
 from ftcurate.gui.map_view import MapView, outlier_rows  # noqa: E402
 from ftcurate.gui.overview_view import NO_PROJECT_TEXT, OverviewView  # noqa: E402

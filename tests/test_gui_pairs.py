@@ -20,8 +20,8 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import Qt, QUrl  # noqa: E402
 from PySide6.QtWidgets import QApplication, QPushButton, QToolButton, QVBoxLayout, QWidget  # noqa: E402
 
-from ftcurate.core.records import Message, Record, Source  # noqa: E402
-from ftcurate.core.store import Project  # noqa: E402
+from ftcurate.core.project.records import Message, Record, Source  # noqa: E402
+from ftcurate.core.project.store import Project  # noqa: E402
 from ftcurate.gui import leak_view as lv  # noqa: E402
 from ftcurate.gui import pair_view as pv  # noqa: E402
 from ftcurate.gui.leak_view import LeaksModel, LeakView  # noqa: E402

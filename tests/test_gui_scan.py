@@ -20,8 +20,8 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QStandardPaths, Qt  # noqa: E402
 
-from ftcurate.core.scan import ScanSettings  # noqa: E402
-from ftcurate.core.store import Project  # noqa: E402
+from ftcurate.core.quality.scan import ScanSettings  # noqa: E402
+from ftcurate.core.project.store import Project  # noqa: E402
 from ftcurate.gui import main_window as mw  # noqa: E402
 from ftcurate.gui import settings as appsettings  # noqa: E402
 from ftcurate.gui.main_window import MainWindow  # noqa: E402

@@ -28,8 +28,8 @@ pytest.importorskip("pyqtgraph")
 from PySide6.QtCore import QSettings, QStandardPaths  # noqa: E402
 
 from ftcurate.core.progress import Cancelled  # noqa: E402
-from ftcurate.core.records import Message, Record  # noqa: E402
-from ftcurate.core.store import Project  # noqa: E402
+from ftcurate.core.project.records import Message, Record  # noqa: E402
+from ftcurate.core.project.store import Project  # noqa: E402
 from ftcurate.gui import train_view  # noqa: E402
 from ftcurate.gui.charts import LossChart, ema, loss_curves  # noqa: E402
 from ftcurate.gui.train_view import TrainingView  # noqa: E402
@@ -449,7 +449,7 @@ def test_shutdown_cancels_a_running_run(qtbot, make_view, model_dir, train_file)
 
 
 def make_project(tmp_path, n_train=12, leak=True) -> str:
-    from ftcurate.core.ingest import import_dataset
+    from ftcurate.core.io.ingest import import_dataset
 
     train_file = write_jsonl(tmp_path / "ptrain.jsonl", n_train)
     test_file = write_jsonl(tmp_path / "ptest.jsonl", 3, start=100)

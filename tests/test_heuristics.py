@@ -1,4 +1,4 @@
-"""Tests for the quality heuristics (ftcurate.core.heuristics).
+"""Tests for the quality heuristics (ftcurate.core.quality.heuristics).
 
 Each flag gets positives and tricky negatives (code, math, lists and ordinary prose must
 not light up), every flag can be switched off, the bundled sample's planted defects are
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from ftcurate.core.formats import DatasetReader
-from ftcurate.core.heuristics import (
+from ftcurate.core.io.formats import DatasetReader
+from ftcurate.core.quality.heuristics import (
     FLAG_SETTING,
     FLAGS,
     Flag,
@@ -24,8 +24,8 @@ from ftcurate.core.heuristics import (
     scan_heuristics,
 )
 from ftcurate.core.progress import Cancelled
-from ftcurate.core.records import Message, Record
-from ftcurate.core.validate import TokenCounter
+from ftcurate.core.project.records import Message, Record
+from ftcurate.core.io.validate import TokenCounter
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "resources" / "sample" / "chat_train.jsonl"

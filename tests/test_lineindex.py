@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from ftcurate.core.formats import rawio
-from ftcurate.core.lineindex import LineIndex, RowSummary, summarize_object
+from ftcurate.core.io.formats import rawio
+from ftcurate.core.io.lineindex import LineIndex, RowSummary, summarize_object
 from ftcurate.core.progress import Cancelled
 
 CHAT = {"messages": [{"role": "system", "content": "Be brief."},
@@ -78,7 +78,7 @@ def test_empty_file(tmp_path):
 
 def test_matches_the_importer_across_window_boundaries(tmp_path, monkeypatch):
     """Small mmap windows put line endings (and CRLF pairs) on window edges."""
-    from ftcurate.core import lineindex
+    from ftcurate.core.io import lineindex
 
     monkeypatch.setattr(lineindex, "SCAN_BYTES", 1000)  # several compare blocks per window
     rng = random.Random(3)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftcurate.core import embeddings as E
-from ftcurate.core.neighbors import approximate_backend, cross_knn, knn
-from ftcurate.core.outliers import iqr_fences, knn_outliers, length_outliers, text_lengths
+from ftcurate.core.quality import embeddings as E
+from ftcurate.core.quality.neighbors import approximate_backend, cross_knn, knn
+from ftcurate.core.quality.outliers import iqr_fences, knn_outliers, length_outliers, text_lengths
 from ftcurate.core.progress import Cancelled
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ def _clustered(n=3000, d=32, centers=30, seed=0):
 
 @pytest.fixture(scope="module")
 def sample():
-    from ftcurate.core.formats import DatasetReader
+    from ftcurate.core.io.formats import DatasetReader
 
     parsed = list(DatasetReader(str(SAMPLE)))
     texts = [p.record.text if p.record is not None else "" for p in parsed]

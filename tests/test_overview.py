@@ -1,5 +1,5 @@
-"""Tests of the project overview (ftcurate.core.overview) and the embedding map
-(ftcurate.core.projection): counts, histograms, banners, leakage still in training, PCA,
+"""Tests of the project overview (ftcurate.core.project.overview) and the embedding map
+(ftcurate.core.quality.projection): counts, histograms, banners, leakage still in training, PCA,
 lasso point-in-polygon, sampling and the map's caches."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from typing import Optional
 import numpy as np
 import pytest
 
-from ftcurate.core import embeddings, projection
-from ftcurate.core.ingest import project_stats
-from ftcurate.core.overview import Overview, overview
+from ftcurate.core.quality import embeddings, projection
+from ftcurate.core.io.ingest import project_stats
+from ftcurate.core.project.overview import Overview, overview
 from ftcurate.core.progress import Cancelled
-from ftcurate.core.projection import MapData, embedding_map, pca_2d, points_in_polygon, project_2d, sample_ids
-from ftcurate.core.records import Message, Record, Source
-from ftcurate.core.store import Project
+from ftcurate.core.quality.projection import MapData, embedding_map, pca_2d, points_in_polygon, project_2d, sample_ids
+from ftcurate.core.project.records import Message, Record, Source
+from ftcurate.core.project.store import Project
 
 TOPICS = {
     "cooking": ["How long do I boil {} eggs?", "What goes well with roasted {}?", "Can I freeze cooked {}?"],

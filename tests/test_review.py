@@ -1,4 +1,4 @@
-"""Tests for reviewing duplicate pairs and leaks (ftcurate.core.review): the pairs a report
+"""Tests for reviewing duplicate pairs and leaks (ftcurate.core.project.review): the pairs a report
 gives, word-level differences, and decisions as single undo steps."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ftcurate.core import review
-from ftcurate.core.records import Message, Record, Source
-from ftcurate.core.review import DuplicatePair, LeakPair
-from ftcurate.core.store import Project
+from ftcurate.core.project import review
+from ftcurate.core.project.records import Message, Record, Source
+from ftcurate.core.project.review import DuplicatePair, LeakPair
+from ftcurate.core.project.store import Project
 
 
 def chat(question: str, answer: str, i: int, split: str = "train") -> Record:

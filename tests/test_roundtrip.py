@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ftcurate.core.formats import DatasetReader, write_records
-from ftcurate.core.records import Message, Record
+from ftcurate.core.io.formats import DatasetReader, write_records
+from ftcurate.core.project.records import Message, Record
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,7 +10,7 @@ import pytest
 
 from ftcurate.cli import main
 from ftcurate.core.progress import Cancelled
-from ftcurate.core.scan import ScanSettings, scan_files, scan_project, summary
+from ftcurate.core.quality.scan import ScanSettings, scan_files, scan_project, summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "resources", "sample", "chat_train.jsonl")
@@ -116,8 +116,8 @@ def test_cli_scan_writes_report(tmp_path, capsys):
 
 
 def test_project_scan_is_cached_and_stored(tmp_path):
-    from ftcurate.core.ingest import import_dataset
-    from ftcurate.core.store import Project
+    from ftcurate.core.io.ingest import import_dataset
+    from ftcurate.core.project.store import Project
 
     settings = ScanSettings(semantic_leakage=False)
     with Project.open(str(tmp_path / "p.ftcurate"), create=True) as p:
@@ -131,7 +131,7 @@ def test_project_scan_is_cached_and_stored(tmp_path):
         rec.messages[-1].content += " Edited."
         p.edit(rid, rec)
         calls = {"embedded": 0}
-        import ftcurate.core.heuristics as h
+        import ftcurate.core.quality.heuristics as h
 
         orig = h.check_record
 

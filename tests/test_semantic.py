@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftcurate.core import embeddings as E
-from ftcurate.core import semantic as S
+from ftcurate.core.quality import embeddings as E
+from ftcurate.core.quality import semantic as S
 from ftcurate.core.progress import Cancelled
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,7 +20,7 @@ MANIFEST = json.loads((REPO / "tests" / "data" / "sample_manifest.json").read_te
 
 @pytest.fixture(scope="module")
 def prompts():
-    from ftcurate.core.formats import DatasetReader
+    from ftcurate.core.io.formats import DatasetReader
 
     train = [p.record.first_user if p.record is not None else "" for p in DatasetReader(str(SAMPLE / "chat_train.jsonl"))]
     test = [p.record.first_user for p in DatasetReader(str(SAMPLE / "heldout_test.jsonl"))]

@@ -1,4 +1,4 @@
-"""Tests for the project store (ftcurate.core.store)."""
+"""Tests for the project store (ftcurate.core.project.store)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from ftcurate.core.progress import Cancelled
-from ftcurate.core.records import Message, Record, Source
-from ftcurate.core.store import (
+from ftcurate.core.project.records import Message, Record, Source
+from ftcurate.core.project.store import (
     SCHEMA_VERSION,
     STATUSES,
     Project,
@@ -424,7 +424,7 @@ def test_second_open_from_another_process_is_refused(tmp_path):
     p, _ = new_project(tmp_path, 1)
     code = """
         import sys
-        from ftcurate.core.store import Project, ProjectInUse
+        from ftcurate.core.project.store import Project, ProjectInUse
         try:
             Project.open(sys.argv[1])
         except ProjectInUse as e:
@@ -448,7 +448,7 @@ def test_lock_released_when_holder_exits(tmp_path):
     out = run_python(
         """
         import sys
-        from ftcurate.core.store import Project
+        from ftcurate.core.project.store import Project
         p = Project.open(sys.argv[1])
         p.approve([1])
         print("ok")
@@ -467,7 +467,7 @@ def test_kill_9_loses_nothing_saved(tmp_path):
     p.close()
     code = """
         import sys
-        from ftcurate.core.store import Project
+        from ftcurate.core.project.store import Project
         p = Project.open(sys.argv[1])
         print("ready", flush=True)
         for rid in p.ids():
@@ -599,7 +599,7 @@ def test_store_does_not_import_qt():
     out = run_python(
         """
         import sys
-        import ftcurate.core.store
+        import ftcurate.core.project.store
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("PySide6", "PyQt5", "PyQt6", "shiboken6")))
         """
     )

@@ -4,9 +4,9 @@ import json
 import os
 import tracemalloc
 
-from ftcurate.core.ingest import import_dataset
-from ftcurate.core.store import Project
-from ftcurate.core.validate import validate_path
+from ftcurate.core.io.ingest import import_dataset
+from ftcurate.core.project.store import Project
+from ftcurate.core.io.validate import validate_path
 
 
 def _big(path, n):

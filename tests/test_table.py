@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ftcurate.core.edit import edited_messages, validated_edit
-from ftcurate.core.table import FINDING_KINDS, RecordFrame, report_findings
+from ftcurate.core.project.edit import edited_messages, validated_edit
+from ftcurate.core.project.table import FINDING_KINDS, RecordFrame, report_findings
 from test_store import new_project
 
 

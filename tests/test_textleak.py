@@ -1,4 +1,4 @@
-"""Tests for train/test leakage by text (ftcurate.core.textleak)."""
+"""Tests for train/test leakage by text (ftcurate.core.quality.textleak)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ftcurate.core.formats import DatasetReader
+from ftcurate.core.io.formats import DatasetReader
 from ftcurate.core.progress import Cancelled
-from ftcurate.core.records import Record
-from ftcurate.core.textleak import (
+from ftcurate.core.project.records import Record
+from ftcurate.core.quality.textleak import (
     LeakHit,
     duplicate_groups_within,
     exact_leaks,

@@ -19,8 +19,8 @@ pytest.importorskip("peft")
 
 from ftcurate.cli import main  # noqa: E402
 from ftcurate.core.progress import Cancelled  # noqa: E402
-from ftcurate.core.records import Message, Record  # noqa: E402
-from ftcurate.core.store import Project  # noqa: E402
+from ftcurate.core.project.records import Message, Record  # noqa: E402
+from ftcurate.core.project.store import Project  # noqa: E402
 from ftcurate.train import (FallbackTemplateWarning, LeakageError, TrainConfig, TrainData, TrainError,  # noqa: E402
                             check_leakage, check_model_folder, create_demo_model, estimate_memory, evaluate,
                             help_text, load_data, merge_adapter, read_metrics, render, save_report, train)
@@ -261,7 +261,7 @@ def test_load_data_from_file_splits_deterministically(data):
 def _project(tmp_path, n_train=12, leak=True):
     """A project with approved training records, a test set, and a stored scan in which
     training record 0 leaks test record 0."""
-    from ftcurate.core.ingest import import_dataset
+    from ftcurate.core.io.ingest import import_dataset
 
     train_file, test_file = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
     train_file.write_text("".join(json.dumps(chat(i).content_dict()) + "\n" for i in range(n_train)))
@@ -305,7 +305,7 @@ def test_project_leakage_refused_then_overridden_then_resolved(demo, tmp_path):
 
 
 def test_project_without_approved_records_is_clear(tmp_path):
-    from ftcurate.core.ingest import import_dataset
+    from ftcurate.core.io.ingest import import_dataset
     from ftcurate.train import DataError
 
     f = tmp_path / "t.jsonl"

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ftcurate.cli import main
-from ftcurate.core.formats import DatasetError, rawio
-from ftcurate.core.records import Message, Record
-from ftcurate.core.validate import (DEFAULT_MAX_TOKENS, TokenCounter, default_epochs, size_advice,
+from ftcurate.core.io.formats import DatasetError, rawio
+from ftcurate.core.project.records import Message, Record
+from ftcurate.core.io.validate import (DEFAULT_MAX_TOKENS, TokenCounter, default_epochs, size_advice,
                                     validate_path)
 
 REPO = Path(__file__).resolve().parents[1]

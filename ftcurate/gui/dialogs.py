@@ -1,11 +1,11 @@
 """The app's dialogs: scan settings, export and import.
 
-* :class:`ScanSettingsDialog` is generated from the :class:`~ftcurate.core.scan.ScanSettings`
-  and :class:`~ftcurate.core.heuristics.HeuristicSettings` dataclass fields: one editor per
+* :class:`ScanSettingsDialog` is generated from the :class:`~ftcurate.core.quality.scan.ScanSettings`
+  and :class:`~ftcurate.core.quality.heuristics.HeuristicSettings` dataclass fields: one editor per
   field, chosen by its type, with the field's help text as tooltip. A new field shows up
   without touching this file. :func:`load_scan_settings` / :func:`save_scan_settings` keep
   the settings in QSettings as JSON.
-* :class:`ExportDialog` runs :func:`~ftcurate.core.export.export_project` (through
+* :class:`ExportDialog` runs :func:`~ftcurate.core.io.export.export_project` (through
   :func:`~ftcurate.gui.tasks.export_dataset`, as the CLI's ``export``) in a
   :class:`~ftcurate.gui.workers.Worker`, with progress and cancel, and shows the files written.
 * :class:`ImportDialog` previews a dataset file with a format and column mapping, validates
@@ -32,14 +32,14 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QButtonGroup, QC
                                QPlainTextEdit, QProgressBar, QPushButton, QRadioButton, QScrollArea, QSizePolicy,
                                QSpinBox, QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget)
 
-from ..core.embeddings import BUILTIN, check_model_folder
-from ..core.export import EXTENSIONS
-from ..core.formats import FORMAT_CHOICES, FORMATS
-from ..core.formats.tabular import MAPPING_KEYS
-from ..core.heuristics import LANG_SCRIPT
-from ..core.ingest import INCLUDE_CHOICES
-from ..core.scan import ScanSettings
-from ..core.validate import ValidationReport, validate_path
+from ..core.quality.embeddings import BUILTIN, check_model_folder
+from ..core.io.export import EXTENSIONS
+from ..core.io.formats import FORMAT_CHOICES, FORMATS
+from ..core.io.formats.tabular import MAPPING_KEYS
+from ..core.quality.heuristics import LANG_SCRIPT
+from ..core.io.ingest import INCLUDE_CHOICES
+from ..core.quality.scan import ScanSettings
+from ..core.io.validate import ValidationReport, validate_path
 from . import tasks
 from .models import RowsTableModel
 from .workers import Worker

@@ -1,6 +1,6 @@
 """A read-only table over a JSON Lines file, shown while the file is imported into a project.
 
-:class:`FileTableModel` sits on a :class:`~ftcurate.core.lineindex.LineIndex` (byte offsets
+:class:`FileTableModel` sits on a :class:`~ftcurate.core.io.lineindex.LineIndex` (byte offsets
 of the file's records, ~16 bytes a record) and has the same columns as
 :class:`~ftcurate.gui.models.RecordTableModel`, so the window can show a million-record file
 within a second or two and swap in the store-backed model when the import is done. Like
@@ -22,8 +22,8 @@ from typing import Any, Optional
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 
-from ..core.lineindex import LineIndex, RowSummary
-from ..core.table import CHARS_PER_TOKEN
+from ..core.io.lineindex import LineIndex, RowSummary
+from ..core.project.table import CHARS_PER_TOKEN
 from .models import BlockCache, BlockCachedModel, RecordTableModel
 
 try:

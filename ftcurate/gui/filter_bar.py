@@ -1,7 +1,7 @@
 """The filter bar above the records table: status, split, finding, label, score, text.
 
 :class:`FilterBar` only holds the choices; the window turns :meth:`FilterBar.state`
-into a :meth:`ftcurate.core.table.RecordFrame.select` call (and a text search in a
+into a :meth:`ftcurate.core.project.table.RecordFrame.select` call (and a text search in a
 worker). The state is a plain dict, so it is saved per project and restored on reopen.
 """
 
@@ -12,9 +12,9 @@ from typing import Iterable, Optional
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QWidget
 
-from ..core.records import SPLITS
-from ..core.store import STATUSES
-from ..core.table import FINDING_KINDS
+from ..core.project.records import SPLITS
+from ..core.project.store import STATUSES
+from ..core.project.table import FINDING_KINDS
 from .models import STATUS_LABELS
 
 _NO_SCORE = -1.0  # the spin box's "no bound" value (scores are >= 0)

@@ -1,6 +1,6 @@
 """The Leakage tab: training records that leak a test (or validation) record.
 
-The left lists the leak pairs of the last scan report (:func:`ftcurate.core.review.leak_pairs`:
+The left lists the leak pairs of the last scan report (:func:`ftcurate.core.project.review.leak_pairs`:
 exact matches first, then n-gram, MinHash and semantic ones) in a :class:`LeaksModel` with
 the training record's status and split; the right shows the training record beside the
 held-out record it leaks, the differing words highlighted as in the Duplicates tab. Keys:
@@ -18,9 +18,9 @@ from typing import Any, Callable, Optional
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 
-from ..core import review
-from ..core.review import LeakPair
-from ..core.store import Project, StoredRecord
+from ..core.project import review
+from ..core.project.review import LeakPair
+from ..core.project.store import Project, StoredRecord
 from .models import STATUS_COLORS, STATUS_LABELS
 from .pair_view import MUTED, PairReviewView, PairRowsModel, diff_html
 

@@ -1,6 +1,6 @@
 """The main window: start page, records table, conversation view, import problems.
 
-The window holds at most one open :class:`~ftcurate.core.store.Project`. Opening and
+The window holds at most one open :class:`~ftcurate.core.project.store.Project`. Opening and
 importing run in a :class:`~ftcurate.gui.workers.Worker`; review decisions are quick
 single transactions and run in the GUI thread, saved before the call returns.
 """
@@ -20,10 +20,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDockWidget, QFileDia
                                QStackedWidget, QTableView, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from .. import __version__
-from ..core.scan import ScanSettings, scan_project
-from ..core.store import STATUSES, Project
-from ..core.lineindex import LineIndex
-from ..core.table import RecordFrame
+from ..core.quality.scan import ScanSettings, scan_project
+from ..core.project.store import STATUSES, Project
+from ..core.io.lineindex import LineIndex
+from ..core.project.table import RecordFrame
 from . import settings as appsettings
 from . import tasks, theme
 from .file_model import FileTableModel

@@ -3,7 +3,7 @@
 Left, the records the last scan scored as unusual, most unusual first (a small
 :class:`OutlierModel`; record text is fetched from the store a block of rows at a time).
 Right, every training record as a point of a pyqtgraph scatter plot, placed by
-:func:`ftcurate.core.projection.embedding_map` (computed in a
+:func:`ftcurate.core.quality.projection.embedding_map` (computed in a
 :class:`~ftcurate.gui.workers.Worker`, with progress and cancel) and coloured by review
 status or by the main finding of the scan. Click a point to open its record; draw a lasso
 (drag with Shift held, or turn on "Lasso") to select the points inside, then approve or
@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsPathItem, QHBoxLay
 import numpy as np
 import pyqtgraph as pg
 
-from ..core.embeddings import FAST
-from ..core.projection import FLAG_PRIORITY, MapData, embedding_map, points_in_polygon
-from ..core.store import STATUSES, Project
+from ..core.quality.embeddings import FAST
+from ..core.quality.projection import FLAG_PRIORITY, MapData, embedding_map, points_in_polygon
+from ..core.project.store import STATUSES, Project
 from .models import STATUS_COLORS, STATUS_LABELS, RowsTableModel, status_icon
 from .overview_view import FINDING_COLORS, stop_worker
 from .workers import Worker, describe_error

@@ -18,8 +18,8 @@ from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
 
 import numpy as np
 
-from ..core.store import Project, StoredRecord
-from ..core.table import CHARS_PER_TOKEN, RecordFrame, flag_names
+from ..core.project.store import Project, StoredRecord
+from ..core.project.table import CHARS_PER_TOKEN, RecordFrame, flag_names
 
 STATUS_COLORS = {
     "unreviewed": "#868e96",
@@ -154,7 +154,7 @@ class BlockCachedModel:
 class RecordTableModel(BlockCachedModel, QAbstractTableModel):
     """Rows are project records, in the order of the id array it is given.
 
-    With a :class:`~ftcurate.core.table.RecordFrame` (``set_frame``) the status, split,
+    With a :class:`~ftcurate.core.project.table.RecordFrame` (``set_frame``) the status, split,
     size, flag and score columns come from its numpy columns and :meth:`sort` orders a
     million rows at once; the first user turn, labels and edit mark come from the store,
     a block of rows at a time.

@@ -3,7 +3,7 @@
 Cards with counts by status, by split and by finding of the last scan; advice banners
 (too few approved examples, leakage still in training...); what a training run would see;
 histograms of token length and turns per example (pyqtgraph bars). The numbers come from
-:func:`ftcurate.core.overview.overview`, computed in a :class:`~ftcurate.gui.workers.Worker`
+:func:`ftcurate.core.project.overview.overview`, computed in a :class:`~ftcurate.gui.workers.Worker`
 when the tab is shown and again (debounced) whenever the store or the report changes.
 """
 
@@ -20,11 +20,11 @@ from PySide6.QtWidgets import (QFrame, QGridLayout, QHBoxLayout, QLabel, QProgre
 
 import pyqtgraph as pg
 
-from ..core.heuristics import FLAGS
-from ..core.overview import Overview, overview
-from ..core.projection import FLAG_PRIORITY
-from ..core.records import SPLITS
-from ..core.store import STATUSES, Project
+from ..core.quality.heuristics import FLAGS
+from ..core.project.overview import Overview, overview
+from ..core.quality.projection import FLAG_PRIORITY
+from ..core.project.records import SPLITS
+from ..core.project.store import STATUSES, Project
 from .models import STATUS_COLORS, STATUS_LABELS
 from .workers import Worker
 

@@ -1,6 +1,6 @@
 """The Duplicates tab: near-duplicate, exact and semantic pairs side by side.
 
-The left of the tab lists the pairs of the last scan report (:func:`ftcurate.core.review.duplicate_pairs`)
+The left of the tab lists the pairs of the last scan report (:func:`ftcurate.core.project.review.duplicate_pairs`)
 in a :class:`PairsModel` - a plain table model, never a widget per row - with both records'
 status, and a box that accepts the scan's suggested keeper for every cluster above a
 similarity. The right shows the two records of the current pair in two panes with the
@@ -28,10 +28,10 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFrame, QGroupBox, QHBoxLayout, Q
                                QStackedWidget,
                                QTableView, QTextBrowser, QToolButton, QVBoxLayout, QWidget)
 
-from ..core import review
-from ..core.records import Message
-from ..core.review import DuplicatePair
-from ..core.store import Project, StoredRecord
+from ..core.project import review
+from ..core.project.records import Message
+from ..core.project.review import DuplicatePair
+from ..core.project.store import Project, StoredRecord
 from .models import STATUS_COLORS, STATUS_LABELS, RowsTableModel, status_icon
 from .widgets import ROLE_STYLES, ROLE_STYLES_DARK, list_table
 
@@ -117,7 +117,7 @@ def diff_html(left: StoredRecord, right: StoredRecord, left_title: str, right_ti
 
     Messages are compared in order (first with first...); inside each pair of messages the
     words only the left one has get a red background on the left, those only the right
-    one has a green background on the right (:func:`ftcurate.core.review.word_diff`). A
+    one has a green background on the right (:func:`ftcurate.core.project.review.word_diff`). A
     message one side lacks is marked whole. ``differ`` is False when every message reads
     the same. ``*_note``: extra HTML after the status line (e.g. the suggested keeper)."""
     dark = _is_dark()

@@ -1,7 +1,7 @@
 """Editing one record in place, and its labels and note.
 
 :class:`EditDialog` edits the messages (role and text of each, or the whole content as
-JSON); the content is checked with :func:`ftcurate.core.edit.validated_edit` before the
+JSON); the content is checked with :func:`ftcurate.core.project.edit.validated_edit` before the
 dialog accepts, so an edit can't store what an import would reject. :class:`NotesPanel`
 sits under the conversation: labels, a note, "Edit…" and "Restore original".
 """
@@ -17,9 +17,9 @@ from PySide6.QtWidgets import (QCompleter, QComboBox, QDialog, QDialogButtonBox,
                                QLineEdit, QPlainTextEdit, QPushButton, QScrollArea, QTabWidget, QToolButton,
                                QVBoxLayout, QWidget)
 
-from ..core.edit import edited_messages, validated_edit
-from ..core.records import Record
-from ..core.store import StoredRecord
+from ..core.project.edit import edited_messages, validated_edit
+from ..core.project.records import Record
+from ..core.project.store import StoredRecord
 
 ROLES = ("system", "user", "assistant", "tool")
 

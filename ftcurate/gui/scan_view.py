@@ -4,7 +4,7 @@
 docs/scanning.md) into flat :class:`Finding` rows; :class:`FindingsModel` shows them
 (filtered by kind) in a :class:`FindingsPanel` - a plain ``QTableView``, never a widget
 per row. Activating a row emits :attr:`FindingsPanel.record_requested` with its record id.
-No scanning happens here: the report comes from :func:`ftcurate.core.scan.scan_project`.
+No scanning happens here: the report comes from :func:`ftcurate.core.quality.scan.scan_project`.
 """
 
 from __future__ import annotations

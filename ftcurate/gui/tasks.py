@@ -20,11 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..core.export import ExportResult, assign_validation, export_project
-from ..core.formats import DatasetError, DatasetReader, rawio
-from ..core.ingest import INCLUDE_CHOICES, file_sha256, import_dataset
+from ..core.io.export import ExportResult, assign_validation, export_project
+from ..core.io.formats import DatasetError, DatasetReader, rawio
+from ..core.io.ingest import INCLUDE_CHOICES, file_sha256, import_dataset
 from ..core.progress import CancelCheck, Cancelled, ProgressCallback
-from ..core.store import Project, ProjectError, ProjectInUse
+from ..core.project.store import Project, ProjectError, ProjectInUse
 
 PROJECT_SUFFIX = ".ftcurate"
 DATASET_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
@@ -80,7 +80,7 @@ class OpenResult:
 class ImportOptions:
     """How to import a dataset file (the import dialog's answer; the CLI's ``import`` flags).
 
-    ``fmt``/``mapping`` as for :class:`~ftcurate.core.formats.DatasetReader` (``mapping``
+    ``fmt``/``mapping`` as for :class:`~ftcurate.core.io.formats.DatasetReader` (``mapping``
     None: detected). Held-out data is either ``test_file`` (imported with role "test") or
     ``test_fraction`` of the training records moved to the test split, chosen
     deterministically by ``seed`` (or both, or neither)."""
@@ -434,7 +434,7 @@ def raw_record_text(path: str, container: str, line: Optional[int], index: int) 
 
 @dataclass
 class ExportOptions:
-    """What the export dialog chose; the arguments of :func:`~ftcurate.core.export.export_project`."""
+    """What the export dialog chose; the arguments of :func:`~ftcurate.core.io.export.export_project`."""
 
     out: str
     fmt: str = "openai-chat"
@@ -495,7 +495,7 @@ def export_counts(project: Project, include: str = "approved", val_fraction: flo
 def default_export_path(project: Project, fmt: str, folder: Optional[str] = None) -> str:
     """``<folder>/<dataset stem>-curated<ext>``: named after the project's training file (the
     project's own name when it has none), in ``folder`` or beside that file."""
-    from ..core.export import EXTENSIONS
+    from ..core.io.export import EXTENSIONS
 
     train = [s["path"] for s in project.sources() if s.get("role") == "train" and s.get("path")]
     source = train[0] if train else project.path

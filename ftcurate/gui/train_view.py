@@ -36,10 +36,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
                                QScrollArea, QSizePolicy, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem,
                                QTabWidget, QVBoxLayout, QWidget)
 
-from ..core.ingest import iter_selected
+from ..core.io.ingest import iter_selected
 from ..core.progress import Cancelled
-from ..core.store import Project, ProjectError
-from ..core.validate import OVERFIT_SET, SMALL_SET
+from ..core.project.store import Project, ProjectError
+from ..core.io.validate import OVERFIT_SET, SMALL_SET
 from ..train.config import METHODS, TrainConfig
 from ..train.data import check_leakage, describe_leakage, load_data
 from ..train.evaluate import REPORT_FILE, evaluate, merge_adapter, save_report

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QDialog, QDialog
                                QListWidget, QListWidgetItem, QPushButton, QTableView, QTableWidget,
                                QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
-from ..core.store import StoredRecord
+from ..core.project.store import StoredRecord
 from .models import STATUS_COLORS, STATUS_LABELS
 from .settings import ICON_PATH
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
-from ..core.formats import DatasetError
+from ..core.io.formats import DatasetError
 from ..core.progress import Cancelled
 
 _PROGRESS_INTERVAL = 0.05  # seconds between progress signals (the last one always goes)

@@ -12,7 +12,7 @@ import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-from ..core.fileio import write_text_atomic
+from ..core.io.fileio import write_text_atomic
 
 METHODS = ("lora", "qlora", "dora")
 

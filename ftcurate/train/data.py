@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Optional
 
-from ..core.records import Record
+from ..core.project.records import Record
 
 IGNORE = -100  # label of tokens that are not learned
 
@@ -94,7 +94,7 @@ def _has_reply(rec: Record) -> bool:
 
 def _read_file(path: str) -> tuple[list[Record], int]:
     """Good records of a dataset file, and how many records could not be read."""
-    from ..core.formats import DatasetReader
+    from ..core.io.formats import DatasetReader
 
     out, bad = [], 0
     for item in DatasetReader(path):
@@ -107,7 +107,7 @@ def _read_file(path: str) -> tuple[list[Record], int]:
 
 def _split_fraction(items: list, fraction: float, seed: int) -> tuple[list, list]:
     """Deterministic validation split by position (the same rule export uses)."""
-    from ..core.export import assign_validation
+    from ..core.io.export import assign_validation
 
     if fraction <= 0 or len(items) < 2:
         return items, []
@@ -135,8 +135,8 @@ def load_data(source: str, eval_source: Optional[str] = None, val_fraction: floa
     evals: list[tuple[Optional[int], Record]] = []
     leaks: list[dict] = []
     if is_project_file(source):
-        from ..core.ingest import iter_selected
-        from ..core.store import Project
+        from ..core.io.ingest import iter_selected
+        from ..core.project.store import Project
 
         with Project.open(source, readonly=True) as project:
             data.project_path = os.path.abspath(source)
@@ -163,8 +163,8 @@ def load_data(source: str, eval_source: Optional[str] = None, val_fraction: floa
             raise DataError(f"{source}: no usable records")
     if eval_source:
         if is_project_file(eval_source):
-            from ..core.ingest import iter_selected
-            from ..core.store import Project
+            from ..core.io.ingest import iter_selected
+            from ..core.project.store import Project
 
             with Project.open(eval_source, readonly=True) as project:
                 evals = [(None, sr.record) for sr in iter_selected(project, "approved", split="validation")]

@@ -16,9 +16,9 @@ import math
 import os
 from typing import Optional, Sequence, Union
 
-from ..core.fileio import write_text_atomic
+from ..core.io.fileio import write_text_atomic
 from ..core.progress import CancelCheck, ProgressCallback, Reporter
-from ..core.records import Record
+from ..core.project.records import Record
 from .data import (FALLBACK_CHAT_TEMPLATE, IGNORE, format_chat, has_chat_template, is_project_file,
                    prompt_and_reference, render)
 from .model import check_model_folder, detect_device
@@ -41,7 +41,7 @@ def load_eval_records(source: Union[str, Sequence[Record]]) -> list[Record]:
     if not os.path.exists(path):
         raise EvalError(f"{path}: no such file")
     if is_project_file(path):
-        from ..core.store import Project
+        from ..core.project.store import Project
 
         with Project.open(path, readonly=True) as project:
             records = [sr.record for sr in project.iter_records(split="test")]
@@ -49,7 +49,7 @@ def load_eval_records(source: Union[str, Sequence[Record]]) -> list[Record]:
             raise EvalError(f"{path}: the project has no test (held-out) records; import one with "
                             "`ftcurate import FILE --project P --role test`")
         return records
-    from ..core.formats import DatasetReader
+    from ..core.io.formats import DatasetReader
 
     return [item.record for item in DatasetReader(path) if item.ok]
 

@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from ..core.fileio import write_text_atomic
+from ..core.io.fileio import write_text_atomic
 
 #: File written into every demo model folder (its presence marks the folder as a demo).
 DEMO_MARKER = "FTCURATE_DEMO_MODEL.txt"

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
 from ..core.progress import Cancelled, CancelCheck, ProgressCallback
-from ..core.validate import OVERFIT_SET, SMALL_SET
+from ..core.io.validate import OVERFIT_SET, SMALL_SET
 from .config import TrainConfig
 from .data import (FALLBACK_CHAT_TEMPLATE, IGNORE, TrainData, check_leakage, describe_leakage, has_chat_template,
                    render_full)
@@ -710,7 +710,7 @@ def train(config: TrainConfig, data: TrainData, progress: Optional[ProgressCallb
     if data.project_path:
         # Look again (a scan may have run since the data was loaded). Leaks found at load
         # time still count: those records are in data.train even if rejected since.
-        from ..core.store import Project
+        from ..core.project.store import Project
 
         with Project.open(data.project_path, readonly=True) as project:
             seen = {(h["index"], h["test_index"], h["kind"]) for h in leaks}

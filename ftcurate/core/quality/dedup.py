@@ -68,7 +68,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from .progress import CancelCheck, ProgressCallback, Reporter
+from ..progress import CancelCheck, ProgressCallback, Reporter
 
 __all__ = [
     "normalize",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from ..records import Record
+from ...project.records import Record
 from . import alpaca, openai_chat, prompt_completion, sharegpt
 
 MAPPING_KEYS = ("messages", "conversations", "prompt", "completion", "system",

@@ -36,7 +36,7 @@ from typing import Any, Iterable, Optional, Protocol, Sequence
 
 import numpy as np
 
-from .progress import CancelCheck, ProgressCallback, Reporter
+from ..progress import CancelCheck, ProgressCallback, Reporter
 
 FAST = "static-wordllama"
 ACCURATE = "minilm"

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Optional
 
 from .formats import DatasetReader, RecordError
-from .progress import CancelCheck, ProgressCallback, Reporter
-from .records import Record
+from ..progress import CancelCheck, ProgressCallback, Reporter
+from ..project.records import Record
 
 DEFAULT_MAX_TOKENS = 4096
 # OpenAI's defaults for choosing the number of epochs.

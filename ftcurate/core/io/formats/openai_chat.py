@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from ..records import Message, Record
+from ...project.records import Message, Record
 
 NAME = "openai-chat"
 BASE_KEYS = ("role", "content", "name", "function_call", "weight")

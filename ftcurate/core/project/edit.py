@@ -3,8 +3,8 @@
 :func:`validated_edit` runs the same OpenAI-chat checks as loading a file (so an edit
 can't store what an import would have rejected), keeps the original's source, split
 and metadata, and returns either the new :class:`Record` or the problems found.
-:meth:`ftcurate.core.store.Project.edit` keeps the original beside the edit, and
-:meth:`~ftcurate.core.store.Project.restore_original` brings it back.
+:meth:`ftcurate.core.project.store.Project.edit` keeps the original beside the edit, and
+:meth:`~ftcurate.core.project.store.Project.restore_original` brings it back.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 from dataclasses import replace
 from typing import Any, Optional
 
-from .formats import openai_chat
+from ..io.formats import openai_chat
 from .records import Message, Record
 
 

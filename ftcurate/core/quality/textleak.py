@@ -5,7 +5,7 @@ answers: a leaked test question often comes back with a different or shorter ans
 which field it was (``field`` is copied into every hit). All indices are 0-based; ``index`` is
 the train text, ``test_index`` the test text. Hits are sorted by (index, test_index).
 
-* :func:`exact_leaks`: equal after :func:`ftcurate.core.dedup.normalize` (lower-cased by
+* :func:`exact_leaks`: equal after :func:`ftcurate.core.quality.dedup.normalize` (lower-cased by
   default). Empty texts never match. ``score`` is 1.0.
 * :func:`ngram_leaks`: 13-gram decontamination as in the GPT-3 / Llama papers. Texts become
   lower-cased word tokens with punctuation stripped (the ``\\w+`` runs of the lower-cased text,
@@ -21,7 +21,7 @@ the train text, ``test_index`` the test text. Hits are sorted by (index, test_in
   grams spanning its end and the question's first words look shared); then grams found in
   more than ``max_gram_frequency`` test texts or train texts are ignored, and left out of the
   score's denominator. ``max_gram_frequency=None`` turns both off.
-* :func:`minhash_leaks`: MinHash + LSH over word-5-gram shingles (see :mod:`ftcurate.core.dedup`):
+* :func:`minhash_leaks`: MinHash + LSH over word-5-gram shingles (see :mod:`ftcurate.core.quality.dedup`):
   the test signatures are banded, each train signature is looked up, candidates are verified
   with the MinHash estimate (``score``) >= ``threshold``. With ``storage_config`` the test
   signatures go into a datasketch ``MinHashLSH`` in that storage and every train signature is
@@ -38,7 +38,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import dedup
-from .progress import CancelCheck, ProgressCallback, Reporter
+from ..progress import CancelCheck, ProgressCallback, Reporter
 
 __all__ = ["LeakHit", "exact_leaks", "ngram_leaks", "minhash_leaks", "duplicate_groups_within",
            "ngram_tokens"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ..fileio import atomic_path, atomic_text
-from ..records import Record, Source
+from ...project.records import Record, Source
 from . import alpaca, openai_chat, prompt_completion, rawio, sharegpt, tabular
 from .base import (ERROR_KEYS, FORMAT_CHOICES, FORMATS, DatasetError, NotRepresentable, Parsed,
                    RawItem, RecordError)
@@ -256,7 +256,7 @@ def write_records(records: Iterable[Record], path: str, fmt: str,
 
     JSON formats write JSON Lines, or a JSON array when ``array`` is true (default: when
     the path ends in ``.json``). Records the format can't hold are skipped and listed."""
-    from ..progress import Reporter
+    from ...progress import Reporter
 
     rep = Reporter(progress, cancel, every=2000)
     path = os.fspath(path)

@@ -18,9 +18,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .progress import CancelCheck, ProgressCallback, Reporter
-from .store import Project
-from .table import FINDING_KINDS, report_findings
+from ..progress import CancelCheck, ProgressCallback, Reporter
+from ..project.store import Project
+from ..project.table import FINDING_KINDS, report_findings
 
 METHODS = ("auto", "umap", "pca")
 UMAP_MIN_POINTS = 16  # below this UMAP's neighbour graph is meaningless: PCA instead

@@ -8,8 +8,8 @@ import os
 from typing import Optional
 
 from .formats import DatasetReader
-from .progress import CancelCheck, ProgressCallback, Reporter
-from .store import Project
+from ..progress import CancelCheck, ProgressCallback, Reporter
+from ..project.store import Project
 from .validate import (DEFAULT_MAX_TOKENS, StatsAccumulator, TokenCounter, ValidationReport, checked_records,
                        finish, size_advice)
 

@@ -3,9 +3,9 @@ advice banners. One streaming pass over the records; no Qt (the GUI's Overview t
 any other front end show the :class:`Overview` it returns).
 
 What a training run sees is what an export with ``include="approved"`` takes: approved
-and edited records of the train split (:func:`~ftcurate.core.ingest.iter_selected`),
-counted with the same :class:`~ftcurate.core.validate.StatsAccumulator` as
-:func:`~ftcurate.core.ingest.project_stats`, so the numbers agree with ``ftcurate stats``.
+and edited records of the train split (:func:`~ftcurate.core.io.ingest.iter_selected`),
+counted with the same :class:`~ftcurate.core.io.validate.StatsAccumulator` as
+:func:`~ftcurate.core.io.ingest.project_stats`, so the numbers agree with ``ftcurate stats``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Optional
 
 import numpy as np
 
-from .progress import CancelCheck, ProgressCallback, Reporter
+from ..progress import CancelCheck, ProgressCallback, Reporter
 from .records import SPLITS, Record
 from .store import STATUSES, Project
 from .table import FINDING_KINDS, report_findings
-from .validate import DEFAULT_MAX_TOKENS, OVERFIT_SET, SMALL_SET, StatsAccumulator, TokenCounter
+from ..io.validate import DEFAULT_MAX_TOKENS, OVERFIT_SET, SMALL_SET, StatsAccumulator, TokenCounter
 
 #: Statuses a training run takes (an edit counts as approved).
 RUN_STATUSES = ("approved", "edited")

@@ -31,7 +31,7 @@ The rules:
     only missing its full stop is not flagged.
 ``too_long``
     The example has more tokens than ``max_tokens`` (OpenAI's per-message recipe in
-    :class:`~ftcurate.core.validate.TokenCounter`: a local tokenizer, or the estimate).
+    :class:`~ftcurate.core.io.validate.TokenCounter`: a local tokenizer, or the estimate).
 ``refusal``
     A refusal or AI boilerplate phrase in assistant text outside code blocks ("As an AI
     language model,", "I'm sorry, but I can't", "I am unable to assist", "I don't have
@@ -88,8 +88,8 @@ from collections import Counter
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Optional, Sequence
 
-from .progress import CancelCheck, ProgressCallback, Reporter
-from .records import Record
+from ..progress import CancelCheck, ProgressCallback, Reporter
+from ..project.records import Record
 
 # --------------------------------------------------------------------------------------
 # Public names
@@ -984,7 +984,7 @@ _DEFAULT_COUNTER = None
 def _default_counter():
     global _DEFAULT_COUNTER
     if _DEFAULT_COUNTER is None:
-        from .validate import TokenCounter
+        from ..io.validate import TokenCounter
 
         _DEFAULT_COUNTER = TokenCounter()
     return _DEFAULT_COUNTER
@@ -994,7 +994,7 @@ def check_record(record: Record, settings: Optional[HeuristicSettings] = None,
                  counter=None) -> list[tuple[str, str]]:
     """Run the enabled heuristics on one record; return ``(flag, reason)`` pairs, at most
     one per flag, in :data:`FLAGS` order. ``counter`` is a
-    :class:`~ftcurate.core.validate.TokenCounter` (an estimating one when None)."""
+    :class:`~ftcurate.core.io.validate.TokenCounter` (an estimating one when None)."""
     s = settings or HeuristicSettings()
     out: list[tuple[str, str]] = []
     turns = [m for m in record.messages if m.role == "assistant"]

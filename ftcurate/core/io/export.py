@@ -14,8 +14,8 @@ from typing import Optional
 from .fileio import write_text_atomic
 from .formats import FORMATS, write_records
 from .ingest import iter_selected
-from .progress import CancelCheck, ProgressCallback
-from .store import Project
+from ..progress import CancelCheck, ProgressCallback
+from ..project.store import Project
 from .validate import size_advice
 
 EXTENSIONS = {"openai-chat": ".jsonl", "prompt-completion": ".jsonl", "alpaca": ".json",

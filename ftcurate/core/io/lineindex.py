@@ -7,7 +7,7 @@ then be read back with one ``pread`` and parsed on demand; :meth:`LineIndex.summ
 what a table row shows (first user turn, message count, answer length) for the four JSON
 record shapes (openai-chat, sharegpt, prompt/completion, alpaca).
 
-Record numbering follows :func:`ftcurate.core.formats.rawio.iter_jsonl`: record ``i`` is the
+Record numbering follows :func:`ftcurate.core.io.formats.rawio.iter_jsonl`: record ``i`` is the
 ``i``-th non-blank line (0-based), ``line_number(i)`` its 1-based physical line (LF-separated;
 a CRLF ending is one line ending, a UTF-8 BOM at the start of the file is skipped), so the
 numbers match what an import of the same file stores.
@@ -28,7 +28,7 @@ import numpy as np
 
 from .formats import SCHEMAS, DatasetError, DatasetReader, _container_for, _schema_from_keys
 from .formats import prompt_completion, rawio, sharegpt
-from .progress import CancelCheck, Cancelled, ProgressCallback
+from ..progress import CancelCheck, Cancelled, ProgressCallback
 
 try:
     import orjson as _orjson

@@ -26,7 +26,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from .neighbors import EXACT_MAX, knn
-from .progress import CancelCheck, ProgressCallback
+from ..progress import CancelCheck, ProgressCallback
 
 
 @dataclass

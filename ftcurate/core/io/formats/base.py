@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..records import Record
+from ...project.records import Record
 
 FORMATS = ("openai-chat", "prompt-completion", "alpaca", "sharegpt", "csv", "parquet")
 FORMAT_CHOICES = ("auto",) + FORMATS

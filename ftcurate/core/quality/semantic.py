@@ -58,7 +58,7 @@ import numpy as np
 
 from .embeddings import ACCURATE, FAST, EmbeddingCache, embed
 from .neighbors import EXACT_MAX, knn
-from .progress import CancelCheck, Cancelled, ProgressCallback, Reporter
+from ..progress import CancelCheck, Cancelled, ProgressCallback, Reporter
 
 DUPLICATE_THRESHOLD = 0.95
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..records import Message, Record
+from ...project.records import Message, Record
 from .base import NotRepresentable
 
 

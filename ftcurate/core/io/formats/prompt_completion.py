@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ..records import Record
+from ...project.records import Record
 from .base import NotRepresentable, require_str
 from .turns import build, plain_turns
 

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Callable, Optional, Sequence
 
 from .heuristics import HeuristicSettings
-from .progress import CancelCheck, ProgressCallback, Reporter
-from .records import Record
+from ..progress import CancelCheck, ProgressCallback, Reporter
+from ..project.records import Record
 
 REPORT_VERSION = 1
 
@@ -170,12 +170,12 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
 
     ``cache`` / ``flag_cache``: caches for embeddings and heuristic flags with
     ``get_many(namespace, hashes)`` / ``put_many(namespace, items)`` (e.g.
-    :class:`~ftcurate.core.embeddings.ProjectCache`), or None.
+    :class:`~ftcurate.core.quality.embeddings.ProjectCache`), or None.
     ``on_result(section, value)`` is called as each part of the report is ready (the app
     shows results as they finish). Returns the report dict (see docs/scanning.md)."""
     from . import dedup
     from . import outliers as outl
-    from .validate import TokenCounter
+    from ..io.validate import TokenCounter
 
     s = settings or ScanSettings()
     counter = counter or TokenCounter()
@@ -362,7 +362,7 @@ def _cached_heuristics(recs, hs: HeuristicSettings, counter, cache, progress=Non
 
 
 def _load(path: str, fmt: str = "auto", mapping: Optional[dict] = None, split: str = "train"):
-    from .formats import DatasetReader
+    from ..io.formats import DatasetReader
 
     reader = DatasetReader(path, fmt, mapping, split=split)
     items, rejected = [], 0

@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from .progress import CancelCheck, ProgressCallback, Reporter
+from ..progress import CancelCheck, ProgressCallback, Reporter
 
 # Above this many rows the search is approximate: on 2 CPU cores exact and HNSW cost the same
 # at 20k rows (3.5 s, 256-d); at 50k exact takes 23-39 s, HNSW 10-23 s (benchmarks/bench_semantic.py).

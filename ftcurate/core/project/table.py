@@ -15,8 +15,8 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from .heuristics import FLAGS
-from .progress import CancelCheck, ProgressCallback, Reporter
+from ..quality.heuristics import FLAGS
+from ..progress import CancelCheck, ProgressCallback, Reporter
 from .records import SPLITS
 from .store import STATUSES, Project
 

@@ -1,0 +1,1 @@
+"""Reading and writing data: formats, validation, ingest into a project, export, atomic files."""

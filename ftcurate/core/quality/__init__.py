@@ -1,0 +1,1 @@
+"""Quality scanners: duplicates, embeddings, neighbours, outliers, leakage, heuristics, the scan."""
