@@ -22,7 +22,7 @@ from PySide6.QtCore import QStandardPaths, Qt  # noqa: E402
 
 from ftcurate.core.quality.scan import ScanSettings  # noqa: E402
 from ftcurate.core.project.store import Project  # noqa: E402
-from ftcurate.gui import main_window as mw  # noqa: E402
+from ftcurate.gui import scan_control as mw  # noqa: E402
 from ftcurate.gui import settings as appsettings  # noqa: E402
 from ftcurate.gui.main_window import MainWindow  # noqa: E402
 from ftcurate.gui.scan_view import EMPTY_TEXT, FindingsModel, findings_from_report, scan_summary  # noqa: E402

@@ -7,38 +7,36 @@ single transactions and run in the GUI thread, saved before the call returns.
 
 from __future__ import annotations
 
-import gc
-import html
 import os
-from bisect import bisect_right
-from typing import Iterable, Optional
+from typing import Optional
 
-from PySide6.QtCore import QByteArray, QItemSelection, QItemSelectionModel, QModelIndex, QSettings, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDockWidget, QFileDialog, QFrame, QHeaderView,
-                               QInputDialog, QLabel, QMainWindow, QMenu, QMessageBox, QScrollArea, QSplitter,
-                               QStackedWidget, QTableView, QTabWidget, QToolBar, QVBoxLayout, QWidget)
+                               QMainWindow, QMessageBox, QScrollArea, QSplitter,
+                               QStackedWidget, QTableView, QTabWidget, QVBoxLayout, QWidget)
 
-from .. import __version__
-from ..core.quality.scan import ScanSettings, scan_project
-from ..core.project.store import STATUSES, Project
+from ..core.quality.scan import ScanSettings
+from ..core.project.store import Project
 from ..core.io.lineindex import LineIndex
 from ..core.project.table import RecordFrame
 from . import settings as appsettings
 from . import tasks, theme
 from .file_model import FileTableModel
 from .filter_bar import FilterBar
-from .record_editor import EditDialog, NotesPanel
-from .models import STATUS_COLORS, STATUS_LABELS, ImportProblemsModel, RecordTableModel
-from .scan_view import FindingsPanel, findings_from_report, report_ids, scan_summary
-from .widgets import ConversationView, ShortcutsDialog, StartPage, app_icon, drawn_icon, list_table
-from .workers import TaskProgress, Worker, describe_error
+from .record_editor import NotesPanel
+from .models import ImportProblemsModel, RecordTableModel
+from .scan_view import FindingsPanel
+from .widgets import ConversationView, ShortcutsDialog, StartPage, app_icon, list_table
+from .workers import Worker
+from .review_ops import ReviewMixin
+from .scan_control import ScanMixin
+from .window_chrome import ChromeMixin
 
 #: Datasets at least this big are shown straight from the file (read-only) while they import.
 PREVIEW_MIN_BYTES = 8 << 20
 DATASET_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv *.parquet);;All files (*)"
 PROJECT_FILTER = "ftcurate projects (*.ftcurate);;All files (*)"
-PAST = {"approve": "Approved", "reject": "Rejected", "reset": "Reset"}
 
 
 def _with_frame(opener, *args, progress=None, cancel=None):
@@ -58,24 +56,13 @@ def _with_frame(opener, *args, progress=None, cancel=None):
     return result
 
 
-def _scan_and_settle(project, progress=None, cancel=None, **kwargs):
-    """The quality scan (in a ``heavy`` worker: torch & co. are imported first with the
-    garbage collector paused), then move what it loaded (models: ~600k objects) out of the
-    collector's reach: a full collection over them holds the GIL for ~0.4 s and freezes the
-    GUI (see benchmarks/bench_gui.py)."""
-    report = scan_project(project, progress=progress, cancel=cancel, **kwargs)
-    gc.collect()
-    gc.freeze()
-    return report
-
-
 def _close_result(result) -> None:
     project = getattr(result, "project", None)
     if project is not None:
         project.close()
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
     """``interactive=False`` (screenshot mode, tests) reports errors by signal and status
     bar only, never with a modal message box."""
 
@@ -130,93 +117,6 @@ class MainWindow(QMainWindow):
         self._refresh_start_page()
         if restore_geometry:
             self._restore_geometry()
-
-    # -- construction ----------------------------------------------------------------------------
-    def _action(self, text: str, slot, shortcuts: Iterable[str] = (), tip: str = "", icon=None,
-                checkable: bool = False) -> QAction:
-        act = QAction(text, self)
-        act.setProperty("help", text)  # the shortcuts sheet shows this, not the changing menu text
-        if icon is not None:
-            act.setIcon(icon)
-        keys = [QKeySequence(k) if isinstance(k, str) else QKeySequence(k) for k in shortcuts]
-        if keys:
-            act.setShortcuts(keys)
-        if tip:
-            keytext = keys[0].toString(QKeySequence.SequenceFormat.NativeText) if keys else ""
-            act.setToolTip(f"{tip} ({keytext})" if keytext else tip)
-            act.setStatusTip(tip)
-        act.setCheckable(checkable)
-        if checkable:
-            act.toggled.connect(slot)
-        else:
-            act.triggered.connect(lambda checked=False: slot())
-        self.addAction(act)  # shortcuts work while the menu bar is hidden, too
-        return act
-
-    def _build_actions(self) -> None:
-        a = self._action
-        self.act_open_dataset = a("Open &dataset…", self.choose_dataset, ["Ctrl+O"], "Open a dataset file",
-                                  drawn_icon("open-dataset"))
-        self.act_open_project = a("Open &project…", self.choose_project, ["Ctrl+Shift+O"],
-                                  "Open an .ftcurate project", drawn_icon("open-project"))
-        self.act_open_sample = a("Open &sample", self.open_sample, [], "Open the bundled sample dataset")
-        self.act_close = a("&Close project", self.close_project, ["Ctrl+W"], "Close the open project")
-        self.act_quit = a("&Quit", self.close, ["Ctrl+Q"], "Quit ftcurate")
-        self.act_undo = a("&Undo", self.undo, ["Ctrl+Z"], "Undo the last decision", drawn_icon("undo"))
-        self.act_redo = a("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "Redo the last undone decision",
-                          drawn_icon("redo"))
-        self.act_find = a("&Find…", self.focus_search, ["Ctrl+F"], "Search the records")
-        self.act_approve = a("&Approve", lambda: self.decide("approve"), ["A"], "Approve the selected records",
-                             drawn_icon("approve", STATUS_COLORS["approved"]))
-        self.act_reject = a("&Reject", lambda: self.decide("reject"), ["R"], "Reject the selected records",
-                            drawn_icon("reject", STATUS_COLORS["rejected"]))
-        self.act_reset = a("Reset to &unreviewed", lambda: self.decide("reset"), ["U"],
-                           "Mark the selected records unreviewed again", drawn_icon("reset"))
-        self.act_next = a("&Next record", lambda: self.move_selection(1), ["J"], "Go to the next record",
-                          drawn_icon("next"))
-        self.act_prev = a("&Previous record", lambda: self.move_selection(-1), ["K"],
-                          "Go to the previous record", drawn_icon("previous"))
-        self.act_next_unreviewed = a("Next &unreviewed", self.next_unreviewed, ["N"],
-                                     "Go to the next unreviewed record", drawn_icon("next-unreviewed"))
-        self.act_advance = a("Advance after decision", self._set_advance, [],
-                             "Move to the next record after approving or rejecting one", checkable=True)
-        self.act_advance.setChecked(self._setting_bool("review/advance", True))
-        self.act_shortcuts = a("&Keyboard shortcuts", self.show_shortcuts, ["F1", "?"], "List the keyboard shortcuts")
-        self.act_about = a("&About ftcurate", self.show_about, [], "About ftcurate")
-        self.act_scan = a("Run quality &scan…", self.run_scan, ["Ctrl+Shift+S"],
-                          "Find duplicates, outliers, leakage and bad answers", drawn_icon("scan"))
-        self.act_edit = a("&Edit record…", self.edit_current, ["E"], "Edit the current record in place (the original "
-                          "is kept)", drawn_icon("edit"))
-        self.act_restore = a("Restore &original", self.restore_current, [],
-                             "Drop the edit of the current record and bring back the original")
-        self.act_labels = a("&Label…", self.focus_labels, ["L"], "Type labels for the selected records")
-        self.act_approve_shown = a("Approve all &shown…", lambda: self.decide_shown("approve"), ["Shift+A"],
-                                   "Approve every record the current filter shows (asks first; one undo step)")
-        self.act_reject_shown = a("Reject all s&hown…", lambda: self.decide_shown("reject"), ["Shift+R"],
-                                  "Reject every record the current filter shows (asks first; one undo step)")
-        self.act_label_shown = a("Label all shown…", self.label_shown, ["Shift+L"],
-                                 "Add a label to every record the current filter shows (one undo step)")
-        self.act_clear_filters = a("&Clear filters", self.clear_filters, ["Ctrl+Shift+F"],
-                                   "Show every record: all statuses, splits, findings and labels, no search")
-        self.act_reviewer = a("Reviewer &name…", self.ask_reviewer_name, [],
-                              "Your name in the decision log (remembered; used in every project you open)")
-        self.act_scan_settings = a("Scan &settings…", self.edit_scan_settings, [],
-                                   "Thresholds and switches of the quality scan")
-        self.act_export = a("&Export…", self.export_dialog, ["Ctrl+E"], "Write the curated dataset, its card and "
-                            "the decision log", drawn_icon("export"))
-        self.act_import = a("&Import dataset…", self.import_dialog, ["Ctrl+I"],
-                            "Import a dataset with a preview: format, column mapping, test set")
-        self.act_scan.setIconText("Scan")
-        self.act_export.setIconText("Export")
-        self.act_approve.setIconText("Approve")
-        self.act_reject.setIconText("Reject")
-        self.act_reset.setIconText("Reset")
-        self.act_prev.setIconText("Previous")
-        self.act_next.setIconText("Next")
-        self.act_next_unreviewed.setIconText("Next unreviewed")
-        self.act_edit.setIconText("Edit")
-        self.act_open_dataset.setIconText("Open dataset")
-        self.act_open_project.setIconText("Open project")
 
     def _build_central(self) -> None:
         self.stack = QStackedWidget()
@@ -407,7 +307,6 @@ class MainWindow(QMainWindow):
         if view is not None:
             self.tabs.setCurrentWidget(self._page_of(view))
 
-    # -- remembered view state (per project) -------------------------------------------------------
     def view_state(self) -> dict:
         state = {"filter": self.filter_bar.state(), "current": self.current_id(), "tab": self.tabs.currentIndex(),
                  "sort": list(self.model.sort_key)}
@@ -467,7 +366,6 @@ class MainWindow(QMainWindow):
         if isinstance(tab, int) and 0 <= tab < self.tabs.count():
             self.tabs.setCurrentIndex(tab)
 
-    # -- theme and dialogs -------------------------------------------------------------------------
     def set_theme(self, key: str) -> None:
         self.settings.setValue("view/theme", key)
         theme.apply_theme(key)
@@ -535,104 +433,6 @@ class MainWindow(QMainWindow):
         fdock.hide()
         self.findings_dock = fdock
 
-    def _build_menus(self) -> None:
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        m.addAction(self.act_open_dataset)
-        m.addAction(self.act_open_project)
-        m.addAction(self.act_open_sample)
-        m.addAction(self.act_import)
-        self.recent_menu = QMenu("Open &recent", self)
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        m.addMenu(self.recent_menu)
-        m.addSeparator()
-        m.addAction(self.act_export)
-        m.addSeparator()
-        m.addAction(self.act_close)
-        m.addSeparator()
-        m.addAction(self.act_quit)
-
-        m = mb.addMenu("&Edit")
-        m.addAction(self.act_undo)
-        m.addAction(self.act_redo)
-        m.addSeparator()
-        m.addAction(self.act_find)
-        m.addAction(self.act_clear_filters)
-        m.addSeparator()
-        m.addAction(self.act_reviewer)
-
-        m = mb.addMenu("&Scan")
-        m.addAction(self.act_scan)
-        m.addAction(self.act_scan_settings)
-        self.scan_menu = m
-
-        m = mb.addMenu("&Review")
-        for act in (self.act_approve, self.act_reject, self.act_reset, self.act_edit, self.act_restore,
-                    self.act_labels):
-            m.addAction(act)
-        m.addSeparator()
-        for act in (self.act_approve_shown, self.act_reject_shown, self.act_label_shown):
-            m.addAction(act)
-        m.addSeparator()
-        for act in (self.act_next, self.act_prev, self.act_next_unreviewed):
-            m.addAction(act)
-        m.addSeparator()
-        m.addAction(self.act_advance)
-
-        self.view_menu = mb.addMenu("&View")
-        self.tab_menu = self.view_menu.addMenu("&Go to")
-        self.theme_menu = self.view_menu.addMenu("&Theme")
-        theme_group = QActionGroup(self)
-        current = theme.saved_theme(self.settings)
-        for key, label in theme.THEMES.items():
-            act = self.theme_menu.addAction(label)
-            act.setCheckable(True)
-            act.setChecked(key == current)
-            act.setActionGroup(theme_group)
-            act.triggered.connect(lambda checked=False, k=key: self.set_theme(k))
-        self.view_menu.addAction(self.problems_dock.toggleViewAction())
-        self.view_menu.addAction(self.findings_dock.toggleViewAction())
-
-        m = mb.addMenu("&Help")
-        m.addAction(self.act_shortcuts)
-        m.addAction(self.act_about)
-
-    def _build_toolbar(self) -> None:
-        tb = QToolBar("Main toolbar", self)
-        tb.setObjectName("MainToolbar")
-        tb.setMovable(False)
-        tb.setIconSize(QSize(18, 18))
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        tb.addAction(self.act_open_dataset)
-        tb.addAction(self.act_open_project)
-        tb.addSeparator()
-        tb.addAction(self.act_approve)
-        tb.addAction(self.act_reject)
-        tb.addAction(self.act_reset)
-        tb.addAction(self.act_edit)
-        tb.addSeparator()
-        tb.addAction(self.act_prev)
-        tb.addAction(self.act_next)
-        tb.addAction(self.act_next_unreviewed)
-        tb.addSeparator()
-        tb.addAction(self.act_undo)
-        tb.addAction(self.act_redo)
-        tb.addSeparator()
-        tb.addAction(self.act_scan)
-        tb.addAction(self.act_export)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
-        self.toolbar = tb
-        self.view_menu.addAction(tb.toggleViewAction())
-
-    def _build_statusbar(self) -> None:
-        sb = self.statusBar()
-        self.counts_label = QLabel()
-        self.counts_label.setTextFormat(Qt.TextFormat.RichText)
-        self.progress_panel = TaskProgress()
-        sb.addPermanentWidget(self.progress_panel)
-        sb.addPermanentWidget(self.counts_label)
-
-    # -- settings ------------------------------------------------------------------------------------
     def _setting_bool(self, key: str, default: bool) -> bool:
         value = self.settings.value(key, default)
         if isinstance(value, str):
@@ -685,7 +485,6 @@ class MainWindow(QMainWindow):
         self.settings.setValue("recent/projects", [])
         self._refresh_start_page()
 
-    # -- opening -----------------------------------------------------------------------------------------
     def choose_dataset(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open dataset", appsettings.last_folder(self.settings),
                                               DATASET_FILTER)
@@ -773,7 +572,6 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(msg, 15000)
         self.project_loaded.emit(result.project)
 
-    # -- big files: browse the file while it imports ----------------------------------------
     def is_previewing(self) -> bool:
         return self.table.model() is self.file_model
 
@@ -941,557 +739,6 @@ class MainWindow(QMainWindow):
         self._update_counts()
         self._update_enabled()
 
-    # -- filtering ---------------------------------------------------------------------------------------
-    def apply_filter(self) -> None:
-        """Show the records matching the filter bar: status, split, finding, label, score
-        (numpy masks over the record frame, milliseconds) and text (a worker)."""
-        self.filter_bar.stop_timer()
-        if self.project is None:
-            return
-        self._filter_gen += 1
-        gen = self._filter_gen
-        if self._search_worker is not None:
-            self._search_worker.cancel()
-            self._search_worker = None
-        state = self.filter_bar.state()
-        text = state["text"]
-        if not text:
-            self._set_filtered_ids(self._frame_select(state), gen)
-            return
-        worker = Worker(tasks.search_ids, self.project, text, state["status"], state["split"], title="Searching",
-                        parent=self)
-        worker.finished.connect(lambda ids, g=gen, st=state: self._set_filtered_ids(self._frame_select(st, ids), g))
-        worker.failed.connect(lambda message, details: self.report_error("Search failed", message, details))
-        self._search_worker = worker
-        worker.ended.connect(lambda w=worker: setattr(self, "_search_worker", None)
-                             if self._search_worker is w else None)
-        self._start(worker)
-
-    def _frame_select(self, state: dict, only_ids=None):
-        label_ids = self.project.ids_with_label(state["label"]) if state.get("label") else None
-        return self.frame.select(status=state.get("status"), split=state.get("split"), flag=state.get("flag"),
-                                 label_ids=label_ids, score_min=state.get("score_min"), only_ids=only_ids)
-
-    def _set_filtered_ids(self, ids, gen: int) -> None:
-        if gen != self._filter_gen or self.project is None:
-            return  # a newer filter has been asked for
-        keep = self.current_id()
-        self.model.set_ids(ids)
-        self._update_filter_label()
-        row = self.model.row_of(keep) if keep is not None else None
-        if row is None and self.model.rowCount():
-            row = 0
-        if row is not None:
-            self.select_row(row)
-        else:
-            self.detail.show_placeholder("No record matches the filter.")
-            self.notes.set_record(None)
-        self._state_timer.start()
-        self.filter_applied.emit(len(ids))
-
-    def clear_filters(self) -> None:
-        if self.project is not None and not self.filter_bar.is_default():
-            self.filter_bar.reset()
-            self.apply_filter()
-
-    def focus_search(self) -> None:
-        if self.project is not None:
-            self.tabs.setCurrentWidget(self.records_page)
-            self.filter_bar.focus_search()
-
-    # -- selection and navigation -------------------------------------------------------------------------
-    def current_id(self) -> Optional[int]:
-        if self.is_previewing():
-            return None
-        idx = self.table.currentIndex()
-        return self.model.id_at(idx.row()) if idx.isValid() else None
-
-    def selected_ids(self) -> list[int]:
-        if self.is_previewing():
-            return []
-        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
-        if not rows and self.table.currentIndex().isValid():
-            rows = [self.table.currentIndex().row()]
-        return [rid for rid in (self.model.id_at(r) for r in rows) if rid is not None]
-
-    def select_row(self, row: int) -> None:
-        model = self.table.model()
-        if not 0 <= row < model.rowCount():
-            return
-        index = model.index(row, 0)
-        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
-        self.table.selectionModel().setCurrentIndex(index, flags)
-        self.table.scrollTo(index)
-
-    def select_ids(self, ids: Iterable[int]) -> None:
-        rows = sorted(r for r in (self.model.row_of(i) for i in ids) if r is not None)
-        if not rows:
-            return
-        self.select_row(rows[0])
-        if len(rows) > 1:
-            sel = QItemSelection()
-            last = self.model.columnCount() - 1
-            for r in rows:
-                sel.select(self.model.index(r, 0), self.model.index(r, last))
-            self.table.selectionModel().select(sel, QItemSelectionModel.SelectionFlag.ClearAndSelect)
-
-    def move_selection(self, delta: int) -> None:
-        n = self.table.model().rowCount()
-        if not n:
-            return
-        cur = self.table.currentIndex()
-        row = cur.row() + delta if cur.isValid() else 0
-        self.select_row(max(0, min(n - 1, row)))
-
-    def next_unreviewed(self) -> None:
-        if self.project is None or not self.model.rowCount():
-            return
-        todo = self.project.ids(status="unreviewed")
-        cur = self.current_id()
-        start = bisect_right(todo, cur) if cur is not None else 0
-        for pos, wrapped in ((range(start, len(todo)), False), (range(0, start), True)):
-            for i in pos:
-                row = self.model.row_of(todo[i])
-                if row is not None and todo[i] != cur:
-                    self.select_row(row)
-                    if wrapped:
-                        self.statusBar().showMessage("Wrapped around to the top", 4000)
-                    return
-        self.statusBar().showMessage("No unreviewed record left in this view", 5000)
-
-    @Slot(QModelIndex, QModelIndex)
-    def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        self.notes.commit()  # a note being typed belongs to the record it was typed for
-        self._show_current()
-
-    def _show_current(self) -> None:
-        if self.is_previewing():
-            row = self.table.currentIndex().row()
-            self.detail.show_placeholder("Importing… this is the record as it stands in the file:")
-            self.detail.append(f"<pre>{html.escape(self.file_model.record_text(row))}</pre>")
-            self.notes.set_record(None)
-            return
-        rid = self.current_id()
-        if rid is None or self.project is None:
-            self.detail.show_placeholder()
-            self.notes.set_record(None)
-            return
-        try:
-            sr = self.project.get(rid)
-        except KeyError:
-            self.detail.show_placeholder("This record is no longer in the project.")
-            self.notes.set_record(None)
-            return
-        self.detail.show_record(sr, self.record_findings(rid))
-        self.notes.set_record(sr, many=len(self.selected_ids()))
-        self.act_restore.setEnabled(sr.is_edited)
-        self._state_timer.start()
-
-    def record_findings(self, record_id: int) -> list[tuple[str, str]]:
-        """What the last scan found about one record: (kind, reason) pairs."""
-        if not self.report:
-            return []
-        if self._findings_index is None:
-            index: dict[int, list] = {}
-            for f in findings_from_report(self.report):
-                index.setdefault(f.record_id, []).append((f.kind, f.detail))
-            self._findings_index = index
-        return self._findings_index.get(record_id, [])
-
-    def show_record_id(self, record_id: int) -> None:
-        """Select and show one record; clears the filters first when they hide it."""
-        if self.project is None:
-            return
-        row = self.model.row_of(record_id)
-        if row is None:
-            self._reset_filters()
-            row = self.model.row_of(record_id)
-        if row is None:
-            self.statusBar().showMessage(f"Record {record_id} is no longer in the project", 5000)
-            return
-        self.select_row(row)
-
-    def _reset_filters(self) -> None:
-        """All statuses, all splits, no search text: every record shown (at once, no worker)."""
-        self.filter_bar.stop_timer()
-        self._filter_gen += 1
-        if self._search_worker is not None:
-            self._search_worker.cancel()
-            self._search_worker = None
-        self._reset_filter_widgets()
-        self.model.set_ids(self.frame.ids)
-        self._update_filter_label()
-        self.statusBar().showMessage("Filters cleared to show the record", 4000)
-
-    # -- quality scan ------------------------------------------------------------------------------------
-    def is_scanning(self) -> bool:
-        return self._scan_worker is not None and self._scan_worker.is_running()
-
-    def run_scan(self) -> None:
-        """Run the quality scan of the open project in a worker; the report fills the Findings dock."""
-        if self.project is None or self.is_scanning():
-            return
-        project = self.project
-        if self.scan_settings is None:
-            from .dialogs import load_scan_settings
-
-            self.scan_settings = load_scan_settings(self.settings)
-        worker = Worker(_scan_and_settle, project, settings=self.scan_settings, title="Scanning", parent=self,
-                        event_kw="on_result", heavy=True)
-        partial: dict = {"index": "record_id"}
-        worker.event.connect(lambda item, p=project, d=partial: self._on_scan_partial(p, d, item))
-        worker.finished.connect(lambda report, p=project: self._on_scan_finished(p, report))
-        worker.failed.connect(self._on_scan_failed)
-        worker.cancelled.connect(self._on_scan_cancelled)
-        worker.ended.connect(lambda w=worker: self._on_scan_ended(w))
-        self._scan_worker = worker
-        self._start(worker)
-        self._update_enabled()
-
-    def _on_scan_partial(self, project: Project, partial: dict, item) -> None:
-        """A scanner finished: show its results at once (the full report follows)."""
-        if project is not self.project or not isinstance(item, tuple) or len(item) != 2:
-            return
-        section, value = item
-        partial[section] = value
-        if section in ("flags", "exact_duplicates", "near_duplicate_clusters", "outliers", "leakage"):
-            self._set_report(dict(partial))
-            self.statusBar().showMessage(f"Scan: {section.replace('_', ' ')} done", 3000)
-
-    def _on_scan_finished(self, project: Project, report: dict) -> None:
-        if project is not self.project:
-            return  # the project was closed meanwhile
-        self._set_report(report)
-        self._show_report(report)
-        self.findings_dock.raise_()
-        self.resizeDocks([self.findings_dock], [max(self.findings_dock.height(), 240)], Qt.Orientation.Vertical)
-        self.statusBar().showMessage(scan_summary(report, short=True), 30000)
-        self.scan_finished.emit(report)
-
-    @Slot(str, str)
-    def _on_scan_failed(self, message: str, details: str) -> None:
-        self.report_error("Scan failed", message, details)
-        self.scan_failed.emit(message, details)
-
-    @Slot()
-    def _on_scan_cancelled(self) -> None:
-        self.statusBar().showMessage("Scan cancelled", 5000)
-        self.scan_cancelled.emit()
-
-    def _on_scan_ended(self, worker: Worker) -> None:
-        if self._scan_worker is worker:
-            self._scan_worker = None
-        self._update_enabled()
-
-    def _record_numbers(self, report: Optional[dict]) -> dict:
-        """Record id -> the number the main table shows (its index in its file)."""
-        if self.project is None or not report:
-            return {}
-        known = set(self.project.ids())
-        return {sr.id: sr.index for sr in self.project.get_many(sorted(report_ids(report) & known))}
-
-    def _set_report(self, report: Optional[dict]) -> None:
-        """A new scan report: table flags and scores, filter choices, views, detail pane."""
-        self.report = report
-        self._findings_index = None
-        self.frame.apply_report(report)
-        self.filter_bar.set_flag_counts(self.frame.flag_counts())
-        self.model.refresh_all()
-        for view in self.views.values():
-            view.set_report(report)
-        self._show_current()
-
-    def _show_report(self, report: Optional[dict]) -> None:
-        self.findings.set_report(report, has_project=self.project is not None, numbers=self._record_numbers(report))
-        self.findings_dock.setWindowTitle(f"Findings ({self.findings_model.total():,})" if report else "Findings")
-        self._set_dock(self.findings_dock, True)
-
-    def _show_stored_scan(self, project: Project) -> None:
-        try:
-            stored = project.load_scan("quality")
-        except Exception:  # noqa: BLE001 - an unreadable old report is as good as none
-            stored = None
-        report = stored[1] if stored else None
-        problems = self.problems_model.rowCount() > 0
-        self._show_report(report if isinstance(report, dict) else None)
-        if report or not problems:
-            self.findings_dock.raise_()
-        else:
-            self.problems_dock.raise_()
-        if not problems:
-            self.resizeDocks([self.findings_dock], [200], Qt.Orientation.Vertical)
-
-    # -- decisions ---------------------------------------------------------------------------------------
-    def decide(self, action: str) -> None:
-        """Approve / reject / reset the selected records; saved before this returns."""
-        if self.project is None:
-            return
-        ids = self.selected_ids()
-        if not ids:
-            self.statusBar().showMessage("Select a record first", 4000)
-            return
-        try:
-            getattr(self.project, action)(ids)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
-            import traceback
-
-            self.report_error("Could not save the decision", describe_error(exc), traceback.format_exc())
-            return
-        self._after_change(ids)
-        n = len(ids)
-        self.statusBar().showMessage(f"{PAST[action]} {n:,} record{'s' if n != 1 else ''} (saved)", 4000)
-        if n == 1 and action != "reset" and self.act_advance.isChecked():
-            self.move_selection(1)
-
-    def _apply(self, what: str, call, ids: list) -> bool:
-        """Run one store call (a saved decision); report a failure in a dialog."""
-        try:
-            call()
-        except Exception as exc:  # noqa: BLE001 - shown to the user
-            import traceback
-
-            self.report_error(f"Could not save the {what}", describe_error(exc), traceback.format_exc())
-            return False
-        self._after_change(ids)
-        return True
-
-    def _confirm(self, title: str, text: str) -> bool:
-        """Ask before a bulk change (always yes when not interactive: tests, screenshots)."""
-        if not self.interactive:
-            return True
-        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-                                      QMessageBox.StandardButton.Cancel)
-        return answer == QMessageBox.StandardButton.Yes
-
-    def shown_ids(self) -> list[int]:
-        return [int(i) for i in self.model.ids()]
-
-    def decide_shown(self, action: str) -> None:
-        """Approve or reject every record the filter shows, after asking: one undo step."""
-        if self.project is None:
-            return
-        ids = self.shown_ids()
-        if not ids:
-            self.statusBar().showMessage("No record is shown", 4000)
-            return
-        verb = {"approve": "Approve", "reject": "Reject"}[action]
-        filtered = self.model.rowCount() != self.project.count()
-        scope = "every record the current filter shows" if filtered else "every record in the project"
-        if not self._confirm(f"{verb} {len(ids):,} records?",
-                             f"{verb} {scope} ({len(ids):,} records)?\n\nThis is one step: Ctrl+Z undoes it."):
-            return
-        if self._apply("decision", lambda: getattr(self.project, action)(ids), ids):
-            self.statusBar().showMessage(f"{PAST[action]} {len(ids):,} records (saved; Ctrl+Z undoes)", 6000)
-
-    def label_shown(self) -> None:
-        """Add one label to every record the filter shows (one undo step)."""
-        if self.project is None or not self.model.rowCount():
-            return
-        ids = self.shown_ids()
-        label = self.ask_text("Label all shown", f"Label to add to the {len(ids):,} records shown:")
-        if not label or not label.strip():
-            return
-        if self._apply("labels", lambda: self.project.add_label(ids, label.strip()), ids):
-            self._refresh_labels()
-            self.statusBar().showMessage(f"Labelled {len(ids):,} records '{label.strip()}' (saved)", 6000)
-
-    def ask_text(self, title: str, prompt: str, text: str = "") -> Optional[str]:
-        """A one-line question (tests replace it: offscreen there is nobody to answer)."""
-        answer, ok = QInputDialog.getText(self, title, prompt, text=text)
-        return answer if ok else None
-
-    # -- who decides ---------------------------------------------------------------------------
-    def reviewer_name(self) -> str:
-        return appsettings.reviewer_name(self.settings)
-
-    def ask_reviewer_name(self) -> None:
-        current = self.reviewer_name() or (self.project.reviewer if self.project is not None else "") or ""
-        name = self.ask_text("Reviewer name", "Your name in the decision log of every project you open:", current)
-        if name is not None:
-            self.set_reviewer_name(name)
-
-    def set_reviewer_name(self, name: str) -> None:
-        """Remember the name and log the open project's next decisions under it."""
-        appsettings.set_reviewer_name(name, self.settings)
-        if self.project is not None:
-            self._apply_reviewer(self.project)
-        self._update_counts()
-
-    def _apply_reviewer(self, project: Project) -> None:
-        """Decisions made from here on carry the remembered name (a project imported with a
-        reviewer keeps that one until a name is set in the app)."""
-        name = self.reviewer_name()
-        if name and project.reviewer != name:
-            try:
-                project.reviewer = name
-            except Exception:  # noqa: BLE001 - a read-only project: its decisions cannot change anyway
-                pass
-
-    def set_labels(self, labels: list) -> None:
-        """Give the selected records these labels (from the notes panel)."""
-        ids = self.selected_ids()
-        if self.project is None or not ids:
-            return
-        if self._apply("labels", lambda: self.project.set_labels(ids, labels), ids):
-            self._refresh_labels()
-            self.statusBar().showMessage(f"Labels saved for {len(ids):,} record{'s' if len(ids) != 1 else ''}", 4000)
-
-    def set_note(self, record_id: int, note: str) -> None:
-        if self.project is None:
-            return
-        if self._apply("note", lambda: self.project.set_note(record_id, note), [record_id]):
-            self.statusBar().showMessage("Note saved", 3000)
-
-    def focus_labels(self) -> None:
-        if self.project is not None and self.current_id() is not None:
-            self.tabs.setCurrentWidget(self.records_page)
-            self.notes.labels.setFocus()
-            self.notes.labels.selectAll()
-
-    def _refresh_labels(self) -> None:
-        labels = self.project.all_labels() if self.project is not None else {}
-        self.filter_bar.set_labels(labels)
-        self.notes.set_known_labels(labels)
-
-    def edit_current(self) -> None:
-        """Edit the current record in a dialog; the checked result is saved as an edit."""
-        rid = self.current_id()
-        if self.project is None or rid is None:
-            return
-        dialog = EditDialog(self.project.get(rid), self)
-        self.edit_dialog = dialog  # tests drive it
-        if not self.interactive:
-            dialog.setModal(False)
-            dialog.accepted.connect(lambda: self._save_edit(rid, dialog))
-            dialog.show()
-            return
-        if dialog.exec() == QDialog.DialogCode.Accepted:
-            self._save_edit(rid, dialog)
-
-    def _save_edit(self, rid: int, dialog: "EditDialog") -> None:
-        record = dialog.record()
-        if record is None or dialog.unchanged():
-            self.statusBar().showMessage("Nothing changed", 3000)
-            return
-        if self._apply("edit", lambda: self.project.edit(rid, record), [rid]):
-            self.statusBar().showMessage("Edit saved; the original is kept (Restore original brings it back)", 6000)
-
-    def restore_current(self) -> None:
-        rid = self.current_id()
-        if self.project is None or rid is None or not self.project.get(rid).is_edited:
-            return
-        if self._apply("restore", lambda: self.project.restore_original(rid), [rid]):
-            self.statusBar().showMessage("Original restored (Ctrl+Z undoes)", 5000)
-
-    def undo(self) -> None:
-        self._undo_redo(True)
-
-    def redo(self) -> None:
-        self._undo_redo(False)
-
-    def _undo_redo(self, undo: bool) -> None:
-        if self.project is None:
-            return
-        info = self.project.peek_undo() if undo else self.project.peek_redo()
-        try:
-            ids = self.project.undo() if undo else self.project.redo()
-        except Exception as exc:  # noqa: BLE001
-            import traceback
-
-            self.report_error("Could not undo" if undo else "Could not redo", describe_error(exc),
-                              traceback.format_exc())
-            return
-        if ids is None:
-            self.statusBar().showMessage("Nothing to undo" if undo else "Nothing to redo", 4000)
-            return
-        self._after_change(ids)
-        self._refresh_labels()
-        self.select_ids(ids)
-        what = (info or {}).get("action", "decision").replace("_", " ")
-        self.statusBar().showMessage(
-            f"{'Undid' if undo else 'Redid'} {what} of {len(ids):,} record{'s' if len(ids) != 1 else ''}", 4000)
-
-    def _after_change(self, ids: list, source: Optional[QWidget] = None) -> None:
-        """The store changed these records: repaint the table, counts and the other views."""
-        self.model.refresh(ids)
-        self._update_counts()
-        self._update_enabled()
-        if self.current_id() in ids:
-            self._show_current()
-        for view in self.views.values():
-            if view is not source:
-                view.refresh(list(ids))
-        self.records_changed.emit(list(ids))
-
-    # -- status ------------------------------------------------------------------------------------------------
-    def _update_title(self) -> None:
-        if self.project is None:
-            self.setWindowTitle("ftcurate")
-        else:
-            name = os.path.splitext(os.path.basename(self.project.path))[0]
-            self.setWindowTitle(f"{name} — ftcurate")
-
-    def _update_counts(self) -> None:
-        if self.project is None:
-            self.counts_label.setText("")
-            return
-        counts = self.project.status_counts()
-        total = sum(counts.values())
-        parts = []
-        for st in STATUSES:
-            parts.append(f'<span style="color:{STATUS_COLORS[st]}">&#9679;</span> {counts.get(st, 0):,} '
-                         f"{STATUS_LABELS[st].lower()}")
-        test = self.project.count(split="test")
-        tail = f"{total:,} records" + (f" ({test:,} test)" if test else "")
-        who = self.project.reviewer
-        if who:
-            tail += f"&nbsp;&nbsp;&middot;&nbsp;&nbsp;reviewer: {html.escape(who)}"
-        self.counts_label.setText("&nbsp;&nbsp;&nbsp;".join(parts) + f"&nbsp;&nbsp;&nbsp;&middot;&nbsp;&nbsp;{tail}&nbsp;")
-        self.counts_label.setToolTip("Decisions are logged under this name (Edit ▸ Reviewer name…)" if who else
-                                     "Set your name for the decision log: Edit ▸ Reviewer name…")
-
-    def _reset_filter_widgets(self) -> None:
-        """Every filter back to "all", search box empty, without firing the filter."""
-        self.filter_bar.reset()
-
-    def _update_filter_label(self) -> None:
-        if self.project is None:
-            self.count_label.setText("")
-            return
-        shown = self.model.rowCount()
-        total = self.project.count()
-        self.count_label.setText(f"{shown:,} records" if shown == total else f"{shown:,} of {total:,} records")
-
-    def _update_enabled(self) -> None:
-        has = self.project is not None
-        on_records = has and self.tabs.currentIndex() == 0  # the Records tab
-        for act in (self.act_close, self.act_find, self.act_export, self.act_clear_filters):
-            act.setEnabled(has)
-        # the one-key review actions act on the Records table: off while another view
-        # (with its own keys) is in front
-        for act in (self.act_approve, self.act_reject, self.act_reset, self.act_next, self.act_prev,
-                    self.act_next_unreviewed, self.act_edit, self.act_labels, self.act_approve_shown,
-                    self.act_reject_shown, self.act_label_shown):
-            act.setEnabled(on_records)
-        if self.is_previewing():  # browsing a big file while it imports
-            self.act_next.setEnabled(True)
-            self.act_prev.setEnabled(True)
-        if not on_records:
-            self.act_restore.setEnabled(False)
-        self.act_scan.setEnabled(has and not self.is_scanning())
-        self.act_undo.setEnabled(has and self.project.can_undo())
-        self.act_redo.setEnabled(has and self.project.can_redo())
-        if has:
-            nxt = self.project.peek_undo()
-            self.act_undo.setText(f"&Undo {nxt['action'].replace('_', ' ')}" if nxt else "&Undo")
-            nxt = self.project.peek_redo()
-            self.act_redo.setText(f"&Redo {nxt['action'].replace('_', ' ')}" if nxt else "&Redo")
-        else:
-            self.act_undo.setText("&Undo")
-            self.act_redo.setText("&Redo")
-        self.act_undo.setIconText("Undo")
-        self.act_redo.setIconText("Redo")
-
     def report_error(self, title: str, message: str, details: str = "") -> None:
         """Tell the user: a message box with details (interactive), the status bar, a signal."""
         self.statusBar().showMessage(message.splitlines()[0] if message else title, 10000)
@@ -1502,35 +749,6 @@ class MainWindow(QMainWindow):
                 box.setDetailedText(details)
             box.exec()
 
-    # -- help ----------------------------------------------------------------------------------------------------
-    def review_actions(self) -> list[QAction]:
-        actions = [self.act_approve, self.act_reject, self.act_reset, self.act_edit, self.act_labels,
-                   self.act_next, self.act_prev, self.act_next_unreviewed, self.act_approve_shown,
-                   self.act_reject_shown, self.act_label_shown, self.act_undo, self.act_redo, self.act_find,
-                   self.act_clear_filters, self.act_scan, self.act_export, self.act_import, self.act_open_dataset,
-                   self.act_open_project, self.act_close, self.act_shortcuts, self.act_quit]
-        for view in self.views.values():
-            actions += list(view.actions()) if hasattr(view, "actions") else []
-        return actions
-
-    def show_shortcuts(self) -> None:
-        if self._shortcuts_dialog is None:
-            self._shortcuts_dialog = ShortcutsDialog(self.review_actions(), self)
-        self._shortcuts_dialog.show()
-        self._shortcuts_dialog.raise_()
-
-    def show_about(self) -> None:
-        QMessageBox.about(
-            self,
-            "About ftcurate",
-            f"<h3>ftcurate {__version__}</h3>"
-            "<p>Curate fine-tuning datasets: review conversations, find duplicates, outliers, "
-            "leakage and bad answers, then export a clean set.</p>"
-            "<p>Everything runs on this computer; nothing is sent anywhere.</p>"
-            "<p>Licensed under the Apache License 2.0.</p>",
-        )
-
-    # -- drag and drop ---------------------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if any(u.isLocalFile() for u in event.mimeData().urls()):
             event.acceptProposedAction()
@@ -1551,7 +769,6 @@ class MainWindow(QMainWindow):
         projects = [p for p in paths if tasks.is_project_file(p)]
         self.open_path(projects[0] if projects else paths[0])
 
-    # -- shutdown ----------------------------------------------------------------------------------------------
     def shutdown(self) -> None:
         """Cancel background work, wait for it, close the project."""
         self._pending_open = None
