@@ -30,7 +30,7 @@ from PySide6.QtCore import QSettings, QStandardPaths  # noqa: E402
 from ftcurate.core.progress import Cancelled  # noqa: E402
 from ftcurate.core.project.records import Message, Record  # noqa: E402
 from ftcurate.core.project.store import Project  # noqa: E402
-from ftcurate.gui import train_view  # noqa: E402
+from ftcurate.gui import train_settings  # noqa: E402
 from ftcurate.gui.charts import LossChart, ema, loss_curves  # noqa: E402
 from ftcurate.gui.train_view import TrainingView  # noqa: E402
 from ftcurate.train.config import TrainConfig  # noqa: E402
@@ -67,7 +67,7 @@ def home(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def cpu(monkeypatch):
     """The device as if detected: the CPU (no torch import in these tests)."""
-    monkeypatch.setattr(train_view, "_DEVICE", ("cpu", None))
+    monkeypatch.setattr(train_settings, "_DEVICE", ("cpu", None))
 
 
 @pytest.fixture
@@ -318,7 +318,7 @@ def test_model_folder_check_and_memory_estimate(make_view, model_dir, tmp_path):
 
 
 def test_won_t_fit_is_shown(make_view, tmp_path, monkeypatch):
-    monkeypatch.setattr(train_view, "_DEVICE", ("cuda", 8 << 30))
+    monkeypatch.setattr(train_settings, "_DEVICE", ("cuda", 8 << 30))
     big = tmp_path / "big"
     big.mkdir()
     (big / "config.json").write_text(json.dumps(dict(hidden_size=4096, num_hidden_layers=32, intermediate_size=11008,
@@ -660,7 +660,7 @@ def test_real_engine_demo_model_short_run_and_evaluation(qtbot, home, tmp_path):
         demo = blocker.args[0]
         assert demo == str(home / "demo-model") and view.model_edit.text() == demo
         assert "demo model" in view.model_status.text()
-        qtbot.waitUntil(lambda: train_view._DEVICE is not None, timeout=60_000)  # detected in a worker
+        qtbot.waitUntil(lambda: train_settings._DEVICE is not None, timeout=60_000)  # detected in a worker
         view.refresh_checks()
         assert view.estimate is not None
 
