@@ -109,6 +109,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
 
         self._build_actions()
         self._build_central()
+        self._build_tab_actions()
         self._build_dock()
         self._build_menus()
         self._build_toolbar()
@@ -154,6 +155,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.setAcceptDrops(False)
+        self.table.setTabKeyNavigation(False)  # Tab moves on to the detail pane; arrows and J/K move between rows
         self.table.setIconSize(QSize(12, 12))
         vh = self.table.verticalHeader()
         vh.hide()
@@ -166,6 +168,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
             hh.resizeSection(col, width)
         hh.setSectionResizeMode(RecordTableModel.COL_FIRST_USER, QHeaderView.ResizeMode.Stretch)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
         self.file_model = FileTableModel(parent=self)  # a big dataset's file, shown while it imports
         self._preview_worker: Optional[Worker] = None
 
@@ -621,6 +624,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
     def _use_model(self, model) -> None:
         self.table.setModel(model)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
 
     def _fail_load(self, message: str, details: str = "") -> None:
         if self.is_previewing():

@@ -171,6 +171,7 @@ class NotesPanel(QWidget):
     """Labels, note, Edit and Restore for the record in the detail pane. Changes are
     announced by signals; the window saves them."""
 
+    _NOTE_HINT = "Note for this record (saved when you leave the box or press Ctrl+Enter)"
     labels_edited = Signal(list)
     note_edited = Signal(int, str)  # record id, note
     edit_requested = Signal()
@@ -203,9 +204,10 @@ class NotesPanel(QWidget):
         row.addWidget(self.restore_button)
         lay.addLayout(row)
         self.note = QPlainTextEdit()
-        self.note.setPlaceholderText("Note for this record (saved when you leave the box or press Ctrl+Enter)")
+        self.note.setPlaceholderText(self._NOTE_HINT)
         self.note.setToolTip("A free-text note, saved with the record and exported in the decision log")
         self.note.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 14)
+        self.note.setTabChangesFocus(True)  # Tab leaves the box instead of typing a tab
         self.note.installEventFilter(self)
         lay.addWidget(self.note)
         self._shown_labels: list[str] = []
@@ -243,6 +245,8 @@ class NotesPanel(QWidget):
         self.note.setPlainText(self._shown_note)
         self.note.blockSignals(False)
         self.note.setEnabled(on and many == 1)
+        self.note.setPlaceholderText(self._NOTE_HINT if many == 1 else
+                                     f"{many:,} records are selected: notes are for one record at a time")
         self.restore_button.setEnabled(bool(sr and sr.is_edited))
 
     def current_labels(self) -> list[str]:

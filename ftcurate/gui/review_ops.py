@@ -146,6 +146,11 @@ class ReviewMixin:
         self.notes.commit()  # a note being typed belongs to the record it was typed for
         self._show_current()
 
+    def _on_selection_changed(self, *_args) -> None:
+        """More or fewer rows selected: the detail pane and the notes say how many."""
+        if self.detail.selected != len(self.selected_ids()):
+            self._show_current()
+
     def _show_current(self) -> None:
         if self.is_previewing():
             row = self.table.currentIndex().row()
@@ -164,8 +169,9 @@ class ReviewMixin:
             self.detail.show_placeholder("This record is no longer in the project.")
             self.notes.set_record(None)
             return
-        self.detail.show_record(sr, self.record_findings(rid))
-        self.notes.set_record(sr, many=len(self.selected_ids()))
+        many = len(self.selected_ids())
+        self.detail.show_record(sr, self.record_findings(rid), selected=many)
+        self.notes.set_record(sr, many=many)
         self.act_restore.setEnabled(sr.is_edited)
         self._state_timer.start()
 
@@ -339,6 +345,10 @@ class ReviewMixin:
         """Edit the current record in a dialog; the checked result is saved as an edit."""
         rid = self.current_id()
         if self.project is None or rid is None:
+            return
+        if len(self.selected_ids()) > 1:
+            self.statusBar().showMessage("Edits are for one record at a time: select a single record to edit it",
+                                         5000)
             return
         dialog = EditDialog(self.project.get(rid), self)
         self.edit_dialog = dialog  # tests drive it

@@ -51,6 +51,8 @@ def dark_palette() -> QPalette:
         p.setColor(group, QPalette.ColorRole.Mid, QColor("#24282c"))
         p.setColor(group, QPalette.ColorRole.Dark, QColor("#141619"))
         p.setColor(group, QPalette.ColorRole.Shadow, QColor("#000000"))
+    # a disabled box is drawn on the window colour, not as an input field (it must look off)
+    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Base, window)
     p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#6c757d"))
     p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor("#6c757d"))
     p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#6c757d"))

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QDialog, QDialog
                                QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
 from ..core.project.store import StoredRecord
+from .keys import action_keys
 from .models import STATUS_COLORS, STATUS_LABELS
 from .settings import ICON_PATH
 
@@ -60,17 +61,22 @@ def _pretty_json(value) -> str:
         return str(value)
 
 
-def conversation_html(sr: StoredRecord, findings: Iterable[tuple[str, str]] = ()) -> str:
+def conversation_html(sr: StoredRecord, findings: Iterable[tuple[str, str]] = (), selected: int = 1) -> str:
     """Simple, escaped HTML for one stored record: a header line, what the last scan found
-    (``findings``: (kind, reason) pairs), then one box a message."""
+    (``findings``: (kind, reason) pairs), then one box a message. ``selected`` > 1: that many
+    records are selected (said first: decisions and labels go to all of them)."""
     rec = sr.record
     styles, _TEXT, _MUTED, _bg = _palette()
     color = STATUS_COLORS.get(sr.status, _MUTED)
     where = os.path.basename(rec.source.file) or "?"
     if sr.line is not None:
         where += f", line {sr.line}"
-    parts = [
-        f'<html><body style="color:{_TEXT}">',
+    parts = [f'<html><body style="color:{_TEXT}">']
+    if selected > 1:
+        parts.append(f'<p style="font-size:large; font-weight:600">{selected:,} records selected</p>'
+                     f'<p style="color:{_MUTED}">Approve, reject, reset and labels apply to all {selected:,}; '
+                     "notes and edits are for one record at a time. Below: the current record.</p><hr>")
+    parts += [
         '<table width="100%" cellspacing="0" cellpadding="0"><tr><td>',
         f'<span style="font-size:large; font-weight:600">Record {sr.index}</span>'
         f'&nbsp;&nbsp;<span style="color:{color}; font-weight:600">&#9679; '
@@ -148,19 +154,22 @@ class ConversationView(QTextBrowser):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.document().setDocumentMargin(12)
         self.record_id: Optional[int] = None
+        self.selected = 0  # records selected when the record was shown
         self.show_placeholder()
 
     def _paint_background(self) -> None:
         self.setStyleSheet(f"QTextBrowser {{ background: {_palette()[3]}; }}")
 
-    def show_record(self, sr: Optional[StoredRecord], findings: Iterable[tuple[str, str]] = ()) -> None:
+    def show_record(self, sr: Optional[StoredRecord], findings: Iterable[tuple[str, str]] = (),
+                    selected: int = 1) -> None:
         if sr is None:
             self.show_placeholder()
             return
         keep = self.verticalScrollBar().value() if sr.id == self.record_id else 0
         self.record_id = sr.id
+        self.selected = selected
         self._paint_background()
-        self.setHtml(conversation_html(sr, findings))
+        self.setHtml(conversation_html(sr, findings, selected))
         self.verticalScrollBar().setValue(keep)
 
     def show_placeholder(self, text: str = "Select a record to read it here.") -> None:
@@ -418,6 +427,7 @@ def list_table(model, name: str = "", multi: bool = False, widths: Iterable[tupl
     view.setWordWrap(False)
     view.setTextElideMode(Qt.TextElideMode.ElideRight)
     view.setCornerButtonEnabled(False)
+    view.setTabKeyNavigation(False)  # Tab leaves the table (arrows move between rows)
     if tip:
         view.setToolTip(tip)
     hh = view.horizontalHeader()
@@ -438,9 +448,9 @@ class ShortcutsDialog(QDialog):
         layout = QVBoxLayout(self)
         rows = []
         for action in actions:
-            keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()]
+            keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in action_keys(action)]
             if keys:
-                what = action.property("help") or action.text()
+                what = str(action.property("help") or action.text()).split("\t")[0]
                 rows.append((" or ".join(keys), str(what).replace("&", "").rstrip("…").rstrip(".")))
         table = QTableWidget(len(rows), 2)
         table.setHorizontalHeaderLabels(["Keys", "Action"])
@@ -466,8 +476,10 @@ class ShortcutsDialog(QDialog):
             table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         table.setMinimumHeight(min(full, room))
         layout.addWidget(table)
-        note = QLabel("Single-letter keys work anywhere except while typing in the search box. "
-                      "Decisions are saved at once and can be undone.")
+        note = QLabel("Single-letter keys act on what you see: never while you type in a box, and "
+                      "not while the keyboard focus is in a hidden panel. Alt+1…Alt+6 or Ctrl+Tab move "
+                      "between tabs; Tab moves between the parts of a tab. Decisions are saved at once "
+                      "and can be undone.")
         note.setWordWrap(True)
         note.setStyleSheet(f"color: {_MUTED}")
         layout.addWidget(note)

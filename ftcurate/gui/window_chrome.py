@@ -15,6 +15,7 @@ from .. import __version__
 from ..core.project.store import STATUSES
 from . import theme
 from .models import STATUS_COLORS, STATUS_LABELS
+from .keys import is_single_key, key_shortcut
 from .widgets import ShortcutsDialog, drawn_icon
 from .workers import TaskProgress
 
@@ -23,14 +24,18 @@ class ChromeMixin:
     """Actions (one per command, with keys and tooltips), menus, toolbar, status bar."""
 
     def _action(self, text: str, slot, shortcuts: Iterable[str] = (), tip: str = "", icon=None,
-                checkable: bool = False) -> QAction:
+                checkable: bool = False, repeat: bool = False) -> QAction:
+        """An action with keys; single keys (A, Shift+R, ?) only act where the user can see
+        the focus and never while they type (see :mod:`ftcurate.gui.keys`)."""
         act = QAction(text, self)
         act.setProperty("help", text)  # the shortcuts sheet shows this, not the changing menu text
         if icon is not None:
             act.setIcon(icon)
-        keys = [QKeySequence(k) if isinstance(k, str) else QKeySequence(k) for k in shortcuts]
-        if keys:
-            act.setShortcuts(keys)
+        keys = [QKeySequence(k) for k in shortcuts]
+        act.setShortcuts([k for k in keys if not is_single_key(k)])
+        single = [k for k in keys if is_single_key(k)]
+        if single:
+            key_shortcut(self, act, single, self._key_blocked, repeat=repeat)
         if tip:
             keytext = keys[0].toString(QKeySequence.SequenceFormat.NativeText) if keys else ""
             act.setToolTip(f"{tip} ({keytext})" if keytext else tip)
@@ -63,9 +68,9 @@ class ChromeMixin:
         self.act_reset = a("Reset to &unreviewed", lambda: self.decide("reset"), ["U"],
                            "Mark the selected records unreviewed again", drawn_icon("reset"))
         self.act_next = a("&Next record", lambda: self.move_selection(1), ["J"], "Go to the next record",
-                          drawn_icon("next"))
+                          drawn_icon("next"), repeat=True)
         self.act_prev = a("&Previous record", lambda: self.move_selection(-1), ["K"],
-                          "Go to the previous record", drawn_icon("previous"))
+                          "Go to the previous record", drawn_icon("previous"), repeat=True)
         self.act_next_unreviewed = a("Next &unreviewed", self.next_unreviewed, ["N"],
                                      "Go to the next unreviewed record", drawn_icon("next-unreviewed"))
         self.act_advance = a("Advance after decision", self._set_advance, [],
@@ -107,6 +112,50 @@ class ChromeMixin:
         self.act_edit.setIconText("Edit")
         self.act_open_dataset.setIconText("Open dataset")
         self.act_open_project.setIconText("Open project")
+
+    def _build_tab_actions(self) -> None:
+        """Alt+1…Alt+N show a tab; Ctrl+Tab / Ctrl+PgDown and Ctrl+Shift+Tab / Ctrl+PgUp step
+        through them (listed in View ▸ Go to and the shortcut sheet)."""
+        self.tab_actions = []
+        for i in range(self.tabs.count()):
+            title = self.tabs.tabText(i)
+            plain = title.replace("&&", "&")
+            act = self._action(f"&{i + 1} {title}", lambda i=i: self.go_to_tab(i), [f"Alt+{i + 1}"],
+                               f"Show the {plain} tab")
+            act.setProperty("help", f"Go to the {plain} tab")
+            self.tab_actions.append(act)
+        self.act_next_tab = self._action("&Next tab", lambda: self.step_tab(1), ["Ctrl+Tab", "Ctrl+PgDown"],
+                                         "Show the next tab")
+        self.act_prev_tab = self._action("&Previous tab", lambda: self.step_tab(-1),
+                                         ["Ctrl+Shift+Tab", "Ctrl+Shift+Backtab", "Ctrl+PgUp"],
+                                         "Show the previous tab")
+
+    def go_to_tab(self, index: int) -> None:
+        """Show tab ``index`` and put the keyboard focus in its main list, so its keys work."""
+        if self.project is None or not 0 <= index < self.tabs.count():
+            return
+        self.stack.setCurrentWidget(self.review_page)
+        self.tabs.setCurrentIndex(index)
+        view = self._tab_view(index)
+        if view is self.records_page:
+            self.table.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        elif hasattr(view, "focus_main"):
+            view.focus_main()
+        elif hasattr(view, "table"):
+            view.table.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        else:
+            view.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def step_tab(self, step: int) -> None:
+        if self.tabs.count():
+            self.go_to_tab((self.tabs.currentIndex() + step) % self.tabs.count())
+
+    def _key_blocked(self, action: QAction) -> None:
+        """A single key pressed while the focus is somewhere the user cannot see (or in a
+        text box): nothing happens, and the status bar says why."""
+        what = str(action.property("help") or action.text()).split("\t")[0].replace("&", "").rstrip("…")
+        self.statusBar().showMessage(f"{what}: not done — the keyboard focus is not on the records. "
+                                     "Click the table or press Alt+1.", 6000)
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
@@ -154,6 +203,11 @@ class ChromeMixin:
 
         self.view_menu = mb.addMenu("&View")
         self.tab_menu = self.view_menu.addMenu("&Go to")
+        for act in self.tab_actions:
+            self.tab_menu.addAction(act)
+        self.tab_menu.addSeparator()
+        self.tab_menu.addAction(self.act_next_tab)
+        self.tab_menu.addAction(self.act_prev_tab)
         self.theme_menu = self.view_menu.addMenu("&Theme")
         theme_group = QActionGroup(self)
         current = theme.saved_theme(self.settings)
@@ -266,7 +320,8 @@ class ChromeMixin:
                    self.act_next, self.act_prev, self.act_next_unreviewed, self.act_approve_shown,
                    self.act_reject_shown, self.act_label_shown, self.act_undo, self.act_redo, self.act_find,
                    self.act_clear_filters, self.act_scan, self.act_export, self.act_import, self.act_open_dataset,
-                   self.act_open_project, self.act_close, self.act_shortcuts, self.act_quit]
+                   self.act_open_project, self.act_close, self.act_shortcuts, self.act_quit,
+                   *self.tab_actions, self.act_next_tab, self.act_prev_tab]
         for view in self.views.values():
             actions += list(view.actions()) if hasattr(view, "actions") else []
         return actions
