@@ -167,8 +167,11 @@ def cmd_scan(args) -> int:
         if args.test:
             raise CliError("to scan a project against a test file, import it: ftcurate import TEST "
                            "--project P --role test", "bad_arguments")
+        from .core.project.numbering import number_report
+
         with _open_project(args.train) as project:
-            report = scan_project(project, settings, progress=progress)
+            # records named by their index in the source file: the numbers `decide` takes
+            report = number_report(project, scan_project(project, settings, progress=progress))
     else:
         report = scan_files(args.train, args.test, args.format, _mapping(args), settings, progress=progress)
     if progress:
@@ -214,8 +217,16 @@ def _quiet_ml_libraries() -> None:
 
 def _train_config(args):
     from .train import TrainConfig
+    from .train.runfiles import load_run_config
 
-    config = TrainConfig.from_json(args.config) if args.config else TrainConfig(model_dir="")
+    config = load_run_config(args.config) if args.config else TrainConfig(model_dir="")
+    if config.trust_remote_code and not args.trust_remote_code:
+        # Never carried over from a settings file (e.g. another run's) without being asked for.
+        config.trust_remote_code = False
+        print(f"ftcurate train: {args.config} turns on trust_remote_code; left off (pass --trust-remote-code to run "
+              "the Python code in the model folder)", file=sys.stderr)
+    if args.trust_remote_code:
+        config.trust_remote_code = True
     overrides = {"model_dir": args.model, "output_dir": args.output, "max_steps": args.max_steps,
                  "epochs": args.epochs, "learning_rate": args.lr, "lora_r": args.lora_r, "method": args.method,
                  "batch_size": args.batch_size, "max_seq_len": args.max_seq_len, "eval_steps": args.eval_steps,
@@ -259,6 +270,7 @@ def cmd_train(args) -> int:
     import threading
 
     from .train import LeakageError, TrainError, load_data, train
+    from .train.data import public_leak
 
     config = _train_config(args)
     _quiet_ml_libraries()
@@ -294,10 +306,11 @@ def cmd_train(args) -> int:
         previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         result = train(config, data, progress=None, cancel=lambda: flags["cancel"], on_event=on_event,
-                       stop=lambda: flags["stop"], resume=args.resume)
+                       stop=lambda: flags["stop"], resume=args.resume, full_paths=args.full_paths)
     except LeakageError as exc:
         if args.json:
-            json.dump({"error": exc.key, "message": str(exc), "leaks": exc.leaks}, sys.stdout, ensure_ascii=False)
+            json.dump({"error": exc.key, "message": str(exc), "leaks": [public_leak(h) for h in exc.leaks]},
+                      sys.stdout, ensure_ascii=False)
             sys.stdout.write("\n")
         print(f"ftcurate train: {exc}", file=sys.stderr)
         return EXIT_ERRORS
@@ -318,10 +331,15 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .train.evaluate import evaluate, save_report
+    from .train.runfiles import run_model_dir
 
+    model = args.model or (run_model_dir(args.adapter) if args.adapter else None)
+    if not model:
+        raise CliError("no base model: pass --model (the adapter's run_config.json does not lead to the model "
+                       "folder)" if args.adapter else "pass --model", "bad_arguments")
     _quiet_ml_libraries()
     progress = _progress_printer(args)
-    report = evaluate(args.model, args.data, adapter_dir=args.adapter, max_new_tokens=args.max_new_tokens,
+    report = evaluate(model, args.data, adapter_dir=args.adapter, max_new_tokens=args.max_new_tokens,
                       num_generations=args.generations, progress=progress, general_path=args.general)
     if progress:
         sys.stderr.write("\n")
@@ -477,11 +495,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-packing", action="store_true", help="padded batches instead of padding-free packing")
     sp.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
     sp.add_argument("--allow-leakage", action="store_true", help=help_text("allow_leakage"))
+    sp.add_argument("--trust-remote-code", action="store_true",
+                    help=help_text("trust_remote_code") + " A --config file cannot turn it on by itself.")
+    sp.add_argument("--full-paths", action="store_true",
+                    help="write the full model and output paths into run_config.json and the adapter files "
+                         "(default: relative to the run folder, or the model folder's name)")
     sp.add_argument("--json", action="store_true", help="print one JSON event per line")
     sp.set_defaults(func=cmd_train)
 
     sp = sub.add_parser("evaluate", help="compare the base model and its adapter on held-out data")
-    sp.add_argument("--model", required=True, help="base model folder")
+    sp.add_argument("--model", help="base model folder (default with --adapter: the one its run was trained on, "
+                                    "when run_config.json still leads to it)")
     sp.add_argument("--adapter", help="adapter folder (a training output folder)")
     sp.add_argument("--data", required=True, help="held-out file, or a project (its test split)")
     sp.add_argument("--max-new-tokens", type=int, default=64, help="tokens per generated answer (default 64)")

@@ -99,6 +99,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         self.report: Optional[dict] = None  # the last quality scan report of the open project
         self.frame = RecordFrame()  # the table's columns (numpy) of the open project
         self._findings_index: Optional[dict] = None  # record id -> [(kind, reason)], built on demand
+        self._numbers: Optional[dict] = None  # record id -> its index in its file, for the report's records
         # settings for the next quality scan (None: the defaults); tests set a faster one
         self.scan_settings: Optional[ScanSettings] = None
 
@@ -669,6 +670,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         frame = getattr(info, "frame", None) if info is not None else None
         self.frame = frame if frame is not None else RecordFrame.from_project(project, report)
         self._findings_index = None
+        self._numbers = None
         appsettings.add_recent_project(project.path, self.settings)
         self._apply_reviewer(project)
         self._refresh_start_page()
@@ -728,6 +730,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         self.report = None
         self.frame = RecordFrame()
         self._findings_index = None
+        self._numbers = None
         self.model.set_project(None)
         self.notes.set_record(None)
         self.problems_model.clear()

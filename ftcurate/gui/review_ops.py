@@ -181,7 +181,7 @@ class ReviewMixin:
             return []
         if self._findings_index is None:
             index: dict[int, list] = {}
-            for f in findings_from_report(self.report):
+            for f in findings_from_report(self.report, numbers=self._record_numbers(self.report)):
                 index.setdefault(f.record_id, []).append((f.kind, f.detail))
             self._findings_index = index
         return self._findings_index.get(record_id, [])
@@ -195,7 +195,7 @@ class ReviewMixin:
             self._reset_filters()
             row = self.model.row_of(record_id)
         if row is None:
-            self.statusBar().showMessage(f"Record {record_id} is no longer in the project", 5000)
+            self.statusBar().showMessage("That record is no longer in the project", 5000)
             return
         self.select_row(row)
 

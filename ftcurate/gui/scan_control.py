@@ -10,7 +10,8 @@ from PySide6.QtCore import Qt, Slot
 
 from ..core.quality.scan import scan_project
 from ..core.project.store import Project
-from .scan_view import report_ids, scan_summary
+from ..core.project.numbering import report_record_ids
+from .scan_view import scan_summary
 from .workers import Worker
 
 def _scan_and_settle(project, progress=None, cancel=None, **kwargs):
@@ -87,16 +88,20 @@ class ScanMixin:
         self._update_enabled()
 
     def _record_numbers(self, report: Optional[dict]) -> dict:
-        """Record id -> the number the main table shows (its index in its file)."""
+        """Record id -> the number people see and ``decide`` takes (its index in its file),
+        for the records the report names; cached until the next report."""
         if self.project is None or not report:
             return {}
-        known = set(self.project.ids())
-        return {sr.id: sr.index for sr in self.project.get_many(sorted(report_ids(report) & known))}
+        if self._numbers is None:
+            ids = sorted(report_record_ids(report))
+            self._numbers = self.frame.numbers(ids)
+        return self._numbers
 
     def _set_report(self, report: Optional[dict]) -> None:
         """A new scan report: table flags and scores, filter choices, views, detail pane."""
         self.report = report
         self._findings_index = None
+        self._numbers = None
         self.frame.apply_report(report)
         self.filter_bar.set_flag_counts(self.frame.flag_counts())
         self.model.refresh_all()

@@ -43,26 +43,6 @@ class Finding:
     number: Optional[int] = None  # what the main table's "#" column shows for it
 
 
-def report_ids(report: Optional[dict]) -> set[int]:
-    """Every record id a report mentions (training, test and validation records)."""
-    out: set[int] = set()
-    if not report:
-        return out
-    for key in ("exact_duplicates", "conflicting"):
-        for group in report.get(key) or []:
-            out.update(int(i) for i in group)
-    for cluster in report.get("near_duplicate_clusters") or []:
-        out.update(int(i) for i in cluster.get("indices") or [])
-    for p in report.get("semantic_duplicates") or []:
-        out.update((int(p["a"]), int(p["b"])))
-    for key in ("outliers", "length_outliers", "flags", "leakage", "validation_leakage"):
-        for h in report.get(key) or []:
-            out.add(int(h["index"]))
-            if "test_index" in h:
-                out.add(int(h["test_index"]))
-    return out
-
-
 def _ids(values, num) -> str:
     return ", ".join(str(num(v)) for v in values)
 

@@ -143,6 +143,13 @@ class RecordFrame:
         ok = (len(self) > 0) & (self.ids[pos] == ids) if len(self) else np.zeros(ids.shape, bool)
         return np.where(ok, pos, -1)
 
+    def numbers(self, ids: Sequence[int]) -> dict[int, int]:
+        """Record id -> its index in its source file (the number people see), for the ids in
+        the frame (see :mod:`ftcurate.core.project.numbering`)."""
+        rows = self.rows_of(ids)
+        ok = rows >= 0
+        return dict(zip(np.asarray(ids, np.int64)[ok].tolist(), self.index[rows[ok]].tolist()))
+
     def apply_report(self, report: Optional[dict]) -> None:
         """Set the flag bits and outlier scores from a scan report (clears the old ones)."""
         self.flags[:] = 0
