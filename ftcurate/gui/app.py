@@ -95,6 +95,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.theme:
             qsettings.setValue("view/theme", args.theme)
         apply_theme(saved_theme(qsettings))
+        from . import wheel_guard
+
+        wheel_guard.install(app)  # the wheel changes a spin box or combo box only once it has focus
     app.setWindowIcon(app_icon())
 
     from .main_window import MainWindow

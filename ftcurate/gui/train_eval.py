@@ -28,6 +28,7 @@ from ..train.runner import RUN_CONFIG_FILE
 from . import settings as appsettings
 from .train_common import (BAD_COLOR, DATASET_FILTER, MUTED_COLOR, OK_COLOR, WARN_COLOR, WorkerPool, has_adapter,
                            num, status_line, wrap_label)
+from .wheel_guard import guard_wheel
 from .workers import Worker
 
 # -- worker jobs (run in a worker thread; they touch no widget) --------------------------------------
@@ -100,6 +101,7 @@ class EvaluatePanel(QWidget):
         self._eval_run: Optional[str] = None  # the run being evaluated
         self._merge_worker: Optional[Worker] = None
         self._build()
+        guard_wheel(self)
         self._update_buttons()
 
     def _build(self) -> None:

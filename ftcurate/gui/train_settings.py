@@ -30,6 +30,7 @@ from ..train.model import (check_model_folder, create_demo_model, detect_device,
 from . import settings as appsettings
 from .train_common import (BAD_COLOR, DATASET_FILTER, DEMO_DIRNAME, GIB, MUTED_COLOR, OK_COLOR, WARN_COLOR,
                            WorkerPool, approved_counts, runs_root, status_line, wrap_label)
+from .wheel_guard import guard_wheel
 from .workers import Worker, describe_error
 
 _KEY_MODEL = "train/model_dir"
@@ -184,6 +185,7 @@ class TrainSettingsPanel(QScrollArea):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setMinimumWidth(340)
+        guard_wheel(self)  # scrolling the form must not change the field under the pointer
         self._restore()
 
     # =====================================================================================
