@@ -66,19 +66,19 @@ def test_duplicate_pairs_from_a_report():
     pairs = review.duplicate_pairs(REPORT)
     got = [(p.left, p.right, p.kind, p.cluster, p.keeper, p.similarity) for p in pairs]
     assert got == [
-        (5, 6, "exact", 2, 5, 1.0),  # near pair marked exact by the group inside its cluster
-        (7, 8, "exact", 4, 7, 1.0),  # an exact group of its own: similarity 1.0, keeper = first
-        (3, 1, "near", 1, 3, 0.97),  # no direct pair with the keeper: the member's best similarity
-        (3, 2, "near", 1, 3, 0.88),  # the cluster's direct pair similarity
-        (4, 8, "semantic", None, None, 0.955),  # the other two semantic pairs are cluster pairs
-    ]
+        (5, 6, "exact", 1, 5, 1.0),  # near pair marked exact by the group inside its cluster
+        (7, 8, "exact", 2, 7, 1.0),  # an exact group of its own: similarity 1.0, keeper = first
+        (3, 1, "near", 3, 3, 0.97),  # no direct pair with the keeper: the member's best similarity
+        (3, 2, "near", 3, 3, 0.88),  # the cluster's direct pair similarity
+        (4, 8, "semantic", 4, 4, 0.955),  # a cluster of two; the other two semantic pairs are cluster pairs
+    ]  # clusters numbered 1, 2, ... in list order
     # clusters by descending cluster similarity (its lowest pair), pairs inside by similarity
     assert pairs[2].reason == "longest answer (40 chars)"
     # every unordered pair once
     keys = [frozenset(p.ids) for p in pairs]
     assert len(keys) == len(set(keys))
     assert review.duplicate_pairs(None) == [] and review.duplicate_pairs({}) == []
-    assert review.cluster_similarity(review.clusters(pairs)[1]) == 0.88
+    assert review.cluster_similarity(review.clusters(pairs)[3]) == 0.88
 
 
 def test_exact_group_spanning_clusters_uses_the_near_keeper():
@@ -135,12 +135,13 @@ def test_accept_suggestions_is_one_undo_step_and_respects_people(project):
     before = statuses(project)
     # a person already decided: 6 approved (cluster 2's copy: it stands in for keeper 5)
     project.approve(6)
-    # above 0.9: clusters 2 (1.0) and 4 (1.0); cluster 1 (0.88) is not similar enough
+    # above 0.9: clusters 1 (1.0), 2 (1.0) and the semantic pair 4 (0.955); cluster 3 (0.88)
+    # is not similar enough; 8 is a copy in cluster 2, so rejected though it keeps 4's pair
     plan = review.suggestion_plan(project, pairs, 0.9)
-    assert plan == {5: "rejected", 7: "approved", 8: "rejected"}
+    assert plan == {4: "approved", 5: "rejected", 7: "approved", 8: "rejected"}
     n_groups = len(project.history())
-    assert review.accept_suggestions(project, pairs, 0.9) == 3
-    assert len(project.history()) == n_groups + 3
+    assert review.accept_suggestions(project, pairs, 0.9) == 4
+    assert len(project.history()) == n_groups + 4
     assert project.peek_undo()["action"] == "accept_suggestions"
     now = statuses(project)
     assert (now[5], now[6], now[7], now[8]) == ("rejected", "approved", "approved", "rejected")
@@ -150,12 +151,12 @@ def test_accept_suggestions_is_one_undo_step_and_respects_people(project):
     project.undo()  # the whole bulk step at once
     assert statuses(project) == {**before, 6: "approved"}
 
-    # lower threshold: cluster 1 too; keeper 3 approved, 1 and 2 rejected
-    assert review.accept_suggestions(project, pairs, 0.8) == 6
+    # lower threshold: cluster 3 too; keeper 3 approved, 1 and 2 rejected
+    assert review.accept_suggestions(project, pairs, 0.8) == 7
     now = statuses(project)
     assert (now[1], now[2], now[3]) == ("rejected", "rejected", "approved")
-    # semantic pairs carry no suggestion: 4 untouched
-    assert now[4] == "unreviewed"
+    # a semantic pair is a cluster of two with a suggestion too
+    assert now[4] == "approved"
 
 
 def test_accept_suggestions_skips_a_cluster_whose_keeper_a_person_rejected(project):

@@ -2,10 +2,12 @@
 
 :func:`duplicate_pairs` turns a project scan report (see docs/scanning.md; every id in it
 is a project record id) into :class:`DuplicatePair` rows - each near-duplicate cluster's
-members beside its suggested keeper, exact duplicate groups, semantic duplicate pairs -
-and :func:`leak_pairs` into :class:`LeakPair` rows (a training record beside the test or
-validation record it leaks). :func:`word_diff` finds the words that differ between two
-texts so the app can highlight them.
+members beside its suggested keeper, exact duplicate groups, semantic duplicate pairs (a
+cluster of two each) - and :func:`leak_pairs` into :class:`LeakPair` rows (a training record
+beside the test or validation record it leaks, with the scan's evidence).
+:func:`word_diff` finds the words that differ between two texts so the app can highlight
+them; :func:`leak_evidence` and :func:`evidence_spans` say why a leak was flagged and where
+that shows in each text.
 
 Every decision here is one store call, so it is one undo step with its own action name in
 the decision log: :func:`keep_left`, :func:`keep_right`, :func:`keep_both`,
@@ -41,10 +43,10 @@ class DuplicatePair:
     """Two records that look like copies of each other.
 
     ``kind``: "exact" (identical conversations), "near" (MinHash near-duplicates) or
-    "semantic" (same meaning by embeddings). ``cluster``: the number (from 1) of the
-    near-duplicate cluster or exact group the pair belongs to, None for a semantic pair.
-    ``keeper``: the record the scan suggests keeping (always ``left`` when set), None when
-    there is no suggestion. ``reason``: why that one."""
+    "semantic" (same meaning by embeddings). ``cluster``: the number (from 1, in list
+    order) of the cluster the pair belongs to: a near-duplicate cluster, an exact group, or
+    a semantic pair (a cluster of two). ``keeper``: the record the scan suggests keeping
+    (always ``left`` when set), None when there is no suggestion. ``reason``: why that one."""
 
     left: int
     right: int
@@ -63,7 +65,7 @@ def _key(a: int, b: int) -> tuple[int, int]:
     return (a, b) if a < b else (b, a)
 
 
-def duplicate_pairs(report: Optional[dict]) -> list[DuplicatePair]:
+def duplicate_pairs(report: Optional[dict], project=None) -> list[DuplicatePair]:
     """The pairs to review in a project scan report, clusters first.
 
     - each near-duplicate cluster gives one pair per member that is not the keeper, with
@@ -75,13 +77,16 @@ def duplicate_pairs(report: Optional[dict]) -> list[DuplicatePair]:
       that is one of its members. A group whose records all lie in one near-duplicate
       cluster adds no pairs of its own: it only marks those of that cluster's pairs that join
       two identical records as "exact" (similarity 1.0);
-    - semantic duplicate pairs as the scan found them (no suggested keeper), except those
-      whose two records are already in one cluster.
+    - each semantic duplicate pair is a cluster of two with a suggested keeper on the left:
+      the report's ``keep`` when it names one, else the scan's rule for clusters (the longer
+      answer; ties: the record first in the project), read from ``project``'s records;
+      without a project, the first record of the pair. Pairs whose two records are already
+      in one cluster are left out.
 
     A pair reported by several sections appears once. Order: clusters (near clusters and
     exact groups) by descending cluster similarity (the lowest similarity of their pairs),
     the pairs of a cluster together by descending similarity; then semantic pairs by
-    descending similarity."""
+    descending similarity. Clusters are numbered 1, 2, ... in that order."""
     if not report:
         return []
     pairs: dict[tuple[int, int], DuplicatePair] = {}  # insertion order = first seen
@@ -135,29 +140,70 @@ def duplicate_pairs(report: Optional[dict]) -> list[DuplicatePair]:
             else:
                 pairs[key] = DuplicatePair(keep, rid, 1.0, "exact", n_clusters, keep, "identical conversations")
 
-    semantic: list[DuplicatePair] = []
+    found: list[dict] = []
     for p in report.get("semantic_duplicates") or []:
         a, b = int(p["a"]), int(p["b"])
         if a == b or _key(a, b) in pairs:
             continue
         if cluster_of.get(a) is not None and cluster_of.get(a) == cluster_of.get(b):
             continue
-        pair = DuplicatePair(a, b, float(p.get("similarity") or 0.0), "semantic", None, None,
-                             "same meaning (embedding similarity)")
+        pairs[_key(a, b)] = None  # type: ignore[assignment]  # taken; filled in below
+        found.append(p)
+    chosen = _semantic_keepers(found, project)
+    semantic: list[DuplicatePair] = []
+    for p in found:
+        a, b = int(p["a"]), int(p["b"])
+        n_clusters += 1
+        keep, reason = chosen.get(_key(a, b), (a, ""))
+        pair = DuplicatePair(keep, b if keep == a else a, float(p.get("similarity") or 0.0), "semantic",
+                             n_clusters, keep, reason or "first of the two")
         pairs[_key(a, b)] = pair
         semantic.append(pair)
 
-    by_cluster = clusters(p for p in pairs.values() if p.cluster is not None)
+    by_cluster = clusters(p for p in pairs.values() if p.kind != "semantic")
     order = sorted(by_cluster, key=lambda c: (-min(p.similarity for p in by_cluster[c]), c))
-    out: list[DuplicatePair] = []
+    ordered: list[DuplicatePair] = []
     for c in order:
-        out += sorted(by_cluster[c], key=lambda p: (-p.similarity, p.right))
-    out += sorted(semantic, key=lambda p: (-p.similarity, p.left, p.right))
+        ordered += sorted(by_cluster[c], key=lambda p: (-p.similarity, p.right))
+    ordered += sorted(semantic, key=lambda p: (-p.similarity, min(p.ids), max(p.ids)))
+    number: dict[int, int] = {}
+    for p in ordered:
+        number.setdefault(p.cluster, len(number) + 1)
+    return [replace(p, cluster=number[p.cluster]) for p in ordered]
+
+
+def _semantic_keepers(found: Sequence[dict], project) -> dict[tuple[int, int], tuple[int, str]]:
+    """(a, b) -> (keeper, reason) for semantic duplicate pairs: the report's ``keep`` when it
+    names one of the two, else the scan's keeper rule for clusters
+    (the one near-duplicate clusters get in :mod:`ftcurate.core.quality.dedup`: the longer
+    answer, ties the record first in the project) over the two records read from ``project``."""
+    out: dict[tuple[int, int], tuple[int, str]] = {}
+    todo: list[tuple[int, int]] = []
+    for p in found:
+        a, b = sorted((int(p["a"]), int(p["b"])))
+        keep = p.get("keep")
+        if keep is not None and int(keep) in (a, b):
+            out[(a, b)] = (int(keep), str(p.get("reason") or ""))
+        else:
+            todo.append((a, b))
+    if not todo or project is None:
+        return out
+    from ..quality.dedup import _choose_keeper
+
+    wanted = sorted({rid for ab in todo for rid in ab})
+    present = [int(row[0]) for row in project.light_rows(wanted)]
+    records = {sr.id: sr.record for sr in project.get_many(present)} if present else {}
+    for a, b in todo:
+        if a not in records or b not in records:
+            continue  # a record that is gone: the first one stays on the left
+        recs = (records[a], records[b])
+        best, reason = _choose_keeper([0, 1], [r.text for r in recs], [r.answer_text for r in recs])
+        out[(a, b)] = ((a, b)[best], reason)
     return out
 
 
 def clusters(pairs: Iterable[DuplicatePair]) -> dict[int, list[DuplicatePair]]:
-    """The pairs of each cluster, by cluster number (semantic pairs have none and are left out)."""
+    """The pairs of each cluster, by cluster number (pairs without a cluster are left out)."""
     out: dict[int, list[DuplicatePair]] = {}
     for p in pairs:
         if p.cluster is not None:
@@ -225,13 +271,19 @@ def cluster_similarity(pairs: Sequence[DuplicatePair]) -> float:
     return min((p.similarity for p in pairs), default=0.0)
 
 
+def similar_enough(similarity: float, min_similarity: float) -> bool:
+    """``similarity >= min_similarity`` as people read them: both to the two decimals the
+    app shows (a pair shown as 0.95 counts at a threshold of 0.95)."""
+    return round(similarity, 2) >= round(min_similarity, 2)
+
+
 def suggestion_plan(project, pairs: Iterable[DuplicatePair], min_similarity: float,
                     statuses: Optional[Mapping[int, str]] = None) -> dict[int, str]:
     """What :func:`accept_suggestions` would do: ``{record id: new status}``.
 
-    For every cluster (near-duplicate cluster or exact group; semantic pairs have no
-    suggestion) whose similarity (:func:`cluster_similarity`) is at least
-    ``min_similarity``: the suggested keeper is approved and the other members rejected.
+    For every cluster (near-duplicate cluster, exact group or semantic pair) whose
+    similarity (:func:`cluster_similarity`) is at least ``min_similarity`` (to two decimals,
+    :func:`similar_enough`): the suggested keeper is approved and the other members rejected.
     People's decisions come first:
 
     - only unreviewed records change; an approved, rejected or edited record keeps its status;
@@ -245,7 +297,7 @@ def suggestion_plan(project, pairs: Iterable[DuplicatePair], min_similarity: flo
 
     ``statuses``: the records' current statuses when the caller has them (the app keeps
     them for its table), else they are read from ``project``."""
-    groups = {c: ps for c, ps in clusters(pairs).items() if cluster_similarity(ps) >= min_similarity}
+    groups = {c: ps for c, ps in clusters(pairs).items() if similar_enough(cluster_similarity(ps), min_similarity)}
     members: dict[int, list[int]] = {}
     keeper: dict[int, int] = {}
     for c, ps in groups.items():
@@ -296,7 +348,10 @@ class LeakPair:
     """A training record that leaks a held-out record.
 
     ``section``: "leakage" (the test split) or "validation_leakage" (the validation split);
-    ``method``: "exact", "ngram", "minhash" or "semantic"; ``field``: "prompt" or "answer"."""
+    ``method``: "exact", "ngram", "minhash" or "semantic"; ``field``: "prompt" or "answer".
+    The scan's evidence (the hit's ``evidence``; empty in reports made before it had any):
+    ``ngram``, the shared n-gram of an n-gram hit; ``matched_words``, the words the two
+    texts share for the other methods."""
 
     train: int
     test: int
@@ -304,6 +359,8 @@ class LeakPair:
     score: float
     field: str
     section: str = "leakage"
+    ngram: str = ""
+    matched_words: tuple[str, ...] = ()
 
     @property
     def held_out_split(self) -> str:
@@ -328,13 +385,24 @@ def leak_pairs(report: Optional[dict]) -> list[LeakPair]:
     for section in LEAK_SECTIONS:
         best: dict[tuple[int, int], LeakPair] = {}
         for h in report.get(section) or []:
+            ngram, words = _evidence(h.get("evidence"))
             pair = LeakPair(int(h["index"]), int(h["test_index"]), str(h.get("method", "?")),
-                            float(h.get("score") or 0.0), str(h.get("field", "")), section)
+                            float(h.get("score") or 0.0), str(h.get("field", "")), section, ngram, words)
             old = best.get(pair.ids)
             if old is None or (rank.get(pair.method, 9), -pair.score) < (rank.get(old.method, 9), -old.score):
                 best[pair.ids] = pair
         out += sorted(best.values(), key=lambda p: (rank.get(p.method, 9), -p.score, p.train, p.test))
     return out
+
+
+def _evidence(value) -> tuple[str, tuple[str, ...]]:
+    """(shared n-gram, matched words) of a hit's ``evidence`` object; empty when it has none."""
+    if not isinstance(value, dict):
+        return "", ()
+    ngram = value.get("ngram")
+    words = value.get("matched_words")
+    words = tuple(str(w) for w in words if str(w).strip()) if isinstance(words, (list, tuple)) else ()
+    return (str(ngram).strip() if isinstance(ngram, str) else ""), words
 
 
 def leak_resolved(status: Optional[str], split: Optional[str]) -> bool:
@@ -360,6 +428,92 @@ def unresolved_leaks(project, report: Optional[dict]) -> list[LeakPair]:
     pairs = leak_pairs(report)
     now = _statuses(project, (p.train for p in pairs))
     return [p for p in pairs if not leak_resolved(*now.get(p.train, (None, None)))]
+
+
+# -- why a leak was flagged -------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+")
+#: Words too common to say anything when two texts share them.
+STOPWORDS = frozenset("""
+a an and are as at be but by can did do does for from had has have he her him his how i if in is it its
+me my no not of on or our she so than that the their them then there these they this those to us was we
+were what when where which who whom why will with would you your
+""".split())
+
+
+@dataclass(frozen=True, slots=True)
+class LeakEvidence:
+    """Why a leak was flagged: ``ngram``, a run of words both texts have; ``words``, words
+    both texts have (lower case). ``from_scan``: the scan's own evidence; False when it was
+    worked out here from the two texts (a report made before the scan kept evidence)."""
+
+    ngram: str = ""
+    words: tuple[str, ...] = ()
+    from_scan: bool = True
+
+    def __bool__(self) -> bool:
+        return bool(self.ngram or self.words)
+
+
+def field_text(record, field: str) -> str:
+    """The part of ``record`` a leak of ``field`` is about, to look for shared words in: the
+    user turns for "prompt" (not the system prompt most records share), the assistant turns
+    for "answer", every message otherwise."""
+    roles = ("user",) if field == "prompt" else ("assistant",) if field == "answer" else None
+    return "\n".join(m.content or "" for m in record.messages if roles is None or m.role in roles)
+
+
+def shared_words(a: str, b: str, limit: int = 40) -> tuple[str, ...]:
+    """The words (lower case) both texts have, in the order ``a`` first uses them, without
+    common words (:data:`STOPWORDS`) and single letters; at most ``limit``."""
+    in_b = set(_WORD.findall((b or "").lower()))
+    out: list[str] = []
+    for w in dict.fromkeys(_WORD.findall((a or "").lower())):
+        if w in in_b and w not in STOPWORDS and (len(w) > 1 or w.isdigit()):
+            out.append(w)
+            if len(out) >= limit:
+                break
+    return tuple(out)
+
+
+def shared_run(a: str, b: str, min_words: int = 4) -> str:
+    """The longest run of words both texts have, read as the n-gram scan reads text (lower
+    case, punctuation dropped) and joined by spaces; "" when it is under ``min_words`` long."""
+    ta, tb = _WORD.findall((a or "").lower()), _WORD.findall((b or "").lower())
+    if not ta or not tb:
+        return ""
+    m = difflib.SequenceMatcher(None, ta, tb, autojunk=False).find_longest_match(0, len(ta), 0, len(tb))
+    return " ".join(ta[m.a:m.a + m.size]) if m.size >= min_words else ""
+
+
+def leak_evidence(pair: LeakPair, train_record=None, test_record=None) -> LeakEvidence:
+    """Why ``pair`` was flagged: the scan's evidence when the report has it; else worked out
+    from the two records' :func:`field_text` (``from_scan`` False): the longest run of words
+    they share for an n-gram hit, the words they share for the other methods."""
+    if pair.ngram or pair.matched_words:
+        return LeakEvidence(pair.ngram, tuple(dict.fromkeys(w.lower() for w in pair.matched_words)), True)
+    if train_record is None or test_record is None:
+        return LeakEvidence(from_scan=False)
+    a, b = field_text(train_record, pair.field), field_text(test_record, pair.field)
+    run = shared_run(a, b) if pair.method == "ngram" else ""
+    return LeakEvidence(run, () if run else shared_words(a, b), False)
+
+
+def evidence_spans(text: str, evidence: LeakEvidence) -> list[tuple[int, int]]:
+    """Where ``evidence`` shows in ``text``, as sorted, non-overlapping ``(start, end)``
+    character spans, case ignored: every place the n-gram's words stand in a row (with any
+    punctuation or spacing between them), or, without an n-gram, every shared word."""
+    if not text or not evidence:
+        return []
+    if evidence.ngram:
+        pattern = r"\W+".join(re.escape(w) for w in _WORD.findall(evidence.ngram))
+    else:
+        words = sorted({w for w in evidence.words if w}, key=len, reverse=True)  # longest first
+        pattern = "|".join(re.escape(w) for w in words)
+    if not pattern:
+        return []
+    rx = re.compile(rf"(?<!\w)(?:{pattern})(?!\w)", re.IGNORECASE)
+    return [(m.start(), m.end()) for m in rx.finditer(text) if m.end() > m.start()]
 
 
 # -- word-level differences -------------------------------------------------------------------
