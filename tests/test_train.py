@@ -90,7 +90,9 @@ def test_config_round_trip_help_and_problems(tmp_path):
     path = str(tmp_path / "c.json")
     config.to_json(path)
     assert TrainConfig.from_json(path) == config
-    assert TrainConfig.from_dict({**config.to_dict(), "from_the_future": 1, "epochs": 2}) == config
+    assert TrainConfig.from_dict({**config.to_dict(), "epochs": 2}) == config
+    with pytest.raises(ValueError, match="unknown setting 'from_the_future'"):
+        TrainConfig.from_dict({**config.to_dict(), "from_the_future": 1})
     from dataclasses import fields
 
     for f in fields(TrainConfig):
@@ -327,7 +329,9 @@ def test_training_lowers_loss_and_writes_outputs(trained):
                  "tokenizer_config.json"):
         assert os.path.isfile(os.path.join(out, name)), name
     assert [n for n in os.listdir(out) if n.startswith("checkpoint-")]
-    assert TrainConfig.from_json(os.path.join(out, "run_config.json")) == config
+    from ftcurate.train import load_run_config
+
+    assert load_run_config(os.path.join(out, "run_config.json")) == config
     assert result.global_step == 40 and not result.stopped and result.tokens > 0
     # metrics.jsonl: one JSON object a line, each with a step and a loss or an eval loss.
     with open(result.metrics_path, encoding="utf-8") as f:
@@ -509,7 +513,9 @@ def test_cli_errors_and_leakage_exit_codes(demo, tmp_path, capsys):
     assert main(["train", "--model", demo, "--data", path, "--output", str(tmp_path / "r"), "--max-steps", "2",
                  "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
-    assert out["error"] == "leakage" and out["leaks"][0]["index"] == train_ids[0]
+    # Records are named by their 0-based index in the source file, not by store id.
+    assert out["error"] == "leakage" and out["leaks"][0]["record"] == 0 and "index" not in out["leaks"][0]
+    assert out["leaks"][0]["source"] == "train.jsonl"
     assert main(["train", "--model", demo, "--data", path, "--output", str(tmp_path / "r"), "--max-steps", "2",
                  "--max-seq-len", "64", "--allow-leakage"]) == 0
     assert "finished at step 2/2" in capsys.readouterr().out

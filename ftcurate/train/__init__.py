@@ -11,6 +11,7 @@ from .data import (FALLBACK_CHAT_TEMPLATE, DataError, FallbackTemplateWarning, R
 from .evaluate import EvalError, evaluate, merge_adapter, save_report
 from .model import (MemoryEstimate, ModelFolderCheck, check_model_folder, create_demo_model, detect_device,
                     estimate_memory, is_demo_model)
+from .runfiles import RunSettings, load_run_config, load_run_settings, run_model_dir
 from .runner import LeakageError, TrainError, TrainResult, last_checkpoint, read_metrics, train
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
     "EvalError", "evaluate", "merge_adapter", "save_report",
     "MemoryEstimate", "ModelFolderCheck", "check_model_folder", "create_demo_model", "detect_device",
     "estimate_memory", "is_demo_model",
+    "RunSettings", "load_run_config", "load_run_settings", "run_model_dir",
     "LeakageError", "TrainError", "TrainResult", "last_checkpoint", "read_metrics", "train",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..core.io.fileio import write_text_atomic
@@ -17,8 +17,11 @@ from ..core.io.fileio import write_text_atomic
 METHODS = ("lora", "qlora", "dora")
 
 
-def _opt(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
-    return field(default=default, metadata={"help": help})
+def _opt(default: Any, help: str, choices: tuple = ()) -> Any:  # noqa: A002 - mirrors argparse's name
+    metadata: dict = {"help": help}
+    if choices:
+        metadata["choices"] = choices
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -29,7 +32,7 @@ class TrainConfig:
                                              "tokenizer files and *.safetensors weights). Nothing is downloaded."})
     method: str = _opt("lora", "lora: low-rank adapters on the full-precision (bf16) model. qlora: the base model "
                                "loaded in 4 bits (bitsandbytes, NVIDIA GPUs only), about 3x less memory. dora: "
-                               "weight-decomposed LoRA, sometimes better at low ranks, ~20% slower.")
+                               "weight-decomposed LoRA, sometimes better at low ranks, ~20% slower.", METHODS)
     lora_r: int = _opt(16, "Rank of the adapter matrices: capacity of the adapter. 8-32 suits most "
                            "format/behaviour tuning; higher ranks need more data.")
     lora_alpha: int = _opt(32, "Scale of the adapter update (alpha / r multiplies it). 2 x rank is a common choice.")
@@ -114,27 +117,14 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Build from a dict; unknown keys (from a newer ftcurate) are ignored, values are
-        converted to the field's type (JSON has no float/int distinction for 3.0)."""
-        kwargs = {}
-        for f in fields(cls):
-            if f.name not in d:
-                continue
-            value = d[f.name]
-            default = f.default if f.default is not MISSING else None
-            if isinstance(default, bool):
-                value = bool(value)
-            elif isinstance(default, int) and not isinstance(value, bool):
-                value = int(value)
-            elif isinstance(default, float):
-                value = float(value)
-            elif isinstance(default, str) or f.name == "model_dir":
-                value = "" if value is None else str(value)
-            kwargs[f.name] = value
-        if "model_dir" not in kwargs:
-            kwargs["model_dir"] = ""
-        return cls(**kwargs)
+    def from_dict(cls, d: dict, where: str = "") -> "TrainConfig":
+        """Build from a dict, strictly (ftcurate.core.config): booleans are true/false or 1/0,
+        numbers are numbers, ``method`` is one of METHODS, an unknown key is an error naming
+        it; missing keys keep their defaults (``model_dir``: ""). Raises ConfigError (a
+        ValueError); ``where`` names the file in its message."""
+        from ..core.config import from_dict
+
+        return from_dict(cls, d, where=where, defaults={"model_dir": ""})
 
     def to_json(self, path: str) -> None:
         """Write the settings as indented JSON (atomically)."""
@@ -142,11 +132,12 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path: str) -> "TrainConfig":
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: training settings must be a JSON object")
-        return cls.from_dict(data)
+        """The settings in a JSON file, read as strictly as :meth:`from_dict` (paths as
+        written; ``ftcurate.train.runfiles.load_run_config`` resolves a run file's relative
+        paths). Raises ConfigError naming the file and the key, OSError when unreadable."""
+        from ..core.config import from_json_file
+
+        return from_json_file(cls, path, defaults={"model_dir": ""})
 
     @classmethod
     def help_text(cls, name: str) -> str:

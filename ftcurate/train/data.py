@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, Optional
 from ..core.project.records import Record
 
 IGNORE = -100  # label of tokens that are not learned
+TRAINED_STATUSES = ("approved", "edited")  # review states a project trains on
 
 #: Used when a tokenizer has no chat template (base models often have none). Each turn is
 #: ``<|role|>`` on its own line, the text, then a newline; assistant turns end with the EOS
@@ -201,13 +202,16 @@ def load_data(source: str, eval_source: Optional[str] = None, val_fraction: floa
 
 
 def check_leakage(project) -> list[dict]:
-    """Unresolved train/validation and train/test leakage in the project's stored scan.
+    """Leakage in the project's stored scan that training would include.
 
-    A hit from the last ``"quality"`` scan still counts while its training record is not
-    rejected and is still in the training split, and the leaked record is still in the
-    test (or validation) split. Each entry is the scan's hit (``index``: training record
+    A hit from the last ``"quality"`` scan counts only while its training record would be
+    trained on - approved or edited, in the training split - and the leaked record is still
+    in the test (or validation) split. Unreviewed and rejected records are not trained on,
+    so their leaks do not count. Each entry is the scan's hit (``index``: training record
     id, ``test_index``: the leaked record's id, ``method``, ``score``, ``field``) plus
-    ``kind``: "test" or "validation". Empty when there is no stored scan."""
+    ``kind`` ("test" or "validation") and how a user finds the records: ``record`` and
+    ``test_record``, each record's 0-based index in its source file, and ``source`` /
+    ``test_source``, those files' names. Empty when there is no stored scan."""
     stored = project.load_scan("quality")
     if not stored:
         return []
@@ -219,35 +223,54 @@ def check_leakage(project) -> list[dict]:
     if not hits:
         return []
     wanted = sorted({int(h["index"]) for h, _ in hits} | {int(h["test_index"]) for h, _ in hits})
-    state: dict[int, tuple[str, str]] = {}
+    state: dict[int, tuple[str, str, int, int]] = {}
     try:
-        for sr in project.get_many(wanted):
-            state[sr.id] = (sr.status, sr.split)
+        found = project.get_many(wanted)
     except KeyError:  # some records are gone: look the others up one by one
+        found = []
         for rid in wanted:
             try:
-                sr = project.get(rid)
+                found.append(project.get(rid))
             except KeyError:
                 continue
-            state[sr.id] = (sr.status, sr.split)
+    for sr in found:
+        state[sr.id] = (sr.status, sr.split, sr.source_id, sr.index)
+    names = {s["id"]: os.path.basename(str(s["path"] or "")) for s in project.sources()}
     out = []
     for h, kind in hits:
         train = state.get(int(h["index"]))
         other = state.get(int(h["test_index"]))
         if train is None or other is None:
             continue
-        if train[0] == "rejected" or train[1] != "train" or other[1] != kind:
+        if train[0] not in TRAINED_STATUSES or train[1] != "train" or other[1] != kind:
             continue
-        out.append({**h, "kind": kind})
+        out.append({**h, "kind": kind, "record": train[3], "source": names.get(train[2], ""),
+                    "test_record": other[3], "test_source": names.get(other[2], "")})
     return out
 
 
+def public_leak(hit: dict) -> dict:
+    """A leak as reports show it: records by their 0-based index in their source file
+    (``record``/``source``, ``test_record``/``test_source``), no store ids."""
+    return {k: v for k, v in hit.items() if k not in ("index", "test_index")}
+
+
 def describe_leakage(leaks: list[dict]) -> str:
-    """One sentence about unresolved leakage."""
+    """One sentence about unresolved leakage, naming the training records by their
+    0-based index in their source file (the numbers ``ftcurate decide`` takes)."""
     n_train = len({h["index"] for h in leaks})
     kinds = sorted({h["kind"] for h in leaks})
-    return (f"{n_train} training record(s) leak {' and '.join(kinds)} records (last scan; "
-            f"first ids: {', '.join(str(i) for i in sorted({h['index'] for h in leaks})[:5])})")
+    by_source: dict[str, set[int]] = {}
+    for h in leaks:
+        if "record" in h:
+            by_source.setdefault(str(h.get("source") or ""), set()).add(int(h["record"]))
+    parts = []
+    for source, records in sorted(by_source.items()):
+        shown = sorted(records)
+        text = ", ".join(str(i) for i in shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
+        parts.append(f"record{'s' if len(shown) > 1 else ''} {text}" + (f" of {source}" if source else ""))
+    where = f"; {'; '.join(parts)}" if parts else ""
+    return f"{n_train} training record(s) leak {' and '.join(kinds)} records (last scan{where})"
 
 
 # -- rendering -----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from ..core.progress import CancelCheck, ProgressCallback, Reporter
 from ..core.project.records import Record
 from .data import (FALLBACK_CHAT_TEMPLATE, IGNORE, format_chat, has_chat_template, is_project_file,
                    prompt_and_reference, render)
-from .model import check_model_folder, detect_device
+from .model import adapter_folder_problem, check_model_folder, detect_device
 
 REPORT_FILE = "eval_report.json"
 REPORT_MD = "eval_report.md"
@@ -84,8 +84,8 @@ def _load(model_dir: str, adapter_dir: Optional[str], trust_remote_code: bool = 
     check = check_model_folder(model_dir)
     if not check.ok:
         raise EvalError(check.message)
-    if adapter_dir is not None and not os.path.isfile(os.path.join(adapter_dir, "adapter_config.json")):
-        raise EvalError(f"{adapter_dir} is not an adapter folder (no adapter_config.json)")
+    if adapter_dir is not None and adapter_folder_problem(adapter_dir):
+        raise EvalError(adapter_folder_problem(adapter_dir))
     tokenizer = AutoTokenizer.from_pretrained(_tokenizer_dir(model_dir, adapter_dir),
                                               trust_remote_code=trust_remote_code)
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
@@ -260,8 +260,8 @@ def merge_adapter(model_dir: str, adapter_dir: str, out_dir: str, trust_remote_c
     check = check_model_folder(model_dir)
     if not check.ok:
         raise EvalError(check.message)
-    if not os.path.isfile(os.path.join(adapter_dir, "adapter_config.json")):
-        raise EvalError(f"{adapter_dir} is not an adapter folder (no adapter_config.json)")
+    if adapter_folder_problem(adapter_dir):
+        raise EvalError(adapter_folder_problem(adapter_dir))
     dtype = torch.bfloat16 if detect_device() == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True, trust_remote_code=trust_remote_code,
                                                  **{_dtype_kwarg(): dtype})

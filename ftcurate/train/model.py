@@ -93,6 +93,24 @@ def check_model_folder(path: str) -> ModelFolderCheck:
     return ModelFolderCheck(True, [], f"{path}: model folder looks complete.")
 
 
+def adapter_folder_problem(path: str) -> str:
+    """Why ``path`` is not an adapter folder ftcurate loads ("" when it is one): it needs
+    ``adapter_config.json`` and ``adapter_model.safetensors``; pickled weights
+    (``adapter_model.bin``...) are refused, because unpickling can run code."""
+    path = os.fspath(path or "")
+    if not os.path.isfile(os.path.join(path, "adapter_config.json")):
+        return f"{path} is not an adapter folder (no adapter_config.json)"
+    if not os.path.isfile(os.path.join(path, "adapter_model.safetensors")):
+        pickled = [f for f in sorted(os.listdir(path)) if f.startswith("adapter_model")
+                   and f.endswith((".bin", ".pt", ".pth", ".ckpt", ".pkl"))]
+        if pickled:
+            return (f"{os.path.join(path, pickled[0])} is a pickle file; ftcurate refuses to load pickles (they can "
+                    "run code when loaded). Convert the adapter to safetensors on a machine you trust "
+                    "(peft: model.save_pretrained(folder, safe_serialization=True)).")
+        return f"{path} has no adapter weights (adapter_model.safetensors)"
+    return ""
+
+
 def is_demo_model(path: str) -> bool:
     return os.path.isfile(os.path.join(path, DEMO_MARKER))
 

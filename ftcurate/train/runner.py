@@ -34,6 +34,7 @@ import gc
 import json
 import math
 import os
+import pickle
 import shutil
 import time
 from collections import deque
@@ -46,38 +47,16 @@ from .config import TrainConfig
 from .data import (FALLBACK_CHAT_TEMPLATE, IGNORE, TrainData, check_leakage, describe_leakage, has_chat_template,
                    render_full)
 from .model import check_model_folder, detect_device, is_demo_model
+from .errors import LeakageError, TrainError
+from .runfiles import (BEST_DIR, METRICS_FILE, RUN_CONFIG_FILE, checkpoint_step, last_checkpoint,
+                       pickle_refused_message, plan_output_dir, refused_pickles, remove_torn_checkpoints,
+                       save_run_config, scrub_adapter_files)
 
 EventCallback = Callable[[dict], None]
 StopCheck = Callable[[], bool]
 
-METRICS_FILE = "metrics.jsonl"
-RUN_CONFIG_FILE = "run_config.json"
-BEST_DIR = "best"
-
-
-class TrainError(Exception):
-    """Training cannot start or could not finish; ``advice`` says what to do about it."""
-
-    def __init__(self, message: str, advice: str = "", key: str = "train_error") -> None:
-        super().__init__(message)
-        self.message = message
-        self.advice = advice
-        self.key = key
-
-    def __str__(self) -> str:
-        return f"{self.message} {self.advice}".strip() if self.advice else self.message
-
-
-class LeakageError(TrainError):
-    """The stored scan found training records that leak validation or test records."""
-
-    def __init__(self, leaks: list[dict]) -> None:
-        super().__init__(
-            "Training refused: " + describe_leakage(leaks) + ".",
-            "Reject those records or move them out of the training split (the Leakage view lists them), "
-            "then load the data again; or allow leakage explicitly (allow_leakage / --allow-leakage).",
-            key="leakage")
-        self.leaks = leaks
+__all__ = ["BEST_DIR", "METRICS_FILE", "RUN_CONFIG_FILE", "LeakageError", "TrainError", "TrainResult",
+           "last_checkpoint", "read_metrics", "train"]
 
 
 @dataclass
@@ -178,18 +157,6 @@ def _dtype_kwarg() -> str:
     return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
 
 
-def last_checkpoint(output_dir: str) -> Optional[str]:
-    """The newest ``checkpoint-N`` folder in ``output_dir``, or None."""
-    if not os.path.isdir(output_dir):
-        return None
-    best, best_n = None, -1
-    for name in os.listdir(output_dir):
-        if name.startswith("checkpoint-") and name[11:].isdigit() and os.path.isdir(os.path.join(output_dir, name)):
-            if int(name[11:]) > best_n:
-                best, best_n = os.path.join(output_dir, name), int(name[11:])
-    return best
-
-
 def read_metrics(output_dir: str) -> list[dict]:
     """The events of ``metrics.jsonl`` (broken lines, e.g. a cut-off last line, skipped)."""
     path = os.path.join(output_dir, METRICS_FILE)
@@ -204,10 +171,6 @@ def read_metrics(output_dir: str) -> list[dict]:
     except FileNotFoundError:
         pass
     return out
-
-
-def _checkpoint_step(path: str) -> int:
-    return int(os.path.basename(path).split("-")[-1])
 
 
 # -- batching -------------------------------------------------------------------------------
@@ -398,6 +361,7 @@ class _Run:
         self.train_loss: Optional[float] = None
         self.start_info: dict = {}
         self.metrics_path = os.path.join(output_dir, METRICS_FILE)
+        self.full_paths = False
 
     # events
     def emit(self, event: dict, record: bool = False) -> None:
@@ -495,9 +459,16 @@ class _Run:
         tmp = final + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
+        scrub_adapter_files(tmp, self.config, self.output_dir, self.full_paths)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         self.best_saved = True
+
+    def on_save(self, state) -> None:
+        """A checkpoint was written: its adapter files name the base model as run files do."""
+        folder = os.path.join(self.output_dir, f"checkpoint-{int(state.global_step)}")
+        if os.path.isdir(folder):
+            scrub_adapter_files(folder, self.config, self.output_dir, self.full_paths)
 
 
 def _callback_class():
@@ -520,6 +491,9 @@ def _callback_class():
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             self.run.on_evaluate(state, control, metrics, kwargs.get("model"))
+
+        def on_save(self, args, state, control, **kwargs):
+            self.run.on_save(state)
 
         def on_prediction_step(self, args, state, control, **kwargs):
             self.run.check_cancel()
@@ -649,25 +623,6 @@ def _prepare_examples(tokenizer, records, config: TrainConfig, what: str, run: _
     return rows, cut, empty
 
 
-def _check_output_dir(output_dir: str, resume: bool) -> Optional[str]:
-    """The checkpoint to resume from (None for a fresh run); TrainError when the folder
-    already holds another run, or there is nothing to resume."""
-    if resume:
-        ckpt = last_checkpoint(output_dir)
-        if ckpt is None:
-            raise TrainError(f"Nothing to resume: {output_dir} has no checkpoint-* folder.",
-                             "Start a new run instead (checkpoints are written every save_steps steps).",
-                             key="no_checkpoint")
-        return ckpt
-    if os.path.isdir(output_dir):
-        taken = [n for n in os.listdir(output_dir)
-                 if n in (METRICS_FILE, "adapter_model.safetensors") or n.startswith("checkpoint-")]
-        if taken:
-            raise TrainError(f"{output_dir} already holds a training run ({taken[0]}).",
-                             "Choose a new output folder, or resume that run.", key="output_exists")
-    return None
-
-
 def _resume_metrics(run: _Run, step: int) -> None:
     """On resume, drop metric lines logged after the checkpoint (they are logged again)
     and restore the best validation loss seen up to it."""
@@ -687,8 +642,13 @@ def _resume_metrics(run: _Run, step: int) -> None:
 
 def train(config: TrainConfig, data: TrainData, progress: Optional[ProgressCallback] = None,
           cancel: Optional[CancelCheck] = None, on_event: Optional[EventCallback] = None,
-          stop: Optional[StopCheck] = None, resume: bool = False) -> TrainResult:
+          stop: Optional[StopCheck] = None, resume: bool = False, full_paths: bool = False) -> TrainResult:
     """Train an adapter on ``data`` as ``config`` says; see the module docstring.
+
+    ``resume`` continues from the newest complete checkpoint (torn ones, cut off while
+    saving, are skipped and removed; a warning says which checkpoint is used). Run files
+    name the base model relative to the run folder, or by its folder name
+    (:mod:`ftcurate.train.runfiles`); ``full_paths`` writes absolute paths instead.
 
     Raises :class:`LeakageError` while the project's last scan shows unresolved leakage
     (unless ``config.allow_leakage``), :class:`TrainError` for a bad model folder, an
@@ -737,7 +697,15 @@ def train(config: TrainConfig, data: TrainData, progress: Optional[ProgressCallb
             raise TrainError("QLoRA needs the bitsandbytes package, which is not installed.",
                              "Install it (pip install bitsandbytes) or use method 'lora'.",
                              key="qlora_unavailable") from None
-    resume_from = _check_output_dir(output_dir, resume)
+    plan = plan_output_dir(output_dir, resume)
+    resume_from = plan.checkpoint
+    if resume_from:
+        refused = refused_pickles(resume_from)
+        if refused:
+            path, why = refused[0]
+            raise TrainError(f"Cannot resume: {pickle_refused_message(path)} ({why}).",
+                             "That checkpoint was not written by ftcurate's training, or was changed since: start "
+                             "a new run in a new output folder.", key="pickle_refused")
     if len(data.train) == 0:
         raise TrainError("No training examples.", key="no_data")
 
@@ -758,7 +726,18 @@ def train(config: TrainConfig, data: TrainData, progress: Optional[ProgressCallb
         warn("This is the demo model (random weights): the run only shows that the pipeline works.")
 
     os.makedirs(output_dir, exist_ok=True)
+    for note in plan.notes:
+        warn(note)
+    remove_torn_checkpoints(output_dir)
+    if plan.restart:  # an earlier attempt that left nothing to resume from
+        for name in (METRICS_FILE, BEST_DIR, BEST_DIR + ".tmp"):
+            path = os.path.join(output_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.exists(path):
+                os.unlink(path)
     run = _Run(config, output_dir, device, progress, cancel, stop, on_event)
+    run.full_paths = full_paths
     trainer = model = None
     try:
         import torch
@@ -864,9 +843,9 @@ def train(config: TrainConfig, data: TrainData, progress: Optional[ProgressCallb
             collator = PaddedCollator(tokenizer.pad_token_id)
         args = _training_arguments(config, output_dir, device, bool(eval_rows), bf16, fp16,
                                    group_by_length=not packing)
-        config.to_json(os.path.join(output_dir, RUN_CONFIG_FILE))
+        save_run_config(config, output_dir, full_paths)
         if resume_from:
-            _resume_metrics(run, _checkpoint_step(resume_from))
+            _resume_metrics(run, checkpoint_step(resume_from))
         run.start_info = {"num_train": len(train_rows), "num_eval": len(eval_rows), "device": device,
                           "output_dir": output_dir, "resumed_from": resume_from, "packing": packing,
                           "method": config.method,
@@ -900,6 +879,7 @@ def train(config: TrainConfig, data: TrainData, progress: Optional[ProgressCallb
             model.save_pretrained(output_dir)
             adapter_is_best = run.best_step is not None and run.best_step == state.global_step
         shutil.rmtree(os.path.join(output_dir, BEST_DIR), ignore_errors=True)
+        scrub_adapter_files(output_dir, config, output_dir, full_paths)
         tokenizer.save_pretrained(output_dir)
 
         tokens, _ = run.tokens()
@@ -919,6 +899,10 @@ def train(config: TrainConfig, data: TrainData, progress: Optional[ProgressCallb
         # so that the memory can really be freed before the caller sees the error.
         if isinstance(exc, (Cancelled, TrainError)):
             pending = exc.with_traceback(None)
+        elif isinstance(exc, pickle.UnpicklingError):  # a weights_only load refused a file
+            pending = TrainError(f"Cannot resume: a state file in {resume_from or output_dir} is a pickle file; "
+                                 "ftcurate refuses to load pickles (" + str(exc).split("\n")[0] + ").",
+                                 "Start a new run in a new output folder.", key="pickle_refused")
         elif _is_oom(exc):
             pending = TrainError(
                 f"The {'GPU' if device != 'cpu' else 'machine'} ran out of memory during training.",

@@ -91,8 +91,12 @@ class ScanSettings:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ScanSettings":
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str, where: str = "") -> "ScanSettings":
+        """Settings from JSON text, strictly (ftcurate.core.config): booleans true/false or
+        1/0, typed numbers, unknown keys an error naming the key (ConfigError, a ValueError)."""
+        from ..config import from_json_text
+
+        return from_json_text(cls, text, where=where)
 
     def hash(self, *names: str) -> str:
         """Hash of the named settings (all when none): a cache key part."""
