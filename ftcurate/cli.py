@@ -113,7 +113,7 @@ def cmd_export(args) -> int:
 
     with _open_project(args.project) as project:
         result = export_project(project, args.output, args.format, args.include, args.val_fraction, args.seed,
-                                progress=_progress_printer(args))
+                                progress=_progress_printer(args), full_paths=args.full_paths)
     human = [f"wrote {n} records to {result.files[s]}" for s, n in result.counts.items()]
     if result.skipped:
         human.append(f"skipped {len(result.skipped)} records {args.format} cannot hold: {result.skipped[0][2]}")
@@ -441,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="approved records only (default), everything not rejected, or all")
     sp.add_argument("--val-fraction", type=float, default=0.0, help="fraction held out as validation split")
     sp.add_argument("--seed", type=int, default=0, help="seed of the validation split")
+    sp.add_argument("--full-paths", action="store_true",
+                    help="write absolute paths in the dataset card (default: relative to the project)")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_export)
 
