@@ -25,7 +25,8 @@ the train text, ``test_index`` the test text. Hits are sorted by (index, test_in
   the test signatures are banded, each train signature is looked up, candidates are verified
   with the MinHash estimate (``score``) >= ``threshold``. With ``storage_config`` the test
   signatures go into a datasketch ``MinHashLSH`` in that storage and every train signature is
-  queried against it.
+  queried against it (plain integer keys, nothing is unpickled: see
+  :mod:`ftcurate.core.quality.dedup`).
 * :func:`duplicate_groups_within`: exact duplicate groups inside one set (e.g. the test set).
 """
 
@@ -290,13 +291,14 @@ def minhash_leaks(train_texts: Sequence[str], test_texts: Sequence[str], thresho
     pi: list[int] = []
     pj: list[int] = []
     if storage_config is not None:
-        lsh = dedup.make_lsh(threshold, num_perm, storage_config, tuple(lsh_weights))
-        dedup.lsh_insert_signatures(lsh, test_rows.tolist(), test_signatures[test_rows], seed=seed)
-        band_keys = dedup.lsh_band_keys(lsh, train_signatures[train_rows])
-        for k, found in dedup.lsh_query_band_keys(lsh, band_keys):
-            pi.extend([int(train_rows[k])] * len(found))
-            pj.extend(int(j) for j in found)
-            rep.tick(k + 1, "querying train signatures")
+        with dedup.lsh_index(threshold, num_perm, storage_config, tuple(lsh_weights)) as lsh:
+            dedup.lsh_insert_signatures(lsh, test_rows.tolist(), test_signatures[test_rows], seed=seed)
+            band_keys = dedup.lsh_band_keys(lsh, train_signatures[train_rows])
+            known = set(test_rows.tolist())
+            for k, found in dedup.lsh_query_band_keys(lsh, band_keys, known=known):
+                pi.extend([int(train_rows[k])] * len(found))
+                pj.extend(int(j) for j in found)
+                rep.tick(k + 1, "querying train signatures")
         ti, tj = np.array(pi, dtype=np.int64), np.array(pj, dtype=np.int64)
     else:
         bands, rows = dedup.lsh_params(threshold, num_perm, tuple(lsh_weights))
