@@ -164,6 +164,65 @@ def test_kill_during_the_export_leaves_no_mixed_set_and_the_next_run_cleans_up(t
     assert sum(result.counts.values()) == 6
 
 
+def test_an_error_while_replacing_the_files_puts_the_previous_set_back(tmp_path, monkeypatch):
+    path = make_project(tmp_path)
+    out = tmp_path / "out" / "clean.jsonl"
+    export(path, out, val_fraction=0.5)
+    folder = tmp_path / "out"
+    before = {n: (folder / n).read_bytes() for n in os.listdir(folder)}
+    with Project.open(path) as p:
+        p.reject(p.ids()[:3])
+    real = os.replace
+    log = str(folder / "clean.decisions.csv")
+
+    def replace(src, dst, *a, **k):
+        if os.fspath(dst) == log and "new-" in os.path.basename(src):  # the new log going in
+            raise OSError(errno.EIO, "Input/output error")
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError) as info:
+        export(path, out)
+    monkeypatch.undo()
+    assert log in str(info.value) and "left as it was" in str(info.value)
+    assert {n: (folder / n).read_bytes() for n in os.listdir(folder)} == before
+
+
+def test_after_a_kill_a_failing_export_still_leaves_the_previous_set(tmp_path, monkeypatch):
+    path = make_project(tmp_path)
+    out = tmp_path / "out" / "clean.jsonl"
+    export(path, out)
+    folder = tmp_path / "out"
+    before = {n: (folder / n).read_bytes() for n in os.listdir(folder)}
+    with Project.open(path) as p:
+        p.reject(p.ids()[:4])
+    script = textwrap.dedent(f"""
+        import os
+        from ftcurate.core.io.export import export_project
+        from ftcurate.core.project.store import Project
+        real = os.replace
+        def replace(src, dst, *a, **k):
+            real(src, dst, *a, **k)
+            if os.fspath(dst) == {str(out)!r}:
+                os._exit(9)
+        os.replace = replace
+        with Project.open({path!r}) as p:
+            export_project(p, {str(out)!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 9, proc.stderr
+    assert (folder / "clean.jsonl").read_bytes() != before["clean.jsonl"]  # killed half-way
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="disk full"):
+        export(path, out)
+    monkeypatch.undo()
+    assert {n: (folder / n).read_bytes() for n in os.listdir(folder)} == before
+
+
 def test_kill_while_writing_leaves_temp_files_the_next_run_removes(tmp_path):
     path = make_project(tmp_path)
     out = tmp_path / "out" / "clean.jsonl"

@@ -67,6 +67,7 @@ class FileSet:
         self.removals: list[_Entry] = []
         self._dirs: dict[str, str] = {}  # folder -> its staging folder
         self._lock = None
+        self._keep_staging = False
         self.committed = False
 
     # -- the block ----------------------------------------------------------------------
@@ -87,7 +88,8 @@ class FileSet:
 
     def __exit__(self, *exc) -> None:
         try:
-            self._remove_staging(list(self._dirs.values()))
+            if not self._keep_staging:
+                self._remove_staging(list(self._dirs.values()))
         finally:
             self._lock.__exit__(None, None, None)
 
@@ -156,44 +158,53 @@ class FileSet:
             raise ValueError("nothing staged")
         journal = os.path.join(self._dirs[os.path.dirname(self.main)], _JOURNAL)
         manifest, others = self.entries[-1], self.entries[:-1]
-        done: list[_Entry] = []
+        done: list[_Entry] = []  # entries the commit has touched (to roll back)
+        current = manifest.shown  # the file being replaced, for the error message
         try:
             for folder in self._dirs.values():
                 fsync_folder(folder)
             for e in self.entries:
+                current = e.shown
                 match_target(e.staged, check_replaceable(e.target, e.shown))
             for e in self.removals:
                 check_replaceable(resolve_target(e.shown), e.shown)
+            current = self.main
             write_text_atomic(journal, json.dumps(
                 {"entries": [e.__dict__ for e in self.entries], "removals": [e.__dict__ for e in self.removals]}))
+            # No manifest while files are replaced: nobody takes a half-replaced set for a whole one.
             done.append(manifest)
+            current = manifest.shown
             _move_aside(manifest)
             for e in others:
                 done.append(e)
+                current = e.shown
                 _move_aside(e)
                 os.replace(e.staged, e.target)
             for e in self.removals:
                 done.append(e)
+                current = e.shown
                 _move_aside(e)
+            current = manifest.shown
             os.replace(manifest.staged, manifest.target)
         except BaseException as exc:
-            _roll_back(done)
+            failed = _roll_back(done)
+            if failed:  # keep the journal and the moved files: the next writer retries
+                self._keep_staging = True
+                where = self._dirs[os.path.dirname(self.main)]
+                raise WriteError(f"could not replace or put back {failed[0]} ({exc}); the previous files are kept "
+                                 f"in {where} and the next export to {self.main} puts them back",
+                                 failed[0], "write_failed", getattr(exc, "errno", None)) from exc
             with contextlib.suppress(OSError):
                 os.unlink(journal)
             if isinstance(exc, OSError) and not isinstance(exc, WriteError):
-                raise explain_os_error(exc, self._shown_for(getattr(exc, "filename", None)), self.kept) from exc
+                raise explain_os_error(exc, current, self.kept) from exc
             raise
         self.committed = True
         with contextlib.suppress(OSError):
             os.unlink(journal)
-        for folder in {os.path.dirname(e.target) for e in self.entries} | {os.path.dirname(e.shown) for e in self.removals}:
+        folders = {os.path.dirname(e.target) for e in self.entries} | {os.path.dirname(e.shown) for e in self.removals}
+        for folder in folders:
             fsync_folder(folder)
-
-    def _shown_for(self, path: Optional[str]) -> str:
-        for e in self.entries + self.removals:
-            if path in (e.target, e.staged, e.backup, e.shown):
-                return e.shown
-        return self.main
 
     def recover(self) -> None:
         """Finish what a killed writer of this set left: roll an unfinished commit back (the
@@ -215,8 +226,10 @@ class FileSet:
             removals = [_Entry(**e) for e in journal.get("removals", [])]
             manifest_placed = bool(entries) and not os.path.exists(entries[-1].staged)
             if not manifest_placed:
-                with self.writing(self.main):
-                    _roll_back(entries + removals)
+                failed = _roll_back(entries + removals)
+                if failed:
+                    raise WriteError(f"cannot put back {failed[0]}, left by an interrupted export to {self.main}; "
+                                     f"its previous files are in {main_stage}", failed[0], "write_failed")
         self._remove_staging(dirs)
 
     def _remove_staging(self, dirs: list[str]) -> None:
@@ -229,10 +242,16 @@ def _move_aside(e: _Entry) -> None:
         os.replace(e.target, e.backup)
 
 
-def _roll_back(entries: list[_Entry]) -> None:
-    """Undo a partial commit: the previous files back, new files with no predecessor gone."""
+def _roll_back(entries: list[_Entry]) -> list[str]:
+    """Undo a partial commit: the previous files back, new files with no predecessor gone.
+    Goes on past a failure; returns the files it could not restore."""
+    failed = []
     for e in reversed(entries):
-        if os.path.lexists(e.backup):
-            os.replace(e.backup, e.target)
-        elif e.staged is not None and not os.path.exists(e.staged) and os.path.lexists(e.target):
-            os.unlink(e.target)
+        try:
+            if os.path.lexists(e.backup):
+                os.replace(e.backup, e.target)
+            elif e.staged is not None and not os.path.exists(e.staged) and os.path.lexists(e.target):
+                os.unlink(e.target)
+        except OSError:
+            failed.append(e.shown)
+    return failed
