@@ -416,7 +416,7 @@ def test_card_escapes_markdown_and_html_from_user_text(tmp_path):
     html = md.render(card)
     assert "<script" not in html and "<img" not in html and "<b>" not in html and 'href="http://evil"' not in html
     # every row of each table has as many cells as its header
-    rows, in_row, cells = [], False, 0
+    rows, cells = [], 0
     for t in tokens:
         if t.type == "tr_open":
             cells = 0
