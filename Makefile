@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
+	@# Qt's X11 plugin needs a few system libraries: say which ones to install, if any are missing
+	@$(PY) -m ftcurate.gui.qtlibs
 	$(VENV)/bin/ftcurate-gui "$(SAMPLE)"
 
 test: $(STAMP)
