@@ -72,6 +72,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return EXIT_FAIL
         # interactive: the window shows the error
 
+    from .qtlibs import check as check_qt_libraries
+
+    problem = check_qt_libraries()  # Qt would abort with a message that does not say what to install
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_FAIL
+
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
 
