@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from typing import Optional, Sequence
 
@@ -63,31 +64,67 @@ def cmd_validate(args) -> int:
     return EXIT_ERRORS if report.rejected else EXIT_OK
 
 
-def _open_project(path: str, create: bool = False, readonly: bool = False):
-    from .core.project.store import Project
+def _open_project(path: str, create: bool = False, readonly: bool = False, wait: float = 0.0):
+    from .core.project.store import Project, ProjectNeedsUpgrade
 
     if not create and not os.path.exists(path):
         raise CliError(f"{path}: no such project (create one with `ftcurate import DATASET --project {path}`)",
                        "not_found")
-    return Project.open(path, create=create, readonly=readonly)
+    if readonly:
+        try:
+            return Project.open(path, readonly=True)
+        except ProjectNeedsUpgrade:
+            Project.open(path, wait=wait).close()  # upgraded once, for writing; then read as asked
+            return Project.open(path, readonly=True)
+
+    def waiting(exc) -> None:
+        print(f"ftcurate: waiting up to {wait:g} s for the project: {exc}", file=sys.stderr, flush=True)
+
+    return Project.open(path, create=create, wait=wait, on_wait=waiting)
+
+
+def _few(items, n: int = 8) -> str:
+    items = list(items)
+    return ", ".join(map(str, items[:n])) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+def _damaged_line(damaged: list) -> str:
+    reasons = sorted({d["reason"] for d in damaged})
+    return (f"{len(damaged)} damaged record(s) cannot be read and were left out: records "
+            f"{_few(d['index'] for d in damaged)} ({'; '.join(reasons[:3])})")
+
+
+def _incomplete_line(src: dict, project: str) -> str:
+    return (f"source {src['id']} ({src['path']}) is an incomplete import: {src['records']:,} records stored "
+            f"so far; import it again to finish it: ftcurate import {src['path']} --project {project}")
 
 
 def cmd_import(args) -> int:
     from .core.io.ingest import import_dataset
     from .core.io.validate import size_advice
 
-    with _open_project(args.project, create=True) as project:
+    created = not os.path.exists(args.project)
+    project = _open_project(args.project, create=True)
+    try:
         if args.reviewer:
             project.reviewer = args.reviewer
+        max_errors = getattr(args, "max_errors", None)
+        caps = {"max_error_details": max_errors} if max_errors is not None else {}
         reports = [import_dataset(project, args.dataset, args.format, _mapping(args), role=args.role,
-                                  max_tokens=args.max_tokens, progress=_progress_printer(args))]
+                                  max_tokens=args.max_tokens, progress=_progress_printer(args), **caps)]
         if args.test:
             reports.append(import_dataset(project, args.test, "auto", None, role="test",
-                                          max_tokens=args.max_tokens))
+                                          max_tokens=args.max_tokens, **caps))
             reports[0].advice = size_advice(reports[0].loaded, project.count(split="test"))
         payload = {"project": os.path.abspath(args.project), "imports": [r.to_dict() for r in reports],
                    "records": project.count()}
         human = "\n".join(r.summary() for r in reports) + f"\nproject {args.project}: {project.count()} records"
+    except BaseException:
+        if created:  # the command failed as a whole: no new project is left behind
+            project.discard()
+        raise
+    finally:
+        project.close()
     _emit(args, payload, human)
     return EXIT_OK
 
@@ -103,37 +140,76 @@ def cmd_stats(args) -> int:
              "  splits: " + ", ".join(f"{k} {v}" for k, v in stats["splits"].items()),
              f"  {args.include} train records: {stats['selected']}, ~{s['total_tokens']:,} tokens "
              f"({s['tokenizer']}); {s['default_epochs']} epochs -> ~{s['billed_tokens']:,} tokens trained"]
+    for src in stats["sources"]:
+        state = f"{src['records']:,} of {src['total']:,} records" if src["complete"] else \
+            f"INCOMPLETE import, {src['records']:,} records so far"
+        human.append(f"  source {src['id']} ({src['role']}, {src['format']}): {src['path']}: {state}")
+    for src in stats["sources"]:
+        if not src["complete"]:
+            human.append("  warning: " + _incomplete_line(src, args.project))
+    errors = stats["import_errors"]
+    if errors["errors"]:
+        line = (f"  import errors: {errors['records']:,} records could not be imported ("
+                + ", ".join(f"{k} {v:,}" for k, v in sorted(errors["by_key"].items())) + ")")
+        if errors["left_out"]:
+            line += f"; details kept for {errors['kept']:,} errors, {errors['left_out']:,} not kept"
+        human.append(line)
+    if stats["damaged"]:
+        human.append("  warning: " + _damaged_line(stats["damaged"]))
     human += ["  advice: " + a for a in stats["advice"]]
     _emit(args, stats, "\n".join(human))
-    return EXIT_OK
+    return EXIT_ERRORS if stats["damaged"] or stats["incomplete"] else EXIT_OK
 
 
 def cmd_export(args) -> int:
     from .core.io.export import export_project
 
-    with _open_project(args.project) as project:
+    # Export only reads the project: it runs beside the app (or a decide) that has it open.
+    with _open_project(args.project, readonly=True) as project:
         result = export_project(project, args.output, args.format, args.include, args.val_fraction, args.seed,
                                 progress=_progress_printer(args), full_paths=args.full_paths)
+        damaged = project.damaged_seen
+        incomplete = [s for s in project.sources() if not s["complete"]]
     human = [f"wrote {n} records to {result.files[s]}" for s, n in result.counts.items()]
     if result.skipped:
         human.append(f"skipped {len(result.skipped)} records {args.format} cannot hold: {result.skipped[0][2]}")
     human += [f"dataset card: {result.card}", f"decision log: {result.log}"]
-    _emit(args, result.to_dict(), "\n".join(human))
-    return EXIT_OK
+    warnings = [_incomplete_line(s, args.project) for s in incomplete]
+    if damaged:
+        warnings.append(_damaged_line(damaged))
+    for w in warnings:
+        print(f"ftcurate export: warning: {w}", file=sys.stderr)
+    payload = result.to_dict()
+    payload.update(damaged=damaged, incomplete=[s["id"] for s in incomplete], warnings=warnings)
+    _emit(args, payload, "\n".join(human))
+    return EXIT_ERRORS if damaged else EXIT_OK
 
 
 def cmd_decide(args) -> int:
-    with _open_project(args.project) as project:
+    with _open_project(args.project, wait=args.wait) as project:
         reviewer = args.reviewer or project.reviewer
         if args.undo or args.redo:
             ids = project.undo() if args.undo else project.redo()
             word = "undone" if args.undo else "redone"
             print(f"{word} {len(ids)} record(s)" if ids is not None else f"nothing to {word[:-2]}o", flush=True)
             return EXIT_OK
-        sources = [s for s in project.sources() if s["role"] == "train"]
-        if not sources:
-            raise CliError("the project has no imported training file", "no_source")
-        source_id = args.source if args.source is not None else sources[0]["id"]
+        sources = project.sources()
+        if args.source is not None:
+            src = next((s for s in sources if s["id"] == args.source), None)
+            if src is None:
+                raise CliError(f"the project has no source {args.source} (its sources: "
+                               f"{_few(s['id'] for s in sources) or 'none'})", "bad_source")
+            if not src["complete"]:
+                print("ftcurate decide: warning: " + _incomplete_line(src, args.project), file=sys.stderr)
+        else:
+            train = [s for s in sources if s["role"] == "train"]
+            src = next((s for s in train if s["complete"]), None)
+            if src is None and train:
+                raise CliError(_incomplete_line(train[0], args.project) + f"; or pass --source {train[0]['id']} "
+                               "to decide on the records stored so far", "incomplete_source")
+            if src is None:
+                raise CliError("the project has no imported training file", "no_source")
+        source_id = src["id"]
         action, indices = ("approve", args.approve) if args.approve else (
             ("reject", args.reject) if args.reject else ("reset", args.reset))
         ids = []
@@ -425,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_import)
 
+    if "--max-errors" not in sp._option_string_actions:
+        sp.add_argument("--max-errors", type=int, metavar="N",
+                        help="keep the details of the first N errors per file (all are counted; default 1000)")
     sp = sub.add_parser("stats", help="counts and token statistics of a project")
     sp.add_argument("project")
     sp.add_argument("--include", choices=INCLUDE_CHOICES, default="not-rejected")
@@ -455,7 +534,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--undo", action="store_true", help="undo the last decision")
     g.add_argument("--redo", action="store_true", help="redo the last undone decision")
     sp.add_argument("--reviewer")
-    sp.add_argument("--source", type=int, help="source id (default: the first imported training file)")
+    sp.add_argument("--source", type=int, help="source id (default: the first completely imported training file)")
+    sp.add_argument("--wait", type=float, nargs="?", const=10.0, default=0.0, metavar="SECONDS",
+                    help="if another ftcurate has the project open, wait up to SECONDS (default 10) for it "
+                         "instead of failing at once")
     sp.set_defaults(func=cmd_decide)
 
     sp = sub.add_parser("scan", help="quality scan: duplicates, near duplicates, outliers, leakage, flags")
@@ -548,7 +630,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except OSError:
             pass
         return EXIT_OK
-    except (DatasetError, CliError, ProjectError, ValueError, OSError) as exc:
+    except (DatasetError, CliError, ProjectError, ValueError, OSError, sqlite3.Error) as exc:
+        if isinstance(exc, sqlite3.Error):  # a project read that failed: say what it means
+            from .core.project.errors import explain
+
+            exc = explain(exc, getattr(args, "project", None) or "(the project)", "read")
         key = getattr(exc, "key", type(exc).__name__)
         message = str(exc)
         if getattr(args, "json", False):

@@ -1,19 +1,32 @@
 """Import a dataset file into a project, and summarise a project: one code path for the
-CLI and the GUI."""
+CLI and the GUI.
+
+An import is "the same import" as an earlier one when the file has the same content
+(sha256), role, format and column mapping. Importing a file that is already fully in the
+project adds nothing and says so; one whose earlier import was killed is finished (the
+records already stored are kept, with any decisions on them); an incomplete import of an
+older version of the file (same path) is replaced. Bad records are counted by error key;
+the details of the first ``max_error_details`` are kept in the project, and how many were
+left out.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from typing import Optional
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Optional
 
-from .formats import DatasetReader
+from .formats import DatasetReader, RecordError
 from ..progress import CancelCheck, ProgressCallback, Reporter
-from ..project.store import Project
+from ..project.store import Project, StoredRecord
 from .validate import (DEFAULT_MAX_TOKENS, StatsAccumulator, TokenCounter, ValidationReport, checked_records,
                        finish, size_advice)
 
 INCLUDE_CHOICES = ("approved", "not-rejected", "all")
+#: error details kept per imported file (all errors are counted by key regardless)
+MAX_ERROR_DETAILS = 1000
+OUTCOMES = ("imported", "resumed", "replaced", "already_imported")
 
 
 def file_sha256(path: str) -> str:
@@ -24,50 +37,168 @@ def file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
+@dataclass
+class ImportReport(ValidationReport):
+    """A validation report of the imported file, plus what the import did: ``outcome``
+    (imported / resumed / replaced / already_imported), the ``source_id``, the records
+    ``added`` by this import and ``errors_left_out`` (errors beyond the details kept)."""
+
+    source_id: Optional[int] = None
+    outcome: str = "imported"
+    added: int = 0
+    errors_left_out: int = 0
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d.update(source_id=self.source_id, outcome=self.outcome, added=self.added,
+                 errors_left_out=self.errors_left_out)
+        return d
+
+    def summary(self, max_errors: int = 20) -> str:
+        text = super().summary(max_errors)
+        if self.errors_left_out and "not listed" not in text:
+            text += (f"\n  details of {self.errors_left_out} more errors were not kept "
+                     f"(the counts above include them)")
+        what = {
+            "imported": f"imported as source {self.source_id}: {self.added} records added",
+            "resumed": f"finished the incomplete import of source {self.source_id}: {self.added} records added",
+            "replaced": f"imported as source {self.source_id} (replacing an incomplete import of an older "
+                        f"version): {self.added} records added",
+            "already_imported": f"already in the project (source {self.source_id}): nothing added",
+        }[self.outcome]
+        return text + "\n  " + what
+
+
+class _CappedErrors:
+    """Passes parsed records through to ``checked_records`` and keeps ``report.errors`` at
+    most ``cap`` long as it goes (memory stays flat for files of millions of bad records);
+    the error counts are untouched, the details dropped are counted in ``errors_left_out``."""
+
+    def __init__(self, items: Iterable, report: ImportReport, cap: int) -> None:
+        self.items = items
+        self.report = report
+        self.cap = max(0, int(cap))
+
+    def __iter__(self) -> Iterator:
+        report = self.report
+        for item in self.items:
+            yield item
+            extra = len(report.errors) - self.cap
+            if extra > 0:  # the item before this one added errors past the cap
+                del report.errors[self.cap:]
+                report.errors_left_out += extra
+
+
+def _already_imported(project: Project, src: dict, report: ImportReport) -> ImportReport:
+    report.source_id = src["id"]
+    report.outcome = "already_imported"
+    report.records = int(src["total"] or 0)
+    report.loaded = int(src["records"])
+    report.rejected = max(0, report.records - report.loaded)
+    report.error_counts = dict(src["error_counts"])
+    report.errors = [RecordError(e["index"], e["line"], e["key"], e["message"])
+                     for e in project.import_errors(src["id"])]
+    report.errors_left_out = int(src["errors_left_out"])
+    report.advice = [f"{os.path.basename(src['path'])} is already in the project (source {src['id']}); "
+                     "nothing was added."]
+    return report
+
+
 def import_dataset(project: Project, path: str, fmt: str = "auto", mapping: Optional[dict] = None,
                    role: str = "train", max_tokens: int = DEFAULT_MAX_TOKENS,
                    tokenizer: Optional[str] = None, progress: Optional[ProgressCallback] = None,
-                   cancel: Optional[CancelCheck] = None) -> ValidationReport:
+                   cancel: Optional[CancelCheck] = None,
+                   max_error_details: int = MAX_ERROR_DETAILS) -> ImportReport:
     """Validate ``path`` and store its good records in ``project`` (streaming), with the
-    bad ones listed as import errors. ``role="test"`` imports a held-out set (split test).
-    Raises DatasetError when the file can't be read at all."""
+    bad ones counted as import errors (details for the first ``max_error_details``).
+    ``role="test"`` imports a held-out set (split test). Raises DatasetError when the file
+    can't be read at all, and ProjectError (disk full, read-only...) when the project can't
+    be written - then nothing of this import is left in the project (see
+    :meth:`Project.import_source`)."""
     if role not in ("train", "test"):
         raise ValueError("role must be 'train' or 'test'")
     reader = DatasetReader(path, fmt, mapping, split="test" if role == "test" else "train")
-    report = ValidationReport(reader.path, reader.format, reader.container, reader.mapping)
+    report = ImportReport(reader.path, reader.format, reader.container, reader.mapping)
+    report.max_errors = max(0, int(max_error_details))  # the validator keeps this many details too
+    abspath = os.path.abspath(path)
+    digest = file_sha256(path)
+    options = {"mapping": reader.mapping}
+    sources = project.sources()
+    # sources from before options were stored (schema 1) have none: content, role and format decide
+    same = [s for s in sources if s["sha256"] == digest and s["role"] == role and s["format"] == reader.format
+            and (s["options"] == options or not s["options"])]
+    done = next((s for s in same if s["complete"]), None)
+    if done is not None:
+        return _already_imported(project, done, report)
+    resume = next((s["id"] for s in same if not s["complete"]), None)
+    replaced = [s["id"] for s in sources if not s["complete"] and s["path"] == abspath and s["role"] == role
+                and s["id"] != resume and project.remove_source(s["id"])]
+
     acc = StatsAccumulator(TokenCounter(tokenizer), max_tokens)
     rep = Reporter(progress, cancel, every=5000)
-    source_id = project.add_source(os.path.abspath(path), reader.format, role=role,
-                                   sha256=file_sha256(path))
+    good = checked_records(_CappedErrors(reader, report, max_error_details), report, acc, rep,
+                           f"importing {os.path.basename(path)}")
 
-    good = checked_records(reader, report, acc, rep, f"importing {os.path.basename(path)}")
-    project.add_records(source_id, good, cancel=cancel)
-    project.set_source_errors(source_id, [e.to_dict() for e in report.errors], total=report.records)
+    def summary() -> dict:
+        return {"errors": [e.to_dict() for e in report.errors], "error_counts": dict(report.error_counts),
+                "errors_left_out": report.errors_left_out, "total": report.records}
+
+    report.source_id, report.added = project.import_source(
+        abspath, reader.format, good, role=role, sha256=digest, options=options, resume=resume, finish=summary,
+        cancel=cancel)
+    report.outcome = "resumed" if resume is not None else ("replaced" if replaced else "imported")
     finish(report, acc, project.count(split="test") or None)
     if role == "test":
         report.advice = [f"Held-out set: {report.loaded} examples (kept out of training and export)."]
     return report
 
 
+def _selected(sr: StoredRecord, include: str) -> bool:
+    if include == "approved":
+        return sr.status in ("approved", "edited")
+    if include == "not-rejected":
+        return sr.status != "rejected"
+    return True
+
+
 def project_stats(project: Project, include: str = "not-rejected", max_tokens: int = DEFAULT_MAX_TOKENS,
                   tokenizer: Optional[str] = None, progress: Optional[ProgressCallback] = None,
                   cancel: Optional[CancelCheck] = None) -> dict:
-    """Counts by status and split, and token statistics of what an export would contain."""
+    """Counts by status and split, and token statistics of what an export would contain;
+    the sources with their import state and errors; the records that cannot be read
+    (``damaged``; every record is read once)."""
+    if include not in INCLUDE_CHOICES:
+        raise ValueError(f"include must be one of {INCLUDE_CHOICES}")
     acc = StatsAccumulator(TokenCounter(tokenizer), max_tokens)
     rep = Reporter(progress, cancel, every=5000)
     n = 0
-    for sr in iter_selected(project, include, split="train"):
-        acc.add(sr.record, sr.index)
-        n += 1
-        rep.tick(n, "counting tokens")
+    damaged: list[dict] = []
+    for done, sr in enumerate(project.iter_records(damaged=damaged), 1):
+        if sr.split == "train" and _selected(sr, include):
+            acc.add(sr.record, sr.index)
+            n += 1
+        rep.tick(done, "counting tokens")
     heldout = project.count(split="test")
+    sources = project.sources()
+    errors = {"records": 0, "errors": 0, "kept": 0, "left_out": 0, "by_key": {}}
+    for s in sources:
+        if s["complete"]:
+            errors["records"] += max(0, int(s["total"] or 0) - int(s["records"]))
+        errors["errors"] += s["errors"]
+        errors["kept"] += s["errors_kept"]
+        errors["left_out"] += s["errors_left_out"]
+        for k, v in s["error_counts"].items():
+            errors["by_key"][k] = errors["by_key"].get(k, 0) + v
     return {
         "project": project.path,
         "reviewer": project.reviewer,
         "records": project.count(),
         "status": project.status_counts(),
         "splits": {s: project.count(split=s) for s in ("train", "validation", "test")},
-        "sources": project.sources(),
+        "sources": sources,
+        "incomplete": [s["id"] for s in sources if not s["complete"]],
+        "import_errors": errors,
+        "damaged": damaged,
         "include": include,
         "selected": n,
         "warnings": dict(acc.warnings),
@@ -78,12 +209,10 @@ def project_stats(project: Project, include: str = "not-rejected", max_tokens: i
 
 def iter_selected(project: Project, include: str = "approved", split: Optional[str] = "train"):
     """Stored records an export would take: approved (edited counts as approved), not
-    rejected, or all; in ``split`` (None for every split)."""
+    rejected, or all; in ``split`` (None for every split). Damaged records are skipped
+    (``project.damaged_seen`` lists them)."""
     if include not in INCLUDE_CHOICES:
         raise ValueError(f"include must be one of {INCLUDE_CHOICES}")
     for sr in project.iter_records(split=split):
-        if include == "approved" and sr.status not in ("approved", "edited"):
-            continue
-        if include == "not-rejected" and sr.status == "rejected":
-            continue
-        yield sr
+        if _selected(sr, include):
+            yield sr
