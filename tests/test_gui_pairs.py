@@ -221,14 +221,15 @@ def test_accept_suggestions_is_one_undo_step(qtbot, pairs, project):
     pairs.refresh([7])
     pairs.set_threshold(0.85)
     assert pairs.threshold_slider.value() == 85
-    assert "2 clusters: approve 2, reject 3 records" in pairs.plan_label.text()
+    # the semantic pair (6, 7) is a cluster of two: 7, kept by a person, stands in for its keeper
+    assert "3 clusters: approve 2, reject 4 records" in pairs.plan_label.text()
     assert pairs.accept_button.isEnabled()
     with qtbot.waitSignal(pairs.records_changed, timeout=5000) as blocker:
         qtbot.mouseClick(pairs.accept_button, Qt.MouseButton.LeftButton)
-    assert sorted(blocker.args[0]) == [1, 2, 3, 4, 5]
+    assert sorted(blocker.args[0]) == [1, 2, 3, 4, 5, 6]
     assert [status(project, i) for i in (1, 2, 3, 4, 5, 6, 7)] == [
-        "approved", "rejected", "rejected", "approved", "rejected", "unreviewed", "approved"]
-    assert project.peek_undo()["action"] == "accept_suggestions" and project.peek_undo()["count"] == 5
+        "approved", "rejected", "rejected", "approved", "rejected", "rejected", "approved"]
+    assert project.peek_undo()["action"] == "accept_suggestions" and project.peek_undo()["count"] == 6
     assert "nothing left to change" in pairs.plan_label.text() and not pairs.accept_button.isEnabled()
 
     project.undo()  # one step undoes it all
@@ -241,7 +242,9 @@ def test_accept_suggestions_is_one_undo_step(qtbot, pairs, project):
     # a higher threshold leaves the near cluster (lowest pair 0.86) alone
     pairs.threshold_slider.setValue(90)
     assert pairs.threshold() == 0.9
-    assert "1 cluster: approve 1, reject 1 records" in pairs.plan_label.text()
+    assert "2 clusters: approve 1, reject 2 records" in pairs.plan_label.text()
+    pairs.threshold_slider.setValue(97)
+    assert "1 cluster: approve 1, reject 1 record." in pairs.plan_label.text()
 
 
 def test_double_click_and_links_ask_to_open_the_record(qtbot, pairs):
@@ -288,7 +291,7 @@ def test_actions_have_keys_and_every_button_a_tooltip(pairs, leaks):
         buttons = view.findChildren(QToolButton) + view.findChildren(QPushButton)
         assert buttons and all(b.toolTip() for b in buttons), [b.text() for b in buttons if not b.toolTip()]
     keys = {a.property("help"): [s.toString() for s in a.shortcuts()] for a in pairs.actions()}
-    assert keys["Duplicate pairs: Keep left"][0] == "1"
+    assert keys["Duplicate pairs: Approve left, reject right"][0] == "1"
     assert keys["Duplicate pairs: next pair"] == ["Space", "PgDown"]
 
 
@@ -341,8 +344,9 @@ def test_a_stale_report_naming_missing_records(qtbot, project):
     view.set_project(project)
     view.set_report({"exact_duplicates": [[4, 999]]})
     assert view.model.rowCount() == 1
-    assert "not in this project" in view.right_pane.toPlainText()
-    assert view.model.index(0, PairsModel.COL_RIGHT).data() == "id 999"
+    assert "not in the project any more" in view.right_pane.toPlainText()
+    assert view.model.index(0, PairsModel.COL_RIGHT).data() == "gone"  # never a database id
+    assert "999" not in view.right_pane.toPlainText() + view.info_label.text()
 
 
 # -- the Leakage tab -----------------------------------------------------------------------------------------

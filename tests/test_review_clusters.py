@@ -99,6 +99,10 @@ def test_evidence_is_worked_out_for_a_report_without_any():
     ngram = LeakPair(1, 9, "ngram", 0.4, "prompt")
     ev = review.leak_evidence(ngram, train, test)
     assert ev == LeakEvidence("white rabbit can hop 15 meters in one minute how far", (), False)
+    exact = LeakPair(1, 9, "exact", 1.0, "answer")  # an exact hit shows the shared text as one run
+    assert review.leak_evidence(exact, train, chat("q", "It is 75 meters.", 2)).ngram == ""  # too short a run
+    same = chat("q", "The rabbit hops 75 meters in all.", 3)
+    assert review.leak_evidence(exact, same, same).ngram == "the rabbit hops 75 meters in all"
     semantic = LeakPair(1, 9, "semantic", 0.9, "prompt")
     words = review.leak_evidence(semantic, train, test).words
     assert words[:5] == ("white", "rabbit", "hop", "15", "meters")

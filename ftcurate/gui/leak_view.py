@@ -2,12 +2,15 @@
 
 The left lists the leak pairs of the last scan report (:func:`ftcurate.core.project.review.leak_pairs`:
 exact matches first, then n-gram, MinHash and semantic ones) in a :class:`LeaksModel` with
-the training record's status and split; the right shows the training record beside the
-held-out record it leaks, the differing words highlighted as in the Duplicates tab. Keys:
-Delete / D removes the training record from training (rejects it), T moves it to the test
-split (the validation split for a validation leak), Space / PageDown next leak, Shift+Space
-/ PageUp previous; after a decision the view moves on to the next leak still unresolved.
-Each decision is one store call, so one undo step.
+the training record's status and split; the right says why the pair was flagged - the
+method, the score and what it means, and the evidence (the shared n-gram or the matched
+words, from the scan or, for an older report, worked out by
+:func:`ftcurate.core.project.review.leak_evidence`) - and shows the training record beside
+the held-out record it leaks with that evidence highlighted in both. Keys: Delete / D
+removes the training record from training (rejects it), T moves it to the test split (the
+validation split for a validation leak), Space / PageDown next leak, Shift+Space / PageUp
+previous; after a decision the view moves on to the next leak still unresolved. Each
+decision is one store call, so one undo step.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 
 from ..core.project import review
-from ..core.project.review import LeakPair
+from ..core.project.review import LeakEvidence, LeakPair
 from ..core.project.store import Project, StoredRecord
 from .models import STATUS_COLORS, STATUS_LABELS
-from .pair_view import MUTED, PairReviewView, PairRowsModel, diff_html
+from .pair_panes import _EVIDENCE_COLORS, MUTED, evidence_html, is_dark, muted
+from .pair_review import PairReviewView, PairRowsModel, plural
 
 NO_PROJECT_TEXT = "No project open — open a dataset or a project to check it for leakage."
 NO_REPORT_TEXT = "No leakage report — run Scan ▸ Run quality scan"
@@ -38,6 +42,42 @@ _METHOD_TIPS = {
     "minhash": "Nearly the same prompt as the held-out record (MinHash Jaccard similarity)",
     "semantic": "The held-out question in other words (embedding similarity, confirmed by the accurate model)",
 }
+_SHOWN_WORDS = 25  # matched words listed in the info line (all are highlighted)
+
+
+def score_meaning(pair: LeakPair, evidence: Optional[LeakEvidence] = None) -> str:
+    """What the score of ``pair`` says, in words ("62% of the test answer's 13-word runs are in
+    the training record")."""
+    field, held, score = pair.field or "text", pair.held_out_split, pair.score
+    if pair.method == "exact":
+        return f"the same {field} as the {held} record (ignoring case and spacing)"
+    if pair.method == "ngram":
+        n = len(evidence.ngram.split()) if evidence is not None and evidence.ngram and evidence.from_scan else 0
+        runs = f"{n}-word runs" if n else "long runs of words (n-grams)"
+        return f"{score:.0%} of the {held} {field}'s {runs} are in the training record"
+    if pair.method == "minhash":
+        return f"about {score:.0%} of the two prompts' 5-word shingles are shared (MinHash estimate)"
+    if pair.method == "semantic":
+        return f"the prompts mean the same: embedding similarity {score:.2f} of 1 (checked by the accurate model)"
+    return f"score {score:.2f} of 1"
+
+
+def evidence_text(evidence: LeakEvidence, highlighted: int) -> str:
+    """The evidence line of the info label (HTML): the shared run of words or the matched words."""
+    if evidence.ngram:
+        text = f"shared words in a row: <b>“{html.escape(evidence.ngram)}”</b>"
+    elif evidence.words:
+        shown = ", ".join(html.escape(w) for w in evidence.words[:_SHOWN_WORDS])
+        more = len(evidence.words) - _SHOWN_WORDS
+        text = f"matched words: <b>{shown}</b>" + (f" and {more:,} more" if more > 0 else "")
+    else:
+        return f'<span style="color:{muted()}">no shared words to show</span>'
+    if highlighted:
+        color = _EVIDENCE_COLORS[is_dark()]
+        text += f' (<span style="background-color:{color}">highlighted</span> in the records)'
+    if not evidence.from_scan:
+        text += f' <span style="color:{muted()}">— worked out here: this scan report has no evidence</span>'
+    return text
 
 
 class LeaksModel(PairRowsModel):
@@ -81,7 +121,7 @@ class LeaksModel(PairRowsModel):
             if col == self.COL_METHOD:
                 return _METHOD_TIPS.get(p.method, p.method).format(field=p.field or "text")
             if col == self.COL_SCORE:
-                return f"score {p.score:.4f} ({p.field})"
+                return f"score {p.score:.4f}: {score_meaning(p)}"
             if col in (self.COL_STATUS, self.COL_SPLIT):
                 return "Resolved: the training record is rejected or out of the train split" if done else \
                     "Unresolved: the training record is still trained on"
@@ -91,7 +131,7 @@ class LeaksModel(PairRowsModel):
             if col == self.COL_SPLIT and split and split != "train":
                 return QColor(STATUS_COLORS["approved"])
             if done:
-                return QColor(MUTED)
+                return QColor(muted())
         elif role == Qt.ItemDataRole.TextAlignmentRole and col == self.COL_SCORE:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -115,16 +155,17 @@ class LeakView(PairReviewView):
         self.act_move = a("Move to test", self.move_to_test, ["T"],
                           "Move the training record into the test split (the validation split for a "
                           "validation leak), where it is held out with the record it matches")
-        self.button_row.addSpacing(12)
-        self.act_prev = a("◀ Previous", self.previous_pair, ["Shift+Space", "PgUp"], "Go to the previous leak")
-        self.act_next = a("Next ▶", self.next_pair, ["Space", "PgDown"], "Go to the next leak")
+        self.button_row.add_gap(12)
+        self.act_prev = a("◀ Previous", self.previous_pair, ["Shift+Space", "PgUp"], "Go to the previous leak",
+                          repeat=True)
+        self.act_next = a("Next ▶", self.next_pair, ["Space", "PgDown"], "Go to the next leak", repeat=True)
         self.act_prev.setProperty("help", "Leaks: previous leak")
         self.act_next.setProperty("help", "Leaks: next leak")
 
     def _build_extras(self) -> None:
         hh = self.table.horizontalHeader()
-        for col, width in ((LeaksModel.COL_TRAIN, 60), (LeaksModel.COL_HELD_OUT, 70), (LeaksModel.COL_METHOD, 70),
-                           (LeaksModel.COL_SCORE, 48), (LeaksModel.COL_STATUS, 86)):
+        for col, width in ((LeaksModel.COL_TRAIN, 56), (LeaksModel.COL_HELD_OUT, 64), (LeaksModel.COL_METHOD, 66),
+                           (LeaksModel.COL_SCORE, 44), (LeaksModel.COL_STATUS, 84)):
             hh.resizeSection(col, width)
 
     # -- content ------------------------------------------------------------------------------------
@@ -146,7 +187,7 @@ class LeakView(PairReviewView):
         pairs = self.model.rows()
         open_ = sum(1 for p in pairs if not self._is_done(p))
         records = len({p.train for p in pairs})
-        head = f"<b>{len(pairs):,} leaks</b> from {records:,} training records"
+        head = f"<b>{plural(len(pairs), 'leak')}</b> from {plural(records, 'training record')}"
         return head + (f"<br>{open_:,} unresolved" if open_ else "<br>Every leak is resolved.")
 
     def _render(self, pair: LeakPair, records: dict[int, StoredRecord]) -> None:
@@ -155,21 +196,28 @@ class LeakView(PairReviewView):
         method = html.escape(_METHOD_LABELS.get(pair.method, pair.method))
         parts = [f"<b>Leak {row + 1:,} of {self.model.rowCount():,}</b>",
                  f"<b>{method}</b> of the {html.escape(pair.field or 'text')}",
-                 f"score <b>{pair.score:.2f}</b>",
                  f"leaks {held} record {html.escape(self.model.number(pair.test))}"]
         if self.model.resolved(pair):
             parts.append(f'<span style="color:{STATUS_COLORS["approved"]}">resolved</span>')
         self.act_move.setText("Move to validation  (T)" if held == "validation" else "Move to test  (T)")
         if self._show_missing(records, pair.ids):
-            self.info_label.setText(" &middot; ".join(parts))
+            evidence = review.leak_evidence(pair)
+            self.info_label.setText(" &middot; ".join(parts) + self._why(pair, evidence, 0))
             return
-        lhtml, rhtml, differ = diff_html(records[pair.train], records[pair.test], "Training record",
-                                         f"{held.capitalize()} record")
-        if not differ:
-            parts.append("the texts are identical")
-        self.info_label.setText(" &middot; ".join(parts))
+        train, test = records[pair.train], records[pair.test]
+        evidence = review.leak_evidence(pair, train.record, test.record)
+        lhtml, lfound = evidence_html(train, "Training record", evidence, pair.field, self.record_findings(pair.train))
+        rhtml, rfound = evidence_html(test, f"{held.capitalize()} record", evidence, pair.field,
+                                      self.record_findings(pair.test))
+        self.info_label.setText(" &middot; ".join(parts) + self._why(pair, evidence, lfound + rfound))
         self.left_pane.show_html(lhtml, pair.train)
         self.right_pane.show_html(rhtml, pair.test)
+
+    @staticmethod
+    def _why(pair: LeakPair, evidence: LeakEvidence, highlighted: int) -> str:
+        """Why the pair was flagged: the score and what it means, then the evidence."""
+        return (f"<br>score <b>{pair.score:.2f}</b>: {html.escape(score_meaning(pair, evidence))}"
+                f"<br>{evidence_text(evidence, highlighted)}")
 
     # -- decisions ---------------------------------------------------------------------------------------
     def _decide(self, fn: Callable[[Project, LeakPair], int], verb: str) -> None:

@@ -110,8 +110,9 @@ def _rows(report: dict, num) -> list[Finding]:
             sim = f"similarity {_num(best[1])} with {num(best[0])}, " if best else ""
             rows.append(Finding("near duplicate", int(rid), f"{sim}keep {num(keep)} ({reason})", "duplicate"))
     for p in report.get("semantic_duplicates") or []:
-        rows.append(Finding("semantic duplicate", int(p["a"]), f"similarity {_num(p.get('similarity'))} with {num(p['b'])}",
-                            "duplicate"))
+        for rid, other in ((p["a"], p["b"]), (p["b"], p["a"])):  # both records of the pair (both are flagged)
+            rows.append(Finding("semantic duplicate", int(rid), f"similarity {_num(p.get('similarity'))} with "
+                                f"{num(other)}", "duplicate"))
     for o in report.get("outliers") or []:
         rows.append(Finding("outlier", int(o["index"]), f"score {_num(o.get('score'))} (far from its neighbours)",
                             "outlier"))

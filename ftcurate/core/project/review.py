@@ -489,13 +489,14 @@ def shared_run(a: str, b: str, min_words: int = 4) -> str:
 def leak_evidence(pair: LeakPair, train_record=None, test_record=None) -> LeakEvidence:
     """Why ``pair`` was flagged: the scan's evidence when the report has it; else worked out
     from the two records' :func:`field_text` (``from_scan`` False): the longest run of words
-    they share for an n-gram hit, the words they share for the other methods."""
+    they share for an exact or n-gram hit, the words they share for the other methods (and
+    when no run is long enough)."""
     if pair.ngram or pair.matched_words:
         return LeakEvidence(pair.ngram, tuple(dict.fromkeys(w.lower() for w in pair.matched_words)), True)
     if train_record is None or test_record is None:
         return LeakEvidence(from_scan=False)
     a, b = field_text(train_record, pair.field), field_text(test_record, pair.field)
-    run = shared_run(a, b) if pair.method == "ngram" else ""
+    run = shared_run(a, b) if pair.method in ("exact", "ngram") else ""
     return LeakEvidence(run, () if run else shared_words(a, b), False)
 
 
