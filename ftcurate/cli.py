@@ -59,7 +59,7 @@ def cmd_validate(args) -> int:
     if args.heldout:
         heldout = validate_path(args.heldout, "auto", None, args.max_tokens).loaded
     report = validate_path(args.path, args.format, _mapping(args), args.max_tokens, args.tokenizer,
-                           heldout=heldout, progress=_progress_printer(args))
+                           heldout=heldout, progress=_progress_printer(args), max_errors=args.max_errors)
     _emit(args, report.to_dict(), report.summary())
     return EXIT_ERRORS if report.rejected else EXIT_OK
 
@@ -467,7 +467,7 @@ def cmd_gui(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .core.io.formats import FORMAT_CHOICES, FORMATS
     from .core.io.ingest import INCLUDE_CHOICES
-    from .core.io.validate import DEFAULT_MAX_TOKENS
+    from .core.io.validate import DEFAULT_MAX_ERRORS, DEFAULT_MAX_TOKENS
 
     p = argparse.ArgumentParser(prog="ftcurate", description="Curate fine-tuning datasets and train LoRA adapters.")
     p.add_argument("--version", action="version", version=f"ftcurate {__version__}")
@@ -488,6 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tokenizer", help="local Hugging Face tokenizer folder to count tokens with")
     sp.add_argument("--heldout", help="held-out (test) file, to report its size")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
+    sp.add_argument("--max-errors", type=int, default=DEFAULT_MAX_ERRORS, metavar="N",
+                    help=f"list the details of the first N errors (default {DEFAULT_MAX_ERRORS:,}); "
+                         "all errors are counted")
     sp.set_defaults(func=cmd_validate)
 
     sp = sub.add_parser("import", help="import a dataset file into a project (created if missing)")

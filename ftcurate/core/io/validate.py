@@ -14,6 +14,8 @@ from ..progress import CancelCheck, ProgressCallback, Reporter
 from ..project.records import Record
 
 DEFAULT_MAX_TOKENS = 4096
+# Errors kept with their details (line, index, key, message); every error is counted.
+DEFAULT_MAX_ERRORS = 1000
 # OpenAI's defaults for choosing the number of epochs.
 TARGET_EPOCHS = 3
 MIN_TARGET_EXAMPLES = 100
@@ -62,10 +64,11 @@ class TokenCounter:
             total += 3 + self.count(m.role) + self.count(m.content)
             if m.name:
                 total += 1 + self.count(m.name)
-            for call in (m.tool_calls or []):
-                fn = call.get("function", {}) if isinstance(call, dict) else {}
-                total += self.count(str(fn.get("name", ""))) + self.count(str(fn.get("arguments", "")))
-            if m.function_call:
+            for call in (m.tool_calls if isinstance(m.tool_calls, list) else ()):
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict):
+                    total += self.count(str(fn.get("name", ""))) + self.count(str(fn.get("arguments", "")))
+            if isinstance(m.function_call, dict):
                 total += self.count(str(m.function_call.get("name", ""))) + self.count(
                     str(m.function_call.get("arguments", "")))
             if m.role == "assistant":
@@ -123,6 +126,7 @@ class StatsAccumulator:
         self.warnings = {"missing_system": 0, "missing_user": 0, "too_long": 0}
         self.warning_examples: dict[str, list[int]] = {k: [] for k in self.warnings}
         self.keep = keep_examples
+        self.with_system = 0  # examples that have a system turn
 
     def _warn(self, key: str, index: int) -> None:
         self.warnings[key] += 1
@@ -133,6 +137,8 @@ class StatsAccumulator:
         roles = {m.role for m in record.messages}
         if "system" not in roles:
             self._warn("missing_system", index)
+        else:
+            self.with_system += 1
         if "user" not in roles:
             self._warn("missing_user", index)
         total, assistant = self.counter.messages(record)
@@ -162,6 +168,11 @@ class StatsAccumulator:
 
 @dataclass
 class ValidationReport:
+    """What reading a file found. Every error is counted (``error_counts``, per key, as
+    OpenAI's recipe counts them: per offending message; ``rejected_by_key``: records with
+    that key), but only the first ``max_errors`` are kept with their details (``errors``);
+    ``errors_left_out`` says how many more there were."""
+
     path: str
     format: str
     container: str
@@ -171,16 +182,39 @@ class ValidationReport:
     rejected: int = 0
     errors: list[RecordError] = field(default_factory=list)
     error_counts: dict = field(default_factory=dict)
+    rejected_by_key: dict = field(default_factory=dict)
+    errors_left_out: int = 0
+    max_errors: int = DEFAULT_MAX_ERRORS
+    format_votes: dict = field(default_factory=dict)
     warnings: dict = field(default_factory=dict)
     warning_examples: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
     advice: list[str] = field(default_factory=list)
 
+    def add_rejected(self, errors: list[RecordError]) -> None:
+        """Count one rejected record with its errors (details kept up to ``max_errors``)."""
+        self.rejected += 1
+        for key in {e.key for e in errors}:
+            self.rejected_by_key[key] = self.rejected_by_key.get(key, 0) + 1
+        for e in errors:
+            self.error_counts[e.key] = self.error_counts.get(e.key, 0) + 1
+            if len(self.errors) < self.max_errors:
+                self.errors.append(e)
+            else:
+                self.errors_left_out += 1
+
+    @property
+    def mixed_formats(self) -> bool:
+        """Detection found records of more than one format (the file is read as the most common)."""
+        return len(self.format_votes) > 1
+
     def to_dict(self) -> dict:
         return {
             "path": self.path, "format": self.format, "container": self.container, "mapping": self.mapping,
             "records": self.records, "loaded": self.loaded, "rejected": self.rejected,
-            "error_counts": self.error_counts, "errors": [e.to_dict() for e in self.errors],
+            "error_counts": self.error_counts, "rejected_by_key": self.rejected_by_key,
+            "errors": [e.to_dict() for e in self.errors], "errors_left_out": self.errors_left_out,
+            "max_errors": self.max_errors, "format_votes": self.format_votes,
             "warnings": self.warnings, "warning_examples": self.warning_examples,
             "stats": self.stats, "advice": self.advice,
         }
@@ -188,12 +222,18 @@ class ValidationReport:
     def summary(self, max_errors: int = 20) -> str:
         lines = [f"{self.path}: {self.format} ({self.container})",
                  f"  records: {self.records}   loaded: {self.loaded}   rejected: {self.rejected}"]
+        if self.mixed_formats:
+            lines.append("  mixed formats: " + ", ".join(f"{k} {v:,}" for k, v in sorted(
+                self.format_votes.items(), key=lambda kv: -kv[1])) + f" (records seen); read as {self.format}")
         if self.error_counts:
             lines.append("  errors: " + ", ".join(f"{k} {v}" for k, v in sorted(self.error_counts.items())))
             for e in self.errors[:max_errors]:
                 lines.append(f"    {e.where()} (record {e.index}): {e.key}: {e.message}")
             if len(self.errors) > max_errors:
-                lines.append(f"    ... {len(self.errors) - max_errors} more (use --json for all)")
+                lines.append(f"    ... {len(self.errors) - max_errors:,} more (use --json to list them)")
+            if self.errors_left_out:
+                lines.append(f"    ... and {self.errors_left_out:,} more not listed: only the first "
+                             f"{self.max_errors:,} errors are kept (--max-errors); the counts include all")
         else:
             lines.append("  no errors")
         warn = ", ".join(f"{k} {v}" for k, v in self.warnings.items() if v)
@@ -218,25 +258,30 @@ def checked_records(parsed: Iterable, report: ValidationReport, acc: StatsAccumu
         report.records += 1
         rep.tick(report.records, message)
         if p.errors:
-            report.rejected += 1
-            for e in p.errors:
-                report.errors.append(e)
-                report.error_counts[e.key] = report.error_counts.get(e.key, 0) + 1
+            report.add_rejected(p.errors)
             continue
         report.loaded += 1
         acc.add(p.record, p.index)
         yield p.record
 
 
+def new_report(reader: DatasetReader, max_errors: int = DEFAULT_MAX_ERRORS) -> ValidationReport:
+    """An empty report for what ``reader`` reads (validation and import fill it)."""
+    return ValidationReport(reader.path, reader.format, reader.container, reader.mapping,
+                            max_errors=max(0, int(max_errors)), format_votes=dict(reader.format_votes))
+
+
 def validate_path(path: str, fmt: str = "auto", mapping: Optional[dict] = None,
                   max_tokens: int = DEFAULT_MAX_TOKENS, tokenizer: Optional[str] = None,
                   heldout: Optional[int] = None, progress: Optional[ProgressCallback] = None,
                   cancel: Optional[CancelCheck] = None,
-                  on_record: Optional[Callable[[Record], None]] = None) -> ValidationReport:
+                  on_record: Optional[Callable[[Record], None]] = None,
+                  max_errors: int = DEFAULT_MAX_ERRORS) -> ValidationReport:
     """Read a dataset file and report on every record. Raises DatasetError when the
-    file can't be read at all. ``on_record`` receives each good record (streaming)."""
+    file can't be read at all. ``on_record`` receives each good record (streaming).
+    ``max_errors``: how many errors are kept with their details (all are counted)."""
     reader = DatasetReader(path, fmt, mapping)
-    report = ValidationReport(reader.path, reader.format, reader.container, reader.mapping)
+    report = new_report(reader, max_errors)
     acc = StatsAccumulator(TokenCounter(tokenizer), max_tokens)
     for record in checked_records(reader, report, acc, Reporter(progress, cancel, every=5000)):
         if on_record is not None:
@@ -245,8 +290,19 @@ def validate_path(path: str, fmt: str = "auto", mapping: Optional[dict] = None,
     return report
 
 
+def system_turn_expected(fmt: str, container: str, mapping: Optional[dict]) -> bool:
+    """Whether a record of this format is expected to have a system message: OpenAI chat
+    (its recipe warns about a missing one), also as a messages column of a table."""
+    return fmt == "openai-chat" or (container in ("csv", "parquet") and bool((mapping or {}).get("messages")))
+
+
 def finish(report: ValidationReport, acc: StatsAccumulator, heldout: Optional[int]) -> None:
+    """Fill in warnings, statistics and advice. ``missing_system`` is left out for formats
+    that don't expect a system message (prompt/completion, alpaca, ShareGPT) unless some
+    records of the file have one: then the ones without it are counted."""
     report.warnings = dict(acc.warnings)
-    report.warning_examples = {k: v for k, v in acc.warning_examples.items() if v}
+    if not acc.with_system and not system_turn_expected(report.format, report.container, report.mapping):
+        report.warnings.pop("missing_system", None)
+    report.warning_examples = {k: v for k, v in acc.warning_examples.items() if v and k in report.warnings}
     report.stats = acc.stats()
     report.advice = size_advice(report.loaded, heldout)

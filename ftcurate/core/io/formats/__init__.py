@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ..fileio import atomic_path, atomic_text
 from ...project.records import Record, Source
-from . import alpaca, openai_chat, prompt_completion, rawio, sharegpt, tabular
+from . import alpaca, detect, openai_chat, prompt_completion, rawio, sharegpt, tabular
 from .base import (ERROR_KEYS, FORMAT_CHOICES, FORMATS, DatasetError, NotRepresentable, Parsed,
                    RawItem, RecordError)
 
@@ -25,53 +25,11 @@ __all__ = ["DatasetReader", "DatasetError", "NotRepresentable", "Parsed", "Recor
            "parse_mapping"]
 
 SCHEMAS = {m.NAME: m for m in (openai_chat, prompt_completion, alpaca, sharegpt)}
-DETECT_SAMPLE = 50
 
 
-def _container_for(path: str, head: bytes, fmt: str) -> str:
-    ext = os.path.splitext(path)[1].lower()
-    if fmt == "parquet" or head.startswith(b"PAR1"):
-        return "parquet"
-    if fmt == "csv" or (fmt == "auto" and ext in (".csv", ".tsv", ".tab")):
-        return "csv"
-    text = rawio.first_text(head)
-    if text.startswith("["):
-        first_line = text.split("\n", 1)[0].strip()
-        rest = text.split("\n", 1)[1].strip() if "\n" in text else ""
-        try:
-            json.loads(first_line)
-            one_line_array = True
-        except ValueError:
-            one_line_array = False
-        # A first line that is a whole array followed by more lines is JSON Lines.
-        return "jsonl" if (one_line_array and rest and not rest.startswith("]")) else "json"
-    return "jsonl"
-
-
-def _schema_from_keys(objs: list) -> tuple[Optional[str], Optional[dict]]:
-    votes: dict[str, int] = {}
-    mapping = None
-    for obj in objs:
-        if not isinstance(obj, dict):
-            continue
-        keys = set(obj)
-        if "messages" in keys:
-            name = "openai-chat"
-        elif "conversations" in keys:
-            name = "sharegpt"
-        elif "instruction" in keys and "output" in keys:
-            name = "alpaca"
-        else:
-            m = prompt_completion.default_mapping(keys)
-            if m is None:
-                continue
-            name = "prompt-completion"
-            mapping = mapping or m
-        votes[name] = votes.get(name, 0) + 1
-    if not votes:
-        return None, None
-    best = max(votes, key=votes.get)
-    return best, (mapping if best == "prompt-completion" else None)
+# Kept under their old names for the modules that use them.
+_container_for = detect.container_for
+_schema_from_keys = detect.schema_from_keys
 
 
 def _schema_from_mapping(mapping: Optional[dict]) -> Optional[str]:
@@ -114,13 +72,16 @@ class DatasetReader:
     container: str = field(init=False, default="")
     format: str = field(init=False, default="")
     columns: list = field(init=False, default_factory=list)
+    # Records per schema among those detection read ({} when the format was given): more
+    # than one entry means a file of mixed formats, read as the one most records have.
+    format_votes: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.path = os.fspath(self.path)
         if self.fmt not in FORMAT_CHOICES:
             raise DatasetError("bad_format", f"unknown format {self.fmt!r}; use one of " + ", ".join(FORMAT_CHOICES))
         head = rawio.sniff(self.path)
-        self.container = _container_for(self.path, head, self.fmt)
+        self.container = detect.container_for(self.path, head, self.fmt)
         if self.container in ("csv", "parquet"):
             self.format = self.container
             self.columns = (rawio.csv_columns(self.path) if self.container == "csv"
@@ -143,30 +104,23 @@ class DatasetReader:
         if by_mapping is not None:  # --map names the keys: that decides the schema
             self.format = by_mapping
             return
-        sample = []
-        first_error = None
-        for item in self._raw():
-            if item.error is None:
-                sample.append(item.obj)
-            elif first_error is None:
-                first_error = item
-            # Read on past broken records until at least one record decodes.
-            if len(sample) >= DETECT_SAMPLE or (sample and item.index > DETECT_SAMPLE * 4):
-                break
-        name, mapping = _schema_from_keys(sample)
+        votes = detect.vote(self.path, self.container, self._raw())
+        self.format_votes = dict(votes.votes)
+        name, mapping = votes.winner()
         if name is None:
-            if not sample:
+            if not votes.decoded:
                 where = ""
+                first_error = votes.first_error
                 if first_error is not None:
                     pos = (f"line {first_error.line}" if first_error.line is not None
                            else f"record {first_error.index}")
                     where = f" ({pos}: {first_error.error[1]})"
                 raise DatasetError("no_records", f"{self.path}: no record could be read{where}; "
                                    "is this JSON Lines, a JSON array, CSV or Parquet?")
-            keys = sorted({k for o in sample if isinstance(o, dict) for k in o})[:12]
-            if not keys:
+            if not votes.objects:
                 raise DatasetError("unknown_format", f"{self.path}: the records are not JSON objects; "
                                    "expected one object per line (or per array element)")
+            keys = sorted(votes.keys, key=str)[:12]
             raise DatasetError("unknown_format", f"{self.path}: cannot tell the format from the keys "
                                + ", ".join(map(repr, keys)) + "; choose one with --format (and --map)")
         self.format = name

@@ -27,6 +27,27 @@ def record_uses_tools(obj: dict, messages: list) -> bool:
     return any(isinstance(m, dict) and m.get("tool_calls") for m in messages)
 
 
+def tool_call_problems(calls: list) -> list[str]:
+    """What is wrong with a ``tool_calls`` list: each call must be an object whose
+    ``function`` is an object with a string ``name`` (``arguments``, when given, a string
+    or an object)."""
+    out = []
+    for k, call in enumerate(calls):
+        if not isinstance(call, dict):
+            out.append(f"tool_calls[{k}] is a JSON {_kind(call)}, not an object")
+            continue
+        fn = call.get("function")
+        if not isinstance(fn, dict):
+            what = "missing" if "function" not in call else f"a JSON {_kind(fn)}"
+            out.append(f"tool_calls[{k}].function is {what}; expected an object with a 'name'")
+        elif not isinstance(fn.get("name"), str):
+            out.append(f"tool_calls[{k}].function has no 'name' string")
+        elif "arguments" in fn and not isinstance(fn["arguments"], (str, dict)):
+            out.append(f"tool_calls[{k}].function.arguments is a JSON {_kind(fn['arguments'])}; "
+                       "expected a string (JSON text) or an object")
+    return out
+
+
 def parse(obj: Any, mapping: Optional[dict] = None) -> tuple[Optional[Record], list[tuple[str, str]]]:
     problems: list[tuple[str, str]] = []
     if not isinstance(obj, dict):
@@ -68,6 +89,8 @@ def parse(obj: Any, mapping: Optional[dict] = None) -> tuple[Optional[Record], l
         tc = m.get("tool_calls")
         if tc is not None and not isinstance(tc, list):
             problems.append(("invalid_function_call", f"message {i} tool_calls must be a list"))
+        elif tc:
+            problems.extend(("invalid_function_call", f"message {i} {p}") for p in tool_call_problems(tc))
         name = m.get("name")
         if name is not None and not isinstance(name, str):
             problems.append(("wrong_type", f"message {i} name must be a string"))

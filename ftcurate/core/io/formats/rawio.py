@@ -1,8 +1,8 @@
 """Raw record streams: JSON Lines, JSON arrays, CSV and Parquet, with exact positions.
 
 Each reader yields :class:`RawItem` objects (index, physical line, decoded object or an
-error) and never holds more than one record's text at a time, except the JSON-array reader
-which keeps the file's text (one copy) while it walks it.
+error) and holds about one record's text at a time (JSON arrays: a window of a few MB, see
+:mod:`.jsonarray`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ import sys
 from typing import Iterator, Optional
 
 from .base import DatasetError, RawItem
+from .jsonarray import iter_json_array, value_error_message
+
+__all__ = ["sniff", "first_text", "loads", "iter_jsonl", "iter_json_array", "iter_csv", "csv_columns",
+           "iter_parquet", "parquet_columns", "BOM", "MAX_LINE_BYTES"]
 
 try:  # orjson is optional: faster, stricter; json is the fallback and the judge of errors
     import orjson as _orjson
@@ -117,227 +121,42 @@ def _json_message(exc: Exception, text: str) -> str:
         if exc.pos >= len(text.rstrip()):
             return f"invalid JSON: the text ends early ({exc.msg}, column {exc.colno})"
         return f"invalid JSON: {exc.msg} (column {exc.colno})"
-    if isinstance(exc, RecursionError):
-        return "invalid JSON: nested too deeply"
-    return f"invalid JSON: {exc}"
+    return value_error_message(exc)
 
 
-# -- JSON arrays ----------------------------------------------------------------------------
+# -- JSON arrays: streamed by jsonarray.iter_json_array (imported above) ----------------------
 
-_WS = re.compile(r"[ \t\n\r]*")
 _SURROGATE = re.compile("[\udc80-\udcff]")
-
-
-def iter_json_array(path: str) -> Iterator[RawItem]:
-    """Yield one item per array element with its 0-based index and the physical line
-    where it starts. A file cut off mid-array yields the complete elements and one
-    ``truncated_json`` item; an element with broken JSON is reported and the reader
-    resynchronises at the next element that starts a line."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data.startswith(BOM):
-        data = data[len(BOM):]
-    text = data.decode("utf-8", errors="surrogateescape")
-    del data
-    decoder = json.JSONDecoder()
-    pos = _WS.match(text, 0).end()
-    if pos >= len(text) or text[pos] != "[":
-        raise DatasetError("not_array", f"{path}: expected a JSON array of records or JSON Lines")
-    pos += 1
-    line = 1 + text.count("\n", 0, pos)
-    index = 0
-    # Keys of the first good record (else of the last element), to tell records from
-    # nested objects when resynchronising after a broken element.
-    known_keys: set = set()
-    while True:
-        ws_end = _WS.match(text, pos).end()
-        line += text.count("\n", pos, ws_end)
-        pos = ws_end
-        if pos >= len(text):
-            # The closing bracket is missing but no element was cut: nothing is lost.
-            return
-        if text[pos] == "]":
-            return
-        try:
-            obj, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            if not known_keys:
-                known_keys = _last_element_keys(text, decoder) or {""}
-            nxt, truncated = _skip_element(text, pos, decoder, known_keys)
-            if truncated:
-                yield RawItem(index, line, error=(
-                    "truncated_json", "the file ends in the middle of this record (truncated JSON array)"))
-                return
-            yield RawItem(index, line, error=("invalid_json", f"invalid JSON: {exc.msg} "
-                                              f"(line {exc.lineno}, column {exc.colno})"))
-            index += 1
-            if nxt is None:
-                return
-            line += text.count("\n", pos, nxt)
-            pos = nxt
-            continue
-        if _SURROGATE.search(text, pos, end):
-            item = RawItem(index, line, error=("invalid_utf8", "the record contains bytes that are not valid UTF-8"))
-        else:
-            item = RawItem(index, line, obj=obj)
-            if known_keys in (set(), {""}) and isinstance(obj, dict):
-                known_keys = set(obj)
-        yield item
-        index += 1
-        line += text.count("\n", pos, end)
-        pos = end
-        ws_end = _WS.match(text, pos).end()
-        line += text.count("\n", pos, ws_end)
-        pos = ws_end
-        if pos < len(text) and text[pos] == ",":
-            pos += 1
-        elif pos < len(text) and text[pos] == "]":
-            return
-        elif pos >= len(text):
-            return
-        elif text[pos] in "{[":
-            # A missing comma between two elements: take this as the next element.
-            continue
-        else:
-            # Junk after a complete element: skip it up to the next element.
-            if not known_keys:
-                known_keys = _last_element_keys(text, decoder) or {""}
-            nxt, _ = _skip_element(text, pos, decoder, known_keys)
-            if nxt is None:
-                return
-            line += text.count("\n", pos, nxt)
-            pos = nxt
-
-
-# Inside a string: anything but a quote, a backslash or a newline, or an escape. A raw
-# newline cannot be in a JSON string, so a broken string is taken to end at the line end.
-_STR_BODY = re.compile(r'[^"\\\n]*(?:\\.[^"\\\n]*)*')
-_STRUCT = re.compile(r'["{}\[\],]')
-
-
-def _scan_element(text: str, pos: int) -> tuple[Optional[int], bool]:
-    """Walk one (possibly broken) element from ``pos``, tracking strings and bracket depth.
-
-    Returns (position of the ``,`` or ``]`` that ends it at depth 0, or None when the text
-    ends first; whether the text ended inside the element, i.e. it was cut off)."""
-    depth = 0
-    i = pos
-    n = len(text)
-    while True:
-        m = _STRUCT.search(text, i)
-        if m is None:
-            return None, depth > 0
-        j = m.start()
-        c = text[j]
-        if c == '"':
-            k = _STR_BODY.match(text, j + 1).end()
-            if k >= n:
-                return None, True
-            i = k + 1
-        elif c in "{[":
-            depth += 1
-            i = j + 1
-        elif c in "}]":
-            if depth == 0:
-                if c == "]":
-                    return j, False
-            else:
-                depth -= 1
-            i = j + 1
-        else:  # ","
-            if depth == 0:
-                return j, False
-            i = j + 1
-
-
-def _indent_at(text: str, pos: int) -> Optional[str]:
-    """The whitespace before ``pos`` on its line, when ``pos`` starts the line; else None."""
-    k = pos
-    while k > 0 and text[k - 1] in " \t":
-        k -= 1
-    if k == 0 or text[k - 1] == "\n":
-        return text[k:pos]
-    return None
-
-
-def _skip_element(text: str, pos: int, decoder: json.JSONDecoder,
-                  known_keys: set) -> tuple[Optional[int], bool]:
-    """Find where the element after a broken one starts.
-
-    Returns (start of the next element, or None when there is none; whether the broken
-    element runs off the end of the file, i.e. the array was truncated). In a
-    pretty-printed array the next element is the next line with the same indent that
-    starts with ``{`` or ``[`` after a comma, which survives broken brackets and quotes.
-    In a one-line array it is the next ``}, {`` boundary where an object that looks like a
-    record (shares a key with ``known_keys``; ``{""}``: unknown, any object) decodes and is
-    followed by ``,`` or ``]``; failing that, the element ends at the next comma at its own
-    bracket depth."""
-    end, cut = _scan_element(text, pos)
-    indent = _indent_at(text, pos)
-    if indent is not None:
-        sibling = re.compile(r",[ \t\r\n]*\n" + re.escape(indent) + r"(?=[{\[])")
-        m = sibling.search(text, pos + 1)
-        if m is not None:
-            return m.end(), False
-    else:
-        for m in _OBJECT_BOUNDARY.finditer(text, pos + 1):
-            start = m.end()
-            try:
-                obj, stop = decoder.raw_decode(text, start)
-            except json.JSONDecodeError:
-                continue
-            after = _WS.match(text, stop).end()
-            if after < len(text) and text[after] not in ",]":
-                continue
-            if isinstance(obj, dict) and (known_keys == {""} or known_keys & set(obj)):
-                return start, False
-    if end is None:
-        return None, cut
-    if text[end] == ",":
-        return end + 1, False
-    return None, False
-
-
-_OBJECT_BOUNDARY = re.compile(r"\}[ \t\r\n]*,[ \t\r\n]*(?=\{)")
-
-
-def _last_element_keys(text: str, decoder: json.JSONDecoder, tries: int = 50) -> set:
-    """Keys of the array's last element (the object that ends right before the closing
-    bracket), to recognise records when no earlier record decoded."""
-    starts = [m.end() for m in _OBJECT_BOUNDARY.finditer(text)][-tries:]
-    for start in reversed(starts):
-        try:
-            obj, stop = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
-            continue
-        after = _WS.match(text, stop).end()
-        if after < len(text) and text[after] == "]" and not text[after + 1:].strip():
-            return set(obj) if isinstance(obj, dict) else set()
-    return set()
 
 
 # -- CSV --------------------------------------------------------------------------------------
 
 def iter_csv(path: str, delimiter: Optional[str] = None) -> Iterator[RawItem]:
     """Yield one dict per data row; ``line`` is the physical line where the row starts
-    (quoted fields may span lines). Rows with bytes that are not UTF-8 are reported."""
+    (quoted fields may span lines). Rows with bytes that are not UTF-8 are reported, and so
+    is a last row whose quoted field the file ends inside (``unterminated_field``: a cut-off
+    file, or a missing closing quote)."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     if delimiter is None:
         delimiter = "\t" if path.lower().endswith((".tsv", ".tab")) else ","
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter)
+        lines = _Lines(f)
+        reader = csv.reader(lines, delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:
             raise DatasetError("empty_file", f"{path}: the CSV file has no header row") from None
         except csv.Error as exc:
             raise DatasetError("invalid_csv", f"{path}: cannot read the CSV header ({exc})") from None
+        if lines.done and _ends_inside_quotes("".join(lines.taken), delimiter):
+            raise DatasetError("invalid_csv", f"{path}: the header row has a quoted field that is never closed")
         header = [h.strip() for h in header]
         if not any(header):
             raise DatasetError("invalid_csv", f"{path}: the first row (the header) is empty")
         index = 0
         start = reader.line_num + 1
         while True:
+            lines.taken = []
             try:
                 row = next(reader)
             except StopIteration:
@@ -350,7 +169,11 @@ def iter_csv(path: str, delimiter: Optional[str] = None) -> Iterator[RawItem]:
             if not row or all(not c.strip() for c in row):
                 start = reader.line_num + 1
                 continue
-            if any(_SURROGATE.search(c) for c in row):
+            if lines.done and _ends_inside_quotes("".join(lines.taken), delimiter):
+                yield RawItem(index, start, error=(
+                    "unterminated_field", "the file ends inside a quoted field of this row (no closing "
+                    "quote): the file was cut off, or a quote is missing"))
+            elif any(_SURROGATE.search(c) for c in row):
                 yield RawItem(index, start, error=("invalid_utf8", "the row contains bytes that are not valid UTF-8"))
             elif len(row) != len(header):
                 yield RawItem(index, start, error=(
@@ -359,6 +182,59 @@ def iter_csv(path: str, delimiter: Optional[str] = None) -> Iterator[RawItem]:
                 yield RawItem(index, start, obj=dict(zip(header, row)))
             index += 1
             start = reader.line_num + 1
+
+
+class _Lines:
+    """The lines of a text file, keeping those of the row being read (``taken``) and telling
+    when the file has run out (``done``), to check the last row for an open quote."""
+
+    __slots__ = ("_it", "taken", "done")
+
+    def __init__(self, f) -> None:
+        self._it = iter(f)
+        self.taken: list[str] = []
+        self.done = False
+
+    def __iter__(self) -> "_Lines":
+        return self
+
+    def __next__(self) -> str:
+        try:
+            line = next(self._it)
+        except StopIteration:
+            self.done = True
+            raise
+        self.taken.append(line)
+        return line
+
+
+def _ends_inside_quotes(raw: str, delimiter: str) -> bool:
+    """Whether the text of a CSV row ends inside a quoted field, read as Python's csv module
+    reads it (a quote opens a quoted field only at the start of a field; ``""`` inside one is
+    a quote; text after a closing quote is kept up to the next delimiter)."""
+    i, n = 0, len(raw)
+    field_end = re.compile("[" + re.escape(delimiter) + "\r\n]")
+    field_start = True
+    while i < n:
+        if field_start and raw[i] == '"':
+            j = i + 1
+            while True:
+                k = raw.find('"', j)
+                if k < 0:
+                    return True
+                if k + 1 < n and raw[k + 1] == '"':
+                    j = k + 2
+                    continue
+                i = k + 1
+                break
+            field_start = False
+            continue
+        m = field_end.search(raw, i)
+        if m is None:
+            return False
+        i = m.end()
+        field_start = True
+    return False
 
 
 def csv_columns(path: str, delimiter: Optional[str] = None) -> list[str]:
@@ -373,17 +249,55 @@ def csv_columns(path: str, delimiter: Optional[str] = None) -> list[str]:
 # -- Parquet ------------------------------------------------------------------------------------
 
 def iter_parquet(path: str, batch_size: int = 8192) -> Iterator[RawItem]:
+    """Yield one item per row (``line`` None). A file whose footer can't be read is an
+    ``invalid_parquet`` DatasetError. A row group that can't be read (a damaged page) makes
+    each of its rows not read so far an ``invalid_parquet`` item; a row whose text is not
+    UTF-8 is an ``invalid_utf8`` item; the other rows load."""
     import pyarrow.parquet as pq
 
     try:
         pf = pq.ParquetFile(path)
+        groups = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
     except Exception as exc:  # pyarrow raises several types for broken files
-        raise DatasetError("invalid_parquet", f"{path}: not a readable Parquet file ({exc})") from None
+        raise DatasetError("invalid_parquet", f"{path}: not a readable Parquet file ({_parquet_reason(exc)})") from None
     index = 0
-    for batch in pf.iter_batches(batch_size=batch_size):
-        for row in batch.to_pylist():
-            yield RawItem(index, None, obj=row)
-            index += 1
+    for g, n_rows in enumerate(groups):
+        first = index
+        try:
+            for batch in pf.iter_batches(batch_size=batch_size, row_groups=[g]):
+                try:
+                    rows = batch.to_pylist()
+                except Exception:  # e.g. a string that is not UTF-8: find the rows, one by one
+                    rows = None
+                if rows is not None:
+                    for row in rows:
+                        yield RawItem(index, None, obj=row)
+                        index += 1
+                    continue
+                for i in range(batch.num_rows):
+                    yield _parquet_row(batch, i, index)
+                    index += 1
+        except Exception as exc:  # a damaged page: OSError, ArrowInvalid...
+            reason = _parquet_reason(exc)
+            last = first + max(n_rows, index - first)
+            for i in range(index, last):
+                yield RawItem(i, None, error=("invalid_parquet", f"row group {g} (rows {first}-{last - 1}) "
+                                              f"cannot be read: {reason}"))
+            index = last
+
+
+def _parquet_row(batch, i: int, index: int) -> RawItem:
+    try:
+        return RawItem(index, None, obj=batch.slice(i, 1).to_pylist()[0])
+    except UnicodeDecodeError:
+        return RawItem(index, None, error=("invalid_utf8", "the row contains text that is not valid UTF-8"))
+    except Exception as exc:
+        return RawItem(index, None, error=("invalid_parquet", f"the row cannot be read: {_parquet_reason(exc)}"))
+
+
+def _parquet_reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 def parquet_columns(path: str) -> list[str]:
@@ -392,4 +306,4 @@ def parquet_columns(path: str) -> list[str]:
     try:
         return list(pq.ParquetFile(path).schema_arrow.names)
     except Exception as exc:
-        raise DatasetError("invalid_parquet", f"{path}: not a readable Parquet file ({exc})") from None
+        raise DatasetError("invalid_parquet", f"{path}: not a readable Parquet file ({_parquet_reason(exc)})") from None

@@ -110,7 +110,8 @@ def dump(record: Record) -> dict:
                 if m.content:
                     raise NotRepresentable("sharegpt cannot hold assistant text and a tool call in one turn")
                 for call in m.tool_calls:
-                    fn = call.get("function", {}) if isinstance(call, dict) else {}
+                    fn = call.get("function") if isinstance(call, dict) else None
+                    fn = fn if isinstance(fn, dict) else {}
                     args = fn.get("arguments", "{}")
                     try:
                         args = json.loads(args) if isinstance(args, str) else args

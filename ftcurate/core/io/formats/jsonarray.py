@@ -1,0 +1,379 @@
+"""JSON arrays of records, streamed element by element with exact positions.
+
+:func:`iter_json_array` reads the file through a sliding window of decoded text (a few MB;
+it grows only to hold one element longer than that), so memory does not depend on the
+size of the file. Each element is decoded by the standard library's C decoder
+(``json.JSONDecoder.raw_decode``) where it starts; the window is only walked in Python
+around broken elements.
+
+What a damaged array gives, one item per case (``loaded + rejected = records`` holds,
+and no complete element is ever dropped):
+
+* a broken element (bad JSON, nested too deeply, an integer of more than 4,300 digits):
+  ``invalid_json`` for that element; reading resumes at the next element;
+* text between elements that is not an element (``[{...} garbage {...}]``) or after the
+  closing bracket: ``unexpected_text`` where it starts; the elements after it still load;
+* a file that ends inside an element, or between elements before the closing ``]``:
+  ``truncated_json`` (the complete elements before it load);
+* bytes that are not UTF-8 inside an element: ``invalid_utf8``.
+
+A missing comma between two elements (``{...} {...}``) loses nothing and is accepted.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import re
+from typing import Iterator, Optional
+
+from .base import DatasetError, RawItem
+
+BOM = codecs.BOM_UTF8
+CHUNK_BYTES = 4 * 1024 * 1024  # read at a time; the window holds about this much text
+TAIL_BYTES = 1024 * 1024  # read from the end of the file to learn the records' keys
+SNIPPET_CHARS = 60
+
+_WS = re.compile(r"[ \t\n\r]*")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+# Text between elements that is not a value, a separator or the end of the array.
+_JUNK = re.compile(r'[^{\["\],]*')
+
+TRUNCATED_IN = "the file ends in the middle of this record (truncated JSON array)"
+TRUNCATED_AFTER = ("the file ends before the array is closed (no closing ']'): "
+                   "it was cut off here, records after this point are missing")
+
+
+class _Window:
+    """A sliding window over a file's text, decoded as UTF-8 (bad bytes become lone surrogates)."""
+
+    def __init__(self, f, chunk: int) -> None:
+        self._f = f
+        self._dec = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+        self.chunk = chunk
+        self.text = ""
+        self.eof = False
+        self.col0 = 0  # characters of text[0]'s line that were dropped (a very long line)
+
+    def more(self, at_least: int = 0) -> bool:
+        """Read on (at least ``at_least`` bytes); False at the end of the file."""
+        if self.eof:
+            return False
+        data = self._f.read(max(self.chunk, at_least))
+        if not data:
+            self.eof = True
+            tail = self._dec.decode(b"", final=True)
+            self.text += tail
+            return bool(tail)
+        self.text += self._dec.decode(data)
+        return True
+
+    def drop(self, pos: int) -> int:
+        """Forget the text before the start of ``pos``'s line (before ``pos`` on a very long
+        line); return ``pos``'s new offset."""
+        cut = self.text.rfind("\n", 0, pos) + 1
+        if cut == 0 or pos - cut > self.chunk:
+            self.col0 = (self.col0 if cut == 0 else 0) + pos - cut
+            cut = pos
+        else:
+            self.col0 = 0
+        self.text = self.text[cut:]
+        return pos - cut
+
+
+def _snippet(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
+
+
+def error_message(exc: Exception, text: str = "", pos: int = 0, line: int = 1, col0: int = 0) -> str:
+    """A plain message for a decoding error of the element that starts at ``text[pos]`` on
+    physical line ``line`` (the place inside it as a line and column of the file; ``col0``:
+    characters of ``text[0]``'s line that come before ``text``)."""
+    if isinstance(exc, json.JSONDecodeError):
+        at = min(max(exc.pos, pos), len(text))
+        err_line = line + text.count("\n", pos, at)
+        nl = text.rfind("\n", 0, at)
+        col = at - nl + (col0 if nl < 0 else 0)
+        return f"invalid JSON: {exc.msg} (line {err_line}, column {col})"
+    return value_error_message(exc)
+
+
+def value_error_message(exc: Exception) -> str:
+    """Messages for what the decoder refuses that is not a syntax error."""
+    if isinstance(exc, RecursionError):
+        return "invalid JSON: nested too deeply"
+    if "digits" in str(exc) and "integer" in str(exc):
+        return "invalid JSON: a number has more than 4,300 digits (Python's limit for integers)"
+    return f"invalid JSON: {exc}"
+
+
+def iter_json_array(path: str, chunk_bytes: Optional[int] = None) -> Iterator[RawItem]:
+    """Yield one item per array element (0-based index, physical line where it starts), and
+    one error item for each stretch of text that is not an element (see the module help).
+    ``chunk_bytes``: bytes read at a time (default :data:`CHUNK_BYTES`)."""
+    decoder = json.JSONDecoder()
+    with open(path, "rb") as f:
+        if f.read(len(BOM)) != BOM:
+            f.seek(0)
+        w = _Window(f, max(1024, chunk_bytes or CHUNK_BYTES))
+        w.more()
+        pos, line = _skip_ws(w, 0, 1)
+        if pos >= len(w.text) or w.text[pos] != "[":
+            raise DatasetError("not_array", f"{path}: expected a JSON array of records or JSON Lines")
+        pos += 1
+        index = 0
+        state = "value"  # what comes next: "value" (an element or "]"), "sep" ("," or "]")
+        keys = _Keys(path, decoder)
+        while True:
+            if pos > w.chunk:
+                pos = w.drop(pos)
+            end_line = line  # the line where the last element or separator ended
+            pos, line = _skip_ws(w, pos, line)
+            text = w.text
+            if pos >= len(text):
+                yield RawItem(index, end_line, error=("truncated_json", TRUNCATED_AFTER))
+                return
+            c = text[pos]
+            if state == "sep":
+                if c == ",":
+                    pos += 1
+                    state = "value"
+                elif c == "]":
+                    yield from _after_end(w, pos + 1, line, index)
+                    return
+                elif c in '{["':
+                    state = "value"  # a missing comma: this is the next element
+                else:
+                    stop = _junk_end(w, pos)
+                    text = w.text
+                    yield RawItem(index, line, error=(
+                        "unexpected_text", "unexpected text between array elements: "
+                        f"{_snippet(text[pos:stop])!r} (expected ',' or ']')"))
+                    index += 1
+                    line += text.count("\n", pos, stop)
+                    pos = stop
+                continue
+            if c == "]":  # "[]", or a trailing comma: the end
+                yield from _after_end(w, pos + 1, line, index)
+                return
+            # -- an element starts here
+            item, stop, how = _element(w, pos, line, index, decoder, keys)
+            text = w.text
+            yield item
+            if how == "truncated":
+                return
+            index += 1
+            if item.error is None:
+                keys.learn(item.obj)
+            line += text.count("\n", pos, stop)
+            pos = stop
+            state = "sep" if how == "ok" else "value"
+            if how == "end":
+                yield from _after_end(w, pos + 1, line, index)
+                return
+
+
+def _skip_ws(w: _Window, pos: int, line: int) -> tuple[int, int]:
+    while True:
+        end = _WS.match(w.text, pos).end()
+        line += w.text.count("\n", pos, end)
+        pos = end
+        if pos < len(w.text) or not w.more():
+            return pos, line
+
+
+def _junk_end(w: _Window, pos: int) -> int:
+    while True:
+        stop = _JUNK.match(w.text, pos).end()
+        if stop < len(w.text) or not w.more():
+            # Leave the whitespace before what follows to the caller.
+            while stop > pos + 1 and w.text[stop - 1] in " \t\r\n":
+                stop -= 1
+            return stop
+
+
+def _after_end(w: _Window, pos: int, line: int, index: int) -> Iterator[RawItem]:
+    """After the closing bracket only whitespace may follow."""
+    pos, line = _skip_ws(w, pos, line)
+    if pos < len(w.text):
+        yield RawItem(index, line, error=(
+            "unexpected_text", "unexpected text after the end of the array (the closing ']'): "
+            f"{_snippet(w.text[pos:pos + 200])!r}; it is not read"))
+
+
+def _element(w: _Window, pos: int, line: int, index: int, decoder: json.JSONDecoder,
+             keys: "_Keys") -> tuple[RawItem, int, str]:
+    """Read the element at ``w.text[pos]``. Returns (item, where reading goes on, how):
+    how is "ok" (a complete element; a separator follows), "value" (a broken element was
+    skipped up to the next element), "end" (it was skipped up to the closing bracket at the
+    returned position) or "truncated" (the file ends inside it)."""
+    while True:
+        text = w.text
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+            # Keep no reference to the exception: it holds the whole window (exc.doc).
+            err_pos = exc.pos if isinstance(exc, json.JSONDecodeError) else None
+            message = error_message(exc, text, pos, line, w.col0)
+        else:
+            if end >= len(text) and not w.eof and w.more():
+                continue  # a number or a word may go on in the next chunk
+            if _SURROGATE.search(text, pos, end):
+                return RawItem(index, line, error=(
+                    "invalid_utf8", "the record contains bytes that are not valid UTF-8")), end, "ok"
+            return RawItem(index, line, obj=obj), end, "ok"
+        # A broken element, or one that goes on past the window.
+        stop, _cut = _scan_element(text, pos)
+        nxt = _resync(text, pos, decoder, keys.get(), stop)
+        if stop is None and not w.eof:
+            # Not closed in the window. Broken when the decoder failed before the next
+            # element's start; else (a long element, or no next start in sight) read on.
+            if nxt is None or err_pos is None or err_pos >= nxt:
+                w.more(len(text))  # the window doubles while one element needs it
+                continue
+        broken = RawItem(index, line, error=("invalid_json", message))
+        if nxt is not None:
+            return broken, nxt, "value"
+        if stop is None:  # the file ends inside it
+            return RawItem(index, line, error=("truncated_json", TRUNCATED_IN)), len(text), "truncated"
+        if text[stop] == ",":
+            return broken, stop + 1, "value"
+        return broken, stop, "end"
+
+
+class _Keys:
+    """The keys of the file's records (from its first good record, or else its last element),
+    to tell records from nested objects when resynchronising in a one-line array."""
+
+    def __init__(self, path: str, decoder: json.JSONDecoder) -> None:
+        self._path = path
+        self._decoder = decoder
+        self._keys: Optional[set] = None
+
+    def learn(self, obj) -> None:
+        if self._keys is None and isinstance(obj, dict):
+            self._keys = set(obj)
+
+    def get(self) -> set:
+        if self._keys is None:
+            self._keys = _tail_keys(self._path, self._decoder)
+        return self._keys
+
+
+# Inside a string: anything but a quote, a backslash or a newline, or an escape. A raw
+# newline cannot be in a JSON string, so a broken string is taken to end at the line end.
+_STR_BODY = re.compile(r'[^"\\\n]*(?:\\.[^"\\\n]*)*')
+_STRUCT = re.compile(r'["{}\[\],]')
+
+
+def _scan_element(text: str, pos: int) -> tuple[Optional[int], bool]:
+    """Walk one (possibly broken) element from ``pos``, tracking strings and bracket depth.
+
+    Returns (position of the ``,`` or ``]`` that ends it at depth 0, or None when the text
+    ends first; whether the text ended inside the element, i.e. it was cut off)."""
+    depth = 0
+    i = pos
+    n = len(text)
+    while True:
+        m = _STRUCT.search(text, i)
+        if m is None:
+            return None, depth > 0
+        j = m.start()
+        c = text[j]
+        if c == '"':
+            k = _STR_BODY.match(text, j + 1).end()
+            if k >= n:
+                return None, True
+            i = k + 1
+        elif c in "{[":
+            depth += 1
+            i = j + 1
+        elif c in "}]":
+            if depth == 0:
+                if c == "]":
+                    return j, False
+            else:
+                depth -= 1
+            i = j + 1
+        else:  # ","
+            if depth == 0:
+                return j, False
+            i = j + 1
+
+
+def _indent_at(text: str, pos: int) -> Optional[str]:
+    """The whitespace before ``pos`` on its line, when ``pos`` starts the line; else None."""
+    k = pos
+    while k > 0 and text[k - 1] in " \t":
+        k -= 1
+    if k == 0 or text[k - 1] == "\n":
+        return text[k:pos]
+    return None
+
+
+_OBJECT_BOUNDARY = re.compile(r"\}[ \t\r\n]*,[ \t\r\n]*(?=\{)")
+
+
+def _resync(text: str, pos: int, decoder: json.JSONDecoder, known_keys: set, stop: Optional[int] = None,
+            tries: int = 64) -> Optional[int]:
+    """Where the element after a broken one starts, found without trusting its brackets.
+
+    In a pretty-printed array it is the next line with the same indent that starts with
+    ``{`` or ``[`` after a comma, which survives broken brackets and quotes. In a one-line
+    array it is right after ``stop`` (the comma where the bracket walk ended the element)
+    when a record starts there, else the next ``}, {`` boundary (among the next ``tries``)
+    where a record starts. A record: an object that decodes, is followed by ``,`` or ``]``
+    and shares a key with ``known_keys`` (an empty set: any object). None when there is
+    none in the text."""
+    indent = _indent_at(text, pos)
+    if indent is not None:
+        sibling = re.compile(r",[ \t\r\n]*\n" + re.escape(indent) + r"(?=[{\[])")
+        m = sibling.search(text, pos + 1)
+        return m.end() if m is not None else None
+    if stop is not None and text[stop] == ",":
+        start = _WS.match(text, stop + 1).end()
+        if _record_at(text, start, decoder, known_keys):
+            return start
+    for k, m in enumerate(_OBJECT_BOUNDARY.finditer(text, pos + 1)):
+        if k >= tries:
+            break
+        if _record_at(text, m.end(), decoder, known_keys):
+            return m.end()
+    return None
+
+
+def _record_at(text: str, start: int, decoder: json.JSONDecoder, known_keys: set) -> bool:
+    if start >= len(text) or text[start] != "{":
+        return False
+    try:
+        obj, stop = decoder.raw_decode(text, start)
+    except (ValueError, RecursionError):
+        return False
+    after = _WS.match(text, stop).end()
+    if after >= len(text) or text[after] not in ",]":
+        return False
+    return isinstance(obj, dict) and (not known_keys or bool(known_keys & set(obj)))
+
+
+def _tail_keys(path: str, decoder: json.JSONDecoder, tries: int = 50) -> set:
+    """Keys of the array's last element (the object that ends right before the closing
+    bracket), read from the end of the file, to recognise records when no earlier one decoded."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(max(0, size - TAIL_BYTES))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return set()
+    starts = [m.end() for m in _OBJECT_BOUNDARY.finditer(text)][-tries:]
+    for start in reversed(starts):
+        try:
+            obj, stop = decoder.raw_decode(text, start)
+        except (ValueError, RecursionError):
+            continue
+        after = _WS.match(text, stop).end()
+        if after < len(text) and text[after] == "]" and not text[after + 1:].strip():
+            return set(obj) if isinstance(obj, dict) else set()
+    return set()
