@@ -78,34 +78,45 @@ def _json(text: Any, what: str) -> Any:
         raise BadValue(f"{what} is not valid JSON") from None
 
 
-_MESSAGE_TYPES = {"role": (str,), "content": (str, type(None)), "name": (str, type(None)),
-                  "tool_calls": (list, type(None)), "function_call": (dict, type(None)),
-                  "tool_call_id": (str, type(None))}
+# (tool_call_id is kept as the file had it: the readers do not require text)
+_OPTIONAL_TYPES = {"name": (str,), "tool_calls": (list,), "function_call": (dict,)}
+
+
+def _message(m: Any, what: str) -> Message:
+    if type(m) is not dict:
+        raise BadValue(f"{what} has a message that is not an object")
+    role, content = m.get("role"), m.get("content")
+    if type(role) is not str:
+        raise BadValue(f"{what} has a message whose role is not text")
+    if content is not None and type(content) is not str:
+        raise BadValue(f"{what} has a message whose content is a {type(content).__name__}, not text")
+    if len(m) <= 2:  # the common case: role and content only
+        return Message(role, content)
+    for key, types in _OPTIONAL_TYPES.items():
+        value = m.get(key)
+        if value is not None and not isinstance(value, types):
+            raise BadValue(f"{what} has a message whose {key} is a {type(value).__name__}")
+    weight = m.get("weight")
+    if weight is not None and (type(weight) is not int):
+        raise BadValue(f"{what} has a message whose weight is not a whole number")
+    return Message(role, content, m.get("name"), m.get("tool_calls"), m.get("function_call"), m.get("tool_call_id"),
+                   weight)
 
 
 def content_record(text: Any, what: str = "content", **kwargs: Any) -> Record:
     """A Record from stored content JSON, its shape checked."""
     obj = _json(text, what)
-    if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
+    if type(obj) is not dict or type(obj.get("messages")) is not list:
         raise BadValue(f"{what} has no list of messages")
     tools = obj.get("tools")
-    if tools is not None and not isinstance(tools, list):
+    if tools is not None and type(tools) is not list:
         raise BadValue(f"{what} has tools that are not a list")
-    messages = []
-    for m in obj["messages"]:
-        if not isinstance(m, dict):
-            raise BadValue(f"{what} has a message that is not an object")
-        for key, types in _MESSAGE_TYPES.items():
-            if not isinstance(m.get(key) if key != "role" else m.get("role", 0), types):
-                raise BadValue(f"{what} has a message whose {key} is a {type(m.get(key)).__name__}")
-        weight = m.get("weight")
-        if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int)):
-            raise BadValue(f"{what} has a message whose weight is not a whole number")
-        messages.append(Message.from_dict(m))
-    return Record(messages=messages, tools=tools, **kwargs)
+    return Record(messages=[_message(m, what) for m in obj["messages"]], tools=tools, **kwargs)
 
 
 def labels_list(text: Any) -> list[str]:
+    if text == "[]" or text is None:
+        return []
     labels = _json(text if text is not None else "[]", "labels")
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise BadValue("labels is not a JSON list of text")
@@ -113,7 +124,7 @@ def labels_list(text: Any) -> list[str]:
 
 
 def metadata_dict(text: Any) -> dict:
-    if not text:
+    if not text or text == "{}":
         return {}
     meta = _json(text, "metadata")
     if not isinstance(meta, dict):
