@@ -150,3 +150,33 @@ def test_every_tab_has_a_key_and_the_keys_are_listed(qtbot, window, dataset):
     assert rows.get("Alt+1") == "Go to the Records tab"
     assert any("Ctrl+Tab" in k for k in rows) and any("Ctrl+PgDown" in k for k in rows)
     assert rows.get("A") == "Approve"
+
+
+def test_the_reviewer_name_is_asked_once_before_the_first_decision(qtbot, window, dataset):
+    project = open_and_wait(qtbot, window, dataset)
+    window.ask_reviewer_first = True  # off in screenshots and for the other tests
+    asked = []
+
+    def answer(title, prompt, text=""):
+        asked.append(prompt)
+        return "Ana"
+
+    window.ask_text = answer
+    focus_table(qtbot, window)
+    qtbot.keyClick(window.table, Qt.Key.Key_A)
+    assert len(asked) == 1 and "decision log" in asked[0]
+    assert project.reviewer == "Ana" and window.reviewer_name() == "Ana"
+    assert project.history()[0]["reviewer"] == "Ana"
+    qtbot.keyClick(window.table, Qt.Key.Key_R)
+    assert len(asked) == 1  # once
+
+
+def test_a_cancelled_name_question_is_not_asked_again(qtbot, window, dataset):
+    project = open_and_wait(qtbot, window, dataset)
+    window.ask_reviewer_first = True
+    asked = []
+    window.ask_text = lambda *a, **k: asked.append(1)  # cancelled: None
+    focus_table(qtbot, window)
+    qtbot.keyClick(window.table, Qt.Key.Key_A)
+    qtbot.keyClick(window.table, Qt.Key.Key_A)
+    assert asked == [1] and project.status_counts().get("approved") == 2

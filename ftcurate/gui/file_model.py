@@ -65,6 +65,10 @@ class FileTableModel(BlockCachedModel, QAbstractTableModel):
     COL_SCORE = _col(COLUMNS, "Score")
     COL_FIRST_USER = _col(COLUMNS, "First user turn")
     COL_ANSWER = _col(COLUMNS, "Answer chars")
+
+    def empty_columns(self) -> list[int]:
+        """Nothing is scanned while a file is read from disk: no flags, no scores."""
+        return [self.COL_FLAGS, self.COL_SCORE]
     IdRole = RecordTableModel.IdRole  # always None here: records have no store id yet
     StatusRole = RecordTableModel.StatusRole  # "importing" or "invalid"
     RecordIndexRole = Qt.ItemDataRole.UserRole + 20  # record number in the file (0-based)

@@ -14,7 +14,7 @@ from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal, Slo
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDockWidget, QFileDialog, QFrame, QHeaderView,
                                QMainWindow, QMessageBox, QScrollArea, QSplitter,
-                               QStackedWidget, QTableView, QTabWidget, QVBoxLayout, QWidget)
+                               QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
 from ..core.quality.scan import ScanSettings
 from ..core.project.store import Project
@@ -27,7 +27,7 @@ from .filter_bar import FilterBar
 from .record_editor import NotesPanel
 from .models import ImportProblemsModel, RecordTableModel
 from .scan_view import FindingsPanel
-from .widgets import ConversationView, ShortcutsDialog, StartPage, app_icon, list_table
+from .widgets import ConversationView, RecordsTable, ShortcutsDialog, StartPage, app_icon, list_table
 from .workers import Worker
 from .review_ops import ReviewMixin
 from .scan_control import ScanMixin
@@ -82,6 +82,8 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         super().__init__()
         self.settings = settings if settings is not None else appsettings.make_settings()
         self.interactive = interactive
+        # ask for the reviewer's name before the first decision (not in screenshots; tests turn it on)
+        self.ask_reviewer_first = interactive
         self.project: Optional[Project] = None
         self.project_info: Optional[tasks.OpenResult] = None
         self._workers: list[Worker] = []
@@ -143,7 +145,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         layout.addWidget(self.filter_bar)
 
         self.model = RecordTableModel(self)
-        self.table = QTableView()
+        self.table = RecordsTable()
         self.table.setObjectName("RecordsTable")
         self.table.setModel(self.model)
         self.table.setSortingEnabled(True)
@@ -165,9 +167,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         hh = self.table.horizontalHeader()
         hh.setHighlightSections(False)
         hh.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        for col, width in ((0, 56), (1, 112), (2, 72), (3, 50), (4, 64), (5, 120), (6, 60)):
-            hh.resizeSection(col, width)
-        hh.setSectionResizeMode(RecordTableModel.COL_FIRST_USER, QHeaderView.ResizeMode.Stretch)
+        self.table.setup_columns(self.COLUMN_WIDTHS)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
         self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
         self.file_model = FileTableModel(parent=self)  # a big dataset's file, shown while it imports
@@ -213,6 +213,12 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         self._state_timer.setSingleShot(True)
         self._state_timer.setInterval(1500)
         self._state_timer.timeout.connect(self.save_view_state)
+
+    #: Records table column widths (the prompt column takes the rest, see RecordsTable)
+    COLUMN_WIDTHS = ((RecordTableModel.COL_INDEX, 56), (RecordTableModel.COL_STATUS, 104),
+                     (RecordTableModel.COL_SPLIT, 64), (RecordTableModel.COL_MSGS, 48),
+                     (RecordTableModel.COL_TOKENS, 60), (RecordTableModel.COL_FLAGS, 96),
+                     (RecordTableModel.COL_SCORE, 56))
 
     # the review views beside the Records tab: (key, tab title, tooltip, module, class)
     VIEW_SPECS = (
@@ -302,6 +308,8 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
             view.compute_if_needed()
         if on_records:
             self.table.setFocus()
+        elif view in (self.views.get("pairs"), self.views.get("leaks"), self.views.get("map")):
+            self.ensure_reviewer()  # these views decide with one key: know who decides first
         if view is self.training_view and self.project is not None:
             self.training_view.refresh_checks()  # the approved set may have changed meanwhile
         self._state_timer.start()
@@ -531,7 +539,14 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
             self._fail_load(f"{path}: no such file.")
             return
         appsettings.set_last_folder(path, self.settings)
-        self.close_project()
+        if self._is_open_already(path, options):
+            self.stack.setCurrentWidget(self.review_page)
+            self.statusBar().showMessage(f"{os.path.basename(path)} is already open", 5000)
+            return
+        if options is not None and self.project is not None:
+            self.close_project()  # a re-import of the open dataset with other options
+        # The open project stays open until the new one is ready: a file that cannot be
+        # opened leaves the user where they were.
         name = os.path.basename(path)
         if tasks.is_project_file(path):
             worker = Worker(_with_frame, tasks.open_project, path, title=f"Opening {name}", discard=_close_result,
@@ -553,6 +568,19 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         self.start_page.set_busy(True, f"{worker.title}…")
         self._start(worker)
         self._update_enabled()
+
+    def _is_open_already(self, path: str, options) -> bool:
+        """``path`` is the open project's file, or (without new import options) its dataset."""
+        if self.project is None:
+            return False
+        if tasks.is_project_file(path):
+            return os.path.abspath(self.project.path) == path
+        if options is not None:
+            return False
+        try:
+            return any(s["role"] == "train" and s["path"] == path for s in self.project.sources())
+        except Exception:  # noqa: BLE001 - an unreadable project: open the file anew
+            return False
 
     def _start(self, worker: Worker) -> None:
         self._workers.append(worker)
@@ -597,9 +625,11 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         self._start(worker)
 
     def _show_preview(self, path: str, index: LineIndex) -> None:
-        if self._loading_path != path or self.project is not None or not self.is_loading():
+        if self._loading_path != path or not self.is_loading():
             index.close()  # the import finished first, failed or was cancelled
             return
+        if self.project is not None:  # the new file reads well: leave the old project for it
+            self.close_project()
         self.file_model.set_index(index)
         self._use_model(self.file_model)
         self.filter_bar.setEnabled(False)
@@ -624,6 +654,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
 
     def _use_model(self, model) -> None:
         self.table.setModel(model)
+        self.table.setup_columns(self.COLUMN_WIDTHS)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
         self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
 
@@ -632,6 +663,8 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
             self._end_preview()
             self.stack.setCurrentWidget(self.start_page)
         self.start_page.set_busy(False)
+        if self.project is not None:  # still open: the user stays where they were
+            self.stack.setCurrentWidget(self.review_page)
         self.report_error("Cannot open", message, details)
         self.load_failed.emit(message, details)
 
@@ -639,7 +672,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
     def _on_load_cancelled(self) -> None:
         if self.is_previewing():
             self._end_preview()
-            self.stack.setCurrentWidget(self.start_page)
+            self.stack.setCurrentWidget(self.start_page if self.project is None else self.review_page)
         self.start_page.set_busy(False)
         self.statusBar().showMessage("Cancelled", 5000)
         self.load_cancelled.emit()
@@ -681,6 +714,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         self.model.sort_key = ("id", False)
         self.table.horizontalHeader().setSortIndicator(0, Qt.SortOrder.AscendingOrder)
         self.model.set_project(project, self.frame.ids, frame=self.frame)
+        self.table.update_empty_columns()
         errors = project.import_errors()
         self.problems_model.set_problems(errors, project.sources())
         self.problems_dock.setWindowTitle(f"Import problems ({len(errors):,})" if errors else "Import problems")
@@ -751,10 +785,21 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         self.statusBar().showMessage(message.splitlines()[0] if message else title, 10000)
         self.error_reported.emit(title, message, details)
         if self.interactive:
-            box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
-            if details:
-                box.setDetailedText(details)
-            box.exec()
+            # shown once the event loop runs again: the signals that follow a failure (a
+            # worker's `ended`) first clear progress bars and busy states behind the box
+            QTimer.singleShot(0, lambda: self._error_box(title, message, details))
+
+    def _error_box(self, title: str, message: str, details: str = "") -> None:
+        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
+        if details:
+            box.setDetailedText(details)
+        self.error_box = box  # tests look at it
+        box.exec()
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001
+        super().resizeEvent(event)
+        if (event.oldSize().width() >= self.WIDE_STATUS) != (event.size().width() >= self.WIDE_STATUS):
+            self._update_counts()  # the status bar's long or short form
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if any(u.isLocalFile() for u in event.mimeData().urls()):

@@ -207,6 +207,16 @@ class RecordTableModel(BlockCachedModel, QAbstractTableModel):
         self._set_ids(ids)
         self.endResetModel()
 
+    def empty_columns(self) -> list[int]:
+        """Columns with nothing to show yet: Flags and Score before a scan found anything."""
+        f = self._frame
+        out = []
+        if f is None or not len(f) or not f.flags.any():
+            out.append(self.COL_FLAGS)
+        if f is None or not len(f) or bool(np.isnan(f.score).all()):
+            out.append(self.COL_SCORE)
+        return out
+
     def set_frame(self, frame: Optional[RecordFrame]) -> None:
         """Use ``frame`` for the fast columns (after a scan or once it is built)."""
         self._frame = frame

@@ -219,6 +219,7 @@ class ReviewMixin:
         if not ids:
             self.statusBar().showMessage("Select a record first", 4000)
             return
+        self.ensure_reviewer()
         try:
             getattr(self.project, action)(ids)
         except Exception as exc:  # noqa: BLE001 - shown to the user
@@ -263,6 +264,7 @@ class ReviewMixin:
         if not ids:
             self.statusBar().showMessage("No record is shown", 4000)
             return
+        self.ensure_reviewer()
         verb = {"approve": "Approve", "reject": "Reject"}[action]
         filtered = self.model.rowCount() != self.project.count()
         scope = "every record the current filter shows" if filtered else "every record in the project"
@@ -298,6 +300,22 @@ class ReviewMixin:
         if name is not None:
             self.set_reviewer_name(name)
 
+    def ensure_reviewer(self) -> None:
+        """Before the first decision with no reviewer name, ask for it once (remembered; a
+        cancelled question is not asked again): the decision log's reviewer column is empty
+        otherwise."""
+        if not self.ask_reviewer_first or self.project is None:
+            return
+        if self.reviewer_name() or self.project.reviewer:
+            return
+        if self.settings.value("review/name_asked", False) in (True, "true", "1", 1):
+            return
+        self.settings.setValue("review/name_asked", True)
+        name = self.ask_text("Your name", "Your name for the decision log (who decided what; remembered, "
+                             "and changeable in Edit ▸ Reviewer name…):", "")
+        if name and name.strip():
+            self.set_reviewer_name(name)
+
     def set_reviewer_name(self, name: str) -> None:
         """Remember the name and log the open project's next decisions under it."""
         appsettings.set_reviewer_name(name, self.settings)
@@ -320,6 +338,7 @@ class ReviewMixin:
         ids = self.selected_ids()
         if self.project is None or not ids:
             return
+        self.ensure_reviewer()
         if self._apply("labels", lambda: self.project.set_labels(ids, labels), ids):
             self._refresh_labels()
             self.statusBar().showMessage(f"Labels saved for {len(ids):,} record{'s' if len(ids) != 1 else ''}", 4000)
@@ -327,6 +346,7 @@ class ReviewMixin:
     def set_note(self, record_id: int, note: str) -> None:
         if self.project is None:
             return
+        self.ensure_reviewer()
         if self._apply("note", lambda: self.project.set_note(record_id, note), [record_id]):
             self.statusBar().showMessage("Note saved", 3000)
 
@@ -365,6 +385,7 @@ class ReviewMixin:
         if record is None or dialog.unchanged():
             self.statusBar().showMessage("Nothing changed", 3000)
             return
+        self.ensure_reviewer()
         if self._apply("edit", lambda: self.project.edit(rid, record), [rid]):
             self.statusBar().showMessage("Edit saved; the original is kept (Restore original brings it back)", 6000)
 

@@ -105,6 +105,7 @@ class ScanMixin:
         self.frame.apply_report(report)
         self.filter_bar.set_flag_counts(self.frame.flag_counts())
         self.model.refresh_all()
+        self.table.update_empty_columns()
         for view in self.views.values():
             view.set_report(report)
         self._show_current()

@@ -439,6 +439,69 @@ def list_table(model, name: str = "", multi: bool = False, widths: Iterable[tupl
     return view
 
 
+class RecordsTable(QTableView):
+    """The Records tab's table. Its prompt column (the model's ``COL_FIRST_USER``) comes
+    right after status and split and keeps a readable width: in a narrow window the columns
+    after it scroll instead of squeezing it out of view. Columns a model marks empty
+    (``empty_columns()``: no scan yet, so no flags or scores) are hidden."""
+
+    MIN_MAIN = 240  # pixels the prompt column keeps at least
+    MAIN_AT = 3  # its visual position
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self._fitting = False
+        self.horizontalHeader().sectionResized.connect(self._on_section_resized)
+
+    def main_column(self) -> int:
+        model = self.model()
+        return int(getattr(model, "COL_FIRST_USER", model.columnCount() - 1 if model is not None else 0))
+
+    def setup_columns(self, widths: Iterable[tuple[int, int]]) -> None:
+        """Widths of the other columns, the prompt column in place, empty columns hidden."""
+        hh = self.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.setStretchLastSection(False)
+        for col, width in widths:
+            if col < self.model().columnCount():
+                hh.resizeSection(col, width)
+        main = self.main_column()
+        if hh.visualIndex(main) != self.MAIN_AT and self.model().columnCount() > self.MAIN_AT:
+            hh.moveSection(hh.visualIndex(main), self.MAIN_AT)
+        self.update_empty_columns()
+
+    def update_empty_columns(self) -> None:
+        empty = set(getattr(self.model(), "empty_columns", lambda: ())())
+        hh = self.horizontalHeader()
+        for col in range(self.model().columnCount()):
+            hh.setSectionHidden(col, col in empty)
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """The prompt column takes the room the others leave, and at least :attr:`MIN_MAIN`."""
+        model = self.model()
+        if model is None or self._fitting:
+            return
+        hh = self.horizontalHeader()
+        main = self.main_column()
+        others = sum(hh.sectionSize(c) for c in range(model.columnCount()) if c != main and not hh.isSectionHidden(c))
+        want = max(self.MIN_MAIN, self.viewport().width() - others)
+        if hh.sectionSize(main) != want:
+            self._fitting = True
+            try:
+                hh.resizeSection(main, want)
+            finally:
+                self._fitting = False
+
+    def _on_section_resized(self, index: int, _old: int, _new: int) -> None:
+        if index != self.main_column():
+            self.fit_columns()
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001
+        super().resizeEvent(event)
+        self.fit_columns()
+
+
 class ShortcutsDialog(QDialog):
     """Lists the shortcuts of the given actions (so the sheet always matches the menus)."""
 

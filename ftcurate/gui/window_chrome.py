@@ -230,23 +230,19 @@ class ChromeMixin:
         tb.setMovable(False)
         tb.setIconSize(QSize(18, 18))
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        tb.addAction(self.act_open_dataset)
-        tb.addAction(self.act_open_project)
-        tb.addSeparator()
-        tb.addAction(self.act_approve)
-        tb.addAction(self.act_reject)
-        tb.addAction(self.act_reset)
-        tb.addAction(self.act_edit)
-        tb.addSeparator()
-        tb.addAction(self.act_prev)
-        tb.addAction(self.act_next)
-        tb.addAction(self.act_next_unreviewed)
-        tb.addSeparator()
-        tb.addAction(self.act_undo)
-        tb.addAction(self.act_redo)
-        tb.addSeparator()
-        tb.addAction(self.act_scan)
-        tb.addAction(self.act_export)
+        # the whole bar fits a 1024-pixel window: the file and scan/export commands come first,
+        # with their names; moving and undoing are icons (their names are in the tooltips)
+        groups = ((self.act_open_dataset, self.act_open_project), (self.act_scan, self.act_export),
+                  (self.act_approve, self.act_reject, self.act_reset, self.act_edit),
+                  (self.act_prev, self.act_next, self.act_next_unreviewed), (self.act_undo, self.act_redo))
+        icon_only = (self.act_prev, self.act_next, self.act_undo, self.act_redo, self.act_reset, self.act_edit)
+        for i, group in enumerate(groups):
+            if i:
+                tb.addSeparator()
+            for act in group:
+                tb.addAction(act)
+                if act in icon_only:
+                    tb.widgetForAction(act).setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
         self.toolbar = tb
         self.view_menu.addAction(tb.toggleViewAction())
@@ -266,24 +262,39 @@ class ChromeMixin:
             name = os.path.splitext(os.path.basename(self.project.path))[0]
             self.setWindowTitle(f"{name} — ftcurate")
 
+    WIDE_STATUS = 1280  # window width from which the status bar also names the reviewer and held-out count
+
     def _update_counts(self) -> None:
+        """The review counts in the status bar: statuses of the records under review (the
+        held-out test records are not reviewed and are counted apart), compact so that the
+        status messages beside them are not clipped; the full sentence is the tooltip."""
         if self.project is None:
             self.counts_label.setText("")
+            self.counts_label.setToolTip("")
             return
         counts = self.project.status_counts()
-        total = sum(counts.values())
-        parts = []
-        for st in STATUSES:
-            parts.append(f'<span style="color:{STATUS_COLORS[st]}">&#9679;</span> {counts.get(st, 0):,} '
-                         f"{STATUS_LABELS[st].lower()}")
-        test = self.project.count(split="test")
-        tail = f"{total:,} records" + (f" ({test:,} test)" if test else "")
+        held = self.project.status_counts(split="test")
+        review = {st: counts.get(st, 0) - held.get(st, 0) for st in STATUSES}
+        total, test = sum(review.values()), sum(held.values())
+        decided = total - review.get("unreviewed", 0)
+        text = (f'<span style="color:{STATUS_COLORS["unreviewed"]}">&#9679;</span>&nbsp;'
+                f'{review.get("unreviewed", 0):,}&nbsp;unreviewed&nbsp;&nbsp;'
+                f'<span style="color:{STATUS_COLORS["approved"]}">&#9679;</span>&nbsp;{decided:,}&nbsp;decided')
         who = self.project.reviewer
-        if who:
-            tail += f"&nbsp;&nbsp;&middot;&nbsp;&nbsp;reviewer: {html.escape(who)}"
-        self.counts_label.setText("&nbsp;&nbsp;&nbsp;".join(parts) + f"&nbsp;&nbsp;&nbsp;&middot;&nbsp;&nbsp;{tail}&nbsp;")
-        self.counts_label.setToolTip("Decisions are logged under this name (Edit ▸ Reviewer name…)" if who else
-                                     "Set your name for the decision log: Edit ▸ Reviewer name…")
+        if self.width() >= self.WIDE_STATUS:  # room for the held-out count and the reviewer
+            if test:
+                text += f"&nbsp;&nbsp;&middot;&nbsp;&nbsp;{test:,}&nbsp;held-out"
+            if who:
+                short = who if len(who) <= 18 else who[:16].rstrip() + "…"
+                text += f"&nbsp;&nbsp;&middot;&nbsp;&nbsp;{html.escape(short)}"
+        self.counts_label.setText(text + "&nbsp;")
+        tip = ", ".join(f"{review[st]:,} {STATUS_LABELS[st].lower()}" for st in STATUSES)
+        tip = f"{total:,} records under review: {tip}."
+        if test:
+            tip += f"\n{test:,} held-out test records are kept out of review, training and export."
+        tip += (f"\nDecisions are logged under the name {who} (Edit ▸ Reviewer name…)." if who else
+                "\nSet your name for the decision log: Edit ▸ Reviewer name….")
+        self.counts_label.setToolTip(tip)
 
     def _update_enabled(self) -> None:
         has = self.project is not None

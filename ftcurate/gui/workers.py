@@ -229,14 +229,17 @@ class TaskProgress(QWidget):
     and hides itself when none is left.
     """
 
+    LABEL_WIDTH = 200  # pixels for the task's message
+
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 4, 0)
         layout.setSpacing(6)
         self.label = QLabel()
+        self.label.setMaximumWidth(self.LABEL_WIDTH + 8)
         self.bar = QProgressBar()
-        self.bar.setFixedWidth(180)
+        self.bar.setFixedWidth(90)
         self.bar.setMaximumHeight(16)
         self.bar.setTextVisible(False)
         self.cancel_button = QToolButton()
@@ -292,10 +295,13 @@ class TaskProgress(QWidget):
             return
         done, total, message = self._last.get(id(worker), (0, 0, worker.title))
         if worker.cancel_requested:
-            self.label.setText(f"Cancelling {worker.title}…")
+            text = f"Cancelling {worker.title}…"
         else:
             count = f" {done:,}/{total:,}" if total else (f" {done:,}" if done else "")
-            self.label.setText(f"{message}{count}")
+            text = f"{message}{count}"
+        # never wider than its share of the status bar: long messages are elided (whole in the tooltip)
+        self.label.setToolTip(text)
+        self.label.setText(self.label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, self.LABEL_WIDTH))
         self.cancel_button.setEnabled(not worker.cancel_requested)
         if total > 0:
             self.bar.setRange(0, total)
