@@ -25,7 +25,8 @@ from PySide6.QtWidgets import QApplication, QToolButton, QWidget  # noqa: E402
 from ftcurate.core.io.ingest import import_dataset  # noqa: E402
 from ftcurate.core.project.store import Project  # noqa: E402
 from ftcurate.gui import theme  # noqa: E402
-from ftcurate.gui.leak_view import LeakView  # noqa: E402
+from ftcurate.core.project.review import LeakEvidence  # noqa: E402
+from ftcurate.gui.leak_view import LeakView, evidence_text  # noqa: E402
 from ftcurate.gui.pair_panes import _EVIDENCE_COLORS  # noqa: E402
 from ftcurate.gui.pair_review import ring_color  # noqa: E402
 from ftcurate.gui.pair_view import PairsModel, PairView  # noqa: E402
@@ -309,7 +310,10 @@ def test_a_leak_shows_its_method_score_and_evidence_highlighted(qtbot, project):
     view = make(qtbot, LeakView, project, report)
     info = view.info_label.text()
     assert "n-gram overlap" in info and "0.62" in info and "62% of the test prompt" in info
-    assert ngram in info and "worked out here" not in info
+    assert "“travels 60 miles an hour. How far has it gone at 5 pm”" in info  # as the record writes it
+    assert "worked out here" not in info
+    long = evidence_text(LeakEvidence(" ".join(["word"] * 100)), 1)
+    assert "…" in long and len(long) < 400  # a long run is quoted short (all of it is highlighted)
     color = _EVIDENCE_COLORS[False]
     for pane in (view.left_pane, view.right_pane):
         html = pane.toHtml().lower()

@@ -58,8 +58,10 @@ def test_a_semantic_pair_is_a_cluster_of_two_with_a_keeper(project):
 
 def test_clusters_are_numbered_in_list_order():
     report = {"near_duplicate_clusters": [{"indices": [9], "keep": 9},  # too small: no pairs
-                                          {"indices": [1, 2], "keep": 1, "pairs": [{"a": 1, "b": 2, "similarity": 0.8}]},
-                                          {"indices": [3, 4], "keep": 3, "pairs": [{"a": 3, "b": 4, "similarity": 0.9}]}],
+                                          {"indices": [1, 2], "keep": 1,
+                                           "pairs": [{"a": 1, "b": 2, "similarity": 0.8}]},
+                                          {"indices": [3, 4], "keep": 3,
+                                           "pairs": [{"a": 3, "b": 4, "similarity": 0.9}]}],
               "exact_duplicates": [[3, 4]],  # inside a near cluster: adds nothing, numbers nothing
               "semantic_duplicates": [{"a": 5, "b": 6, "similarity": 0.97}]}
     pairs = review.duplicate_pairs(report)

@@ -25,7 +25,7 @@ from ..core.project import review
 from ..core.project.review import LeakEvidence, LeakPair
 from ..core.project.store import Project, StoredRecord
 from .models import STATUS_COLORS, STATUS_LABELS
-from .pair_panes import _EVIDENCE_COLORS, MUTED, evidence_html, is_dark, muted
+from .pair_panes import _EVIDENCE_COLORS, FIELD_ROLES, MUTED, evidence_html, is_dark, message_text, muted
 from .pair_review import PairReviewView, PairRowsModel, plural
 
 NO_PROJECT_TEXT = "No project open — open a dataset or a project to check it for leakage."
@@ -43,6 +43,7 @@ _METHOD_TIPS = {
     "semantic": "The held-out question in other words (embedding similarity, confirmed by the accurate model)",
 }
 _SHOWN_WORDS = 25  # matched words listed in the info line (all are highlighted)
+_QUOTE_CHARS = 160  # the longest shared run quoted in full in the info line
 
 
 def score_meaning(pair: LeakPair, evidence: Optional[LeakEvidence] = None) -> str:
@@ -58,14 +59,19 @@ def score_meaning(pair: LeakPair, evidence: Optional[LeakEvidence] = None) -> st
     if pair.method == "minhash":
         return f"about {score:.0%} of the two prompts' 5-word shingles are shared (MinHash estimate)"
     if pair.method == "semantic":
-        return f"the prompts mean the same: embedding similarity {score:.2f} of 1 (checked by the accurate model)"
+        return (f"the same question in other words: embedding similarity {score:.2f} of the prompts (1 = the same "
+                "meaning), confirmed by the accurate model")
     return f"score {score:.2f} of 1"
 
 
-def evidence_text(evidence: LeakEvidence, highlighted: int) -> str:
-    """The evidence line of the info label (HTML): the shared run of words or the matched words."""
+def evidence_text(evidence: LeakEvidence, highlighted: int, quote: str = "") -> str:
+    """The evidence line of the info label (HTML): the shared run of words (``quote``: as the
+    training record writes it) or the matched words."""
     if evidence.ngram:
-        text = f"shared words in a row: <b>“{html.escape(evidence.ngram)}”</b>"
+        quote = quote or evidence.ngram
+        if len(quote) > _QUOTE_CHARS:  # the whole run is highlighted in the records
+            quote = quote[:_QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
+        text = f"shared words in a row: <b>“{html.escape(quote)}”</b>"
     elif evidence.words:
         shown = ", ".join(html.escape(w) for w in evidence.words[:_SHOWN_WORDS])
         more = len(evidence.words) - _SHOWN_WORDS
@@ -206,18 +212,33 @@ class LeakView(PairReviewView):
             return
         train, test = records[pair.train], records[pair.test]
         evidence = review.leak_evidence(pair, train.record, test.record)
+        quote = self._quote(train, evidence, pair.field)
         lhtml, lfound = evidence_html(train, "Training record", evidence, pair.field, self.record_findings(pair.train))
         rhtml, rfound = evidence_html(test, f"{held.capitalize()} record", evidence, pair.field,
                                       self.record_findings(pair.test))
-        self.info_label.setText(" &middot; ".join(parts) + self._why(pair, evidence, lfound + rfound))
+        self.info_label.setText(" &middot; ".join(parts) + self._why(pair, evidence, lfound + rfound, quote))
         self.left_pane.show_html(lhtml, pair.train)
         self.right_pane.show_html(rhtml, pair.test)
 
     @staticmethod
-    def _why(pair: LeakPair, evidence: LeakEvidence, highlighted: int) -> str:
+    def _why(pair: LeakPair, evidence: LeakEvidence, highlighted: int, quote: str = "") -> str:
         """Why the pair was flagged: the score and what it means, then the evidence."""
         return (f"<br>score <b>{pair.score:.2f}</b>: {html.escape(score_meaning(pair, evidence))}"
-                f"<br>{evidence_text(evidence, highlighted)}")
+                f"<br>{evidence_text(evidence, highlighted, quote)}")
+
+    @staticmethod
+    def _quote(sr: StoredRecord, evidence: LeakEvidence, field: str) -> str:
+        """The shared n-gram as the record writes it (case, punctuation), "" when not found."""
+        if not evidence.ngram:
+            return ""
+        roles = FIELD_ROLES.get(field)
+        for m in sr.record.messages:
+            if roles is None or m.role in roles:
+                text = message_text(m)
+                spans = review.evidence_spans(text, evidence)
+                if spans:
+                    return " ".join(text[spans[0][0]:spans[0][1]].split())
+        return ""
 
     # -- decisions ---------------------------------------------------------------------------------------
     def _decide(self, fn: Callable[[Project, LeakPair], int], verb: str) -> None:

@@ -312,7 +312,8 @@ class PairView(PairReviewView):
         approve = sum(1 for s in plan.values() if s == "approved")
         threshold = self.threshold()
         if not self._confirm("Accept the suggestions?",
-                             f"For the {plural(self._clusters_above(), 'cluster')} with similarity ≥ {threshold:.2f}: "
+                             f"For the {plural(self._clusters_above(), 'cluster')} with similarity "
+                             f"≥ {threshold:.2f}: "
                              f"approve {plural(approve, 'suggested keeper')} and reject "
                              f"{plural(len(plan) - approve, 'copy', 'copies')}?\n\n"
                              "Records already decided are left alone. This is one step: Ctrl+Z undoes it."):
