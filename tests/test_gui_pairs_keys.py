@@ -371,3 +371,20 @@ def test_records_are_named_by_their_index_in_the_file(qtbot, tmp_path):
         assert "leaks test record 0" in leaks.left_pane.toPlainText()  # its finding, by index too
     finally:
         p.close()
+
+
+def test_a_theme_switch_redraws_the_records_and_the_ring(qtbot, project):
+    from ftcurate.gui.widgets import ROLE_STYLES_DARK
+
+    theme.apply_theme("light")
+    view = make(qtbot, PairView, project, REPORT(project))
+    light_ring = ring_color()
+    dark_user_bg = ROLE_STYLES_DARK["user"][1]
+    assert dark_user_bg not in view.left_pane.toHtml().lower()
+    try:
+        theme.apply_theme("dark")
+        qtbot.waitUntil(lambda: dark_user_bg in view.left_pane.toHtml().lower(), timeout=5000)
+        assert ring_color() in view.styleSheet() and (ring_color() == light_ring or light_ring not in view.styleSheet())
+    finally:
+        theme.apply_theme("light")
+    qtbot.waitUntil(lambda: dark_user_bg not in view.left_pane.toHtml().lower(), timeout=5000)
