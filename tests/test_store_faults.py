@@ -659,3 +659,15 @@ def test_import_keeps_n_error_details_and_all_counts(tmp_path, capsys):
     assert main(["stats", path]) == 0
     out = capsys.readouterr().out
     assert "30 records could not be imported" in out and "20 not kept" in out
+
+
+def test_export_card_counts_every_import_error_not_only_those_kept(tmp_path, capsys):
+    data = str(tmp_path / "d.jsonl")
+    write_chat(data, 40, bad=set(range(0, 40, 2)))
+    path = str(tmp_path / "p.ftcurate")
+    assert main(["import", data, "--project", path, "--max-errors", "3"]) == 0
+    assert main(["decide", path, "--approve", "1"]) == 0
+    capsys.readouterr()
+    assert main(["export", path, "-o", str(tmp_path / "out.jsonl"), "--json"]) == 0
+    card = open(json.loads(capsys.readouterr().out)["card"], encoding="utf-8").read()
+    assert "records that could not be imported: invalid\\_json 20" in card  # Markdown-escaped key

@@ -261,8 +261,9 @@ def dataset_card(project: Project, result: ExportResult, fmt: str, include: str,
     for why, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
         lines.append(f"- {n} × {md_text(why)}")
     errors: dict[str, int] = {}
-    for e in project.import_errors():
-        errors[e["key"]] = errors.get(e["key"], 0) + 1
+    for s in project.sources():  # every error counted, also those whose details were not kept
+        for key, n in s["error_counts"].items():
+            errors[key] = errors.get(key, 0) + n
     if errors:
         lines.append("- records that could not be imported: "
                      + ", ".join(f"{md_text(k)} {v}" for k, v in sorted(errors.items())))
