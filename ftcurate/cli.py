@@ -1,7 +1,10 @@
 """ftcurate command line: headless commands over ftcurate.core (the GUI calls the same code).
 
-Exit codes: 0 success (validate: no errors), 1 the data has errors, 2 the input can't be
-read at all, the project can't be opened, or the arguments are wrong.
+Exit codes: 0 success (validate: no errors), 1 the data has errors (validate: bad records;
+stats: an incomplete import or damaged records; export: damaged records left out), 2 the
+input can't be read at all, the project can't be opened or written (in use, disk full,
+read-only, changed outside ftcurate), or the arguments are wrong. Never a traceback for
+any of these.
 """
 
 from __future__ import annotations
