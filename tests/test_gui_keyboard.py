@@ -180,3 +180,14 @@ def test_a_cancelled_name_question_is_not_asked_again(qtbot, window, dataset):
     qtbot.keyClick(window.table, Qt.Key.Key_A)
     qtbot.keyClick(window.table, Qt.Key.Key_A)
     assert asked == [1] and project.status_counts().get("approved") == 2
+
+
+def test_opening_a_record_from_another_view_shows_the_records_tab(qtbot, window, dataset):
+    project = open_and_wait(qtbot, window, dataset)
+    focus_table(qtbot, window)
+    qtbot.keyClick(focused(), Qt.Key.Key_5, Qt.KeyboardModifier.AltModifier)  # Overview
+    assert window.tabs.currentIndex() == 4
+    rid = project.ids()[3]
+    window.views["overview"].record_requested.emit(rid)  # what a view's "open in Records" link does
+    assert window.tabs.currentWidget() is window.records_page
+    assert window.current_id() == rid and focused() is window.table

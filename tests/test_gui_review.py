@@ -358,7 +358,7 @@ def test_reviewer_name_is_remembered_and_logged_with_decisions(qtbot, window, da
     window.ask_text = lambda title, prompt, text="": "ana"
     window.ask_reviewer_name()
     assert window.reviewer_name() == "ana" and project.reviewer == "ana"
-    assert "reviewer: ana" in window.counts_label.text()
+    assert "ana" in window.counts_label.text() and "logged under the name ana" in window.counts_label.toolTip()
     focus_table(qtbot, window)
     window.select_row(0)
     rid = window.current_id()

@@ -9,7 +9,7 @@ import html
 from bisect import bisect_right
 from typing import Iterable, Optional
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, Slot
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, Qt, Slot
 from PySide6.QtWidgets import QDialog, QInputDialog, QMessageBox, QWidget
 
 from ..core.project.store import Project
@@ -198,6 +198,9 @@ class ReviewMixin:
             self.statusBar().showMessage("That record is no longer in the project", 5000)
             return
         self.select_row(row)
+        if self.tabs.currentWidget() is not self.records_page:  # "open in Records" from another view
+            self.tabs.setCurrentWidget(self.records_page)
+            self.table.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _reset_filters(self) -> None:
         """All statuses, all splits, no search text: every record shown (at once, no worker)."""

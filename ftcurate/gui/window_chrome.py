@@ -139,6 +139,8 @@ class ChromeMixin:
         view = self._tab_view(index)
         if view is self.records_page:
             self.table.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        elif hasattr(view, "focus_list"):
+            view.focus_list()
         elif hasattr(view, "focus_main"):
             view.focus_main()
         elif hasattr(view, "table"):
