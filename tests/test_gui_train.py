@@ -86,6 +86,16 @@ def train_file(tmp_path) -> str:
     return str(write_jsonl(tmp_path / "train.jsonl", 20))
 
 
+def write_checkpoint(folder: str, step: int) -> None:
+    """A checkpoint folder with the files of a complete one (torn ones are not resumed from)."""
+    from ftcurate.train.runfiles import CHECKPOINT_NEEDS, TRAINER_STATE
+
+    os.makedirs(folder, exist_ok=True)
+    for name in CHECKPOINT_NEEDS:
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+            f.write(json.dumps({"global_step": step}) if name == TRAINER_STATE else "{}")
+
+
 class FakeRunner:
     """Emits ``steps`` training events (an eval every 5 steps, a warning at the start),
     writes metrics.jsonl and run_config.json like the real runner, and honours stop/cancel.
@@ -143,7 +153,7 @@ class FakeRunner:
                 if cancel():
                     raise Cancelled("training cancelled")
                 if stop():
-                    os.makedirs(os.path.join(out, f"checkpoint-{step}"), exist_ok=True)
+                    write_checkpoint(os.path.join(out, f"checkpoint-{step}"), step)
                     stopped = True
                     break
             with open(os.path.join(out, "adapter_config.json"), "w") as f:

@@ -24,7 +24,7 @@ from ..core.io.ingest import iter_selected
 from ..core.progress import Cancelled
 from ..core.project.store import Project
 from ..train.evaluate import REPORT_FILE, evaluate, merge_adapter, save_report
-from ..train.runner import RUN_CONFIG_FILE
+from ..train.runfiles import run_model_dir
 from . import settings as appsettings
 from .train_common import (BAD_COLOR, DATASET_FILTER, MUTED_COLOR, OK_COLOR, WARN_COLOR, WorkerPool, has_adapter,
                            num, status_line, wrap_label)
@@ -242,15 +242,9 @@ class EvaluatePanel(QWidget):
         return ("project", (self.project_path, kind[1]))
 
     def run_model_dir(self, run: str) -> str:
-        """The base model a run was trained on (its run_config.json), else the form's."""
-        try:
-            with open(os.path.join(run, RUN_CONFIG_FILE), encoding="utf-8") as f:
-                model = json.load(f).get("model_dir")
-            if model:
-                return str(model)
-        except (OSError, ValueError, AttributeError):
-            pass
-        return self.default_model_dir()
+        """The base model a run was trained on (its run_config.json names it relative to
+        the run folder), else the form's."""
+        return run_model_dir(run) or self.default_model_dir()
 
     # -- evaluation -------------------------------------------------------------------------------
     @Slot()

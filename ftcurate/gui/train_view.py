@@ -41,7 +41,8 @@ from ..core.progress import Cancelled
 from ..core.project.store import Project
 from ..train.config import TrainConfig
 from ..train.data import describe_leakage, load_data
-from ..train.runner import RUN_CONFIG_FILE, TrainError, train
+from ..train.runfiles import load_run_settings
+from ..train.runner import TrainError, train
 from . import settings as appsettings
 from .train_common import (BAD_COLOR, GIB, MUTED_COLOR, OK_COLOR, WARN_COLOR, ExplainedError, WorkerPool,
                            duration, has_adapter, has_checkpoint, is_run_dir, list_runs, new_run_dir, num,
@@ -644,18 +645,40 @@ class TrainingView(QWidget):
         self._update_buttons()
 
     def use_selected_run_settings(self) -> None:
+        """Fill the form with the selected run's settings - without trust_remote_code: when
+        the run had it on, the user is asked before it is carried over."""
         run = self.selected_run()
         if not run:
             return
         try:
-            config = TrainConfig.from_json(os.path.join(run, RUN_CONFIG_FILE))
+            loaded = load_run_settings(run, current_model_dir=self.model_edit.text().strip())
         except (OSError, ValueError) as exc:
             self.report_error("Run settings", f"Cannot read the run's settings: {describe_error(exc)}")
             return
-        config.output_dir = ""
-        config.allow_leakage = False
-        self.set_config(config)
+        self.set_config(loaded.config)
         self.log_line(f"Settings of {os.path.basename(run)} loaded into the form.")
+        for note in loaded.notes:
+            self.log_line(note)
+        if loaded.remote_code and self.interactive:
+            self._ask_remote_code(os.path.basename(run))
+
+    def _ask_remote_code(self, run_name: str) -> None:
+        """Ask (window-modal, not blocking) whether to turn trust_remote_code on again."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Trust remote code?",
+                          f"The run {run_name} had “Trust remote code” on: it ran Python code shipped in the model "
+                          "folder. It was left off.\n\nTurn it on for the next run too? Only if you trust that code.",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setObjectName("remote_code_question")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(button) -> None:
+            if box.standardButton(button) == QMessageBox.StandardButton.Yes:
+                self.field_widgets["trust_remote_code"].setChecked(True)
+                self.log_line("Trust remote code turned on, as asked.")
+
+        box.buttonClicked.connect(answered)
+        box.open()
 
     @Slot(dict)
     def _on_evaluation_finished(self, report: dict) -> None:
