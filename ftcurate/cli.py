@@ -68,7 +68,7 @@ def cmd_validate(args) -> int:
 
 
 def _open_project(path: str, create: bool = False, readonly: bool = False, wait: float = 0.0):
-    from .core.project.store import Project, ProjectNeedsUpgrade
+    from .core.project.store import Project, ProjectError, ProjectNeedsUpgrade
 
     if not create and not os.path.exists(path):
         raise CliError(f"{path}: no such project (create one with `ftcurate import DATASET --project {path}`)",
@@ -76,8 +76,11 @@ def _open_project(path: str, create: bool = False, readonly: bool = False, wait:
     if readonly:
         try:
             return Project.open(path, readonly=True)
-        except ProjectNeedsUpgrade:
-            Project.open(path, wait=wait).close()  # upgraded once, for writing; then read as asked
+        except ProjectNeedsUpgrade as old:
+            try:
+                Project.open(path, wait=wait).close()  # upgraded once, for writing; then read as asked
+            except ProjectError as exc:
+                raise ProjectError(f"{old}; it cannot be upgraded now: {exc}") from None
             return Project.open(path, readonly=True)
 
     def waiting(exc) -> None:
@@ -504,12 +507,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train data, or a held-out test set")
     sp.add_argument("--test", help="also import this held-out test file")
     sp.add_argument("--reviewer", help="reviewer name stored in the project")
-    sp.add_argument("--json", action="store_true")
-    sp.set_defaults(func=cmd_import)
-
     if "--max-errors" not in sp._option_string_actions:
         sp.add_argument("--max-errors", type=int, metavar="N",
                         help="keep the details of the first N errors per file (all are counted; default 1000)")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_import)
+
     sp = sub.add_parser("stats", help="counts and token statistics of a project")
     sp.add_argument("project")
     sp.add_argument("--include", choices=INCLUDE_CHOICES, default="not-rejected")

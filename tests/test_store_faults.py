@@ -671,3 +671,19 @@ def test_export_card_counts_every_import_error_not_only_those_kept(tmp_path, cap
     assert main(["export", path, "-o", str(tmp_path / "out.jsonl"), "--json"]) == 0
     card = open(json.loads(capsys.readouterr().out)["card"], encoding="utf-8").read()
     assert "records that could not be imported: invalid\\_json 20" in card  # Markdown-escaped key
+
+
+def test_stats_upgrades_an_old_project_once_then_reads_it(tmp_path, capsys):
+    path = str(tmp_path / "old.ftcurate")
+    with raw(path) as c:
+        c.execute("BEGIN")
+        store_mod._MIGRATIONS[0](c)
+        c.execute("PRAGMA user_version = 1")
+        c.execute(f"PRAGMA application_id = {store_mod.APPLICATION_ID}")
+        c.execute("INSERT INTO sources(path, format, role, sha256, total, imported_at) "
+                  "VALUES ('a.jsonl', 'openai-chat', 'train', 'x', 3, 0)")
+        c.execute("COMMIT")
+    assert main(["stats", path, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sources"][0]["complete"] is True
+    with raw(path) as c:
+        assert c.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION
