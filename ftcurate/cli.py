@@ -114,13 +114,12 @@ def cmd_import(args) -> int:
     try:
         if args.reviewer:
             project.reviewer = args.reviewer
-        max_errors = getattr(args, "max_errors", None)
-        caps = {"max_error_details": max_errors} if max_errors is not None else {}
         reports = [import_dataset(project, args.dataset, args.format, _mapping(args), role=args.role,
-                                  max_tokens=args.max_tokens, progress=_progress_printer(args), **caps)]
+                                  max_tokens=args.max_tokens, progress=_progress_printer(args),
+                                  max_error_details=args.max_errors)]
         if args.test:
             reports.append(import_dataset(project, args.test, "auto", None, role="test",
-                                          max_tokens=args.max_tokens, **caps))
+                                          max_tokens=args.max_tokens, max_error_details=args.max_errors))
             reports[0].advice = size_advice(reports[0].loaded, project.count(split="test"))
         payload = {"project": os.path.abspath(args.project), "imports": [r.to_dict() for r in reports],
                    "records": project.count()}
@@ -507,9 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train data, or a held-out test set")
     sp.add_argument("--test", help="also import this held-out test file")
     sp.add_argument("--reviewer", help="reviewer name stored in the project")
-    if "--max-errors" not in sp._option_string_actions:
-        sp.add_argument("--max-errors", type=int, metavar="N",
-                        help="keep the details of the first N errors per file (all are counted; default 1000)")
+    sp.add_argument("--max-errors", type=int, default=DEFAULT_MAX_ERRORS, metavar="N",
+                    help=f"keep the details of the first N errors per file in the project (default "
+                         f"{DEFAULT_MAX_ERRORS:,}); all errors are counted")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_import)
 

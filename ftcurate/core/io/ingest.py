@@ -15,17 +15,17 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional
+from typing import Optional
 
 from .formats import DatasetReader, RecordError
 from ..progress import CancelCheck, ProgressCallback, Reporter
 from ..project.store import Project, StoredRecord
-from .validate import (DEFAULT_MAX_TOKENS, StatsAccumulator, TokenCounter, ValidationReport, checked_records,
-                       finish, size_advice)
+from .validate import (DEFAULT_MAX_ERRORS, DEFAULT_MAX_TOKENS, StatsAccumulator, TokenCounter, ValidationReport,
+                       checked_records, finish, size_advice)
 
 INCLUDE_CHOICES = ("approved", "not-rejected", "all")
 #: error details kept per imported file (all errors are counted by key regardless)
-MAX_ERROR_DETAILS = 1000
+MAX_ERROR_DETAILS = DEFAULT_MAX_ERRORS
 OUTCOMES = ("imported", "resumed", "replaced", "already_imported")
 
 
@@ -39,26 +39,21 @@ def file_sha256(path: str) -> str:
 
 @dataclass
 class ImportReport(ValidationReport):
-    """A validation report of the imported file, plus what the import did: ``outcome``
-    (imported / resumed / replaced / already_imported), the ``source_id``, the records
-    ``added`` by this import and ``errors_left_out`` (errors beyond the details kept)."""
+    """A validation report of the imported file (the details of its first ``max_errors``
+    errors, all of them counted), plus what the import did: ``outcome`` (imported / resumed /
+    replaced / already_imported), the ``source_id`` and the records ``added``."""
 
     source_id: Optional[int] = None
     outcome: str = "imported"
     added: int = 0
-    errors_left_out: int = 0
 
     def to_dict(self) -> dict:
         d = super().to_dict()
-        d.update(source_id=self.source_id, outcome=self.outcome, added=self.added,
-                 errors_left_out=self.errors_left_out)
+        d.update(source_id=self.source_id, outcome=self.outcome, added=self.added)
         return d
 
     def summary(self, max_errors: int = 20) -> str:
         text = super().summary(max_errors)
-        if self.errors_left_out and "not listed" not in text:
-            text += (f"\n  details of {self.errors_left_out} more errors were not kept "
-                     f"(the counts above include them)")
         what = {
             "imported": f"imported as source {self.source_id}: {self.added} records added",
             "resumed": f"finished the incomplete import of source {self.source_id}: {self.added} records added",
@@ -67,26 +62,6 @@ class ImportReport(ValidationReport):
             "already_imported": f"already in the project (source {self.source_id}): nothing added",
         }[self.outcome]
         return text + "\n  " + what
-
-
-class _CappedErrors:
-    """Passes parsed records through to ``checked_records`` and keeps ``report.errors`` at
-    most ``cap`` long as it goes (memory stays flat for files of millions of bad records);
-    the error counts are untouched, the details dropped are counted in ``errors_left_out``."""
-
-    def __init__(self, items: Iterable, report: ImportReport, cap: int) -> None:
-        self.items = items
-        self.report = report
-        self.cap = max(0, int(cap))
-
-    def __iter__(self) -> Iterator:
-        report = self.report
-        for item in self.items:
-            yield item
-            extra = len(report.errors) - self.cap
-            if extra > 0:  # the item before this one added errors past the cap
-                del report.errors[self.cap:]
-                report.errors_left_out += extra
 
 
 def _already_imported(project: Project, src: dict, report: ImportReport) -> ImportReport:
@@ -118,8 +93,8 @@ def import_dataset(project: Project, path: str, fmt: str = "auto", mapping: Opti
     if role not in ("train", "test"):
         raise ValueError("role must be 'train' or 'test'")
     reader = DatasetReader(path, fmt, mapping, split="test" if role == "test" else "train")
-    report = ImportReport(reader.path, reader.format, reader.container, reader.mapping)
-    report.max_errors = max(0, int(max_error_details))  # the validator keeps this many details too
+    report = ImportReport(reader.path, reader.format, reader.container, reader.mapping,
+                          max_errors=max(0, int(max_error_details)), format_votes=dict(reader.format_votes))
     abspath = os.path.abspath(path)
     digest = file_sha256(path)
     options = {"mapping": reader.mapping}
@@ -136,8 +111,7 @@ def import_dataset(project: Project, path: str, fmt: str = "auto", mapping: Opti
 
     acc = StatsAccumulator(TokenCounter(tokenizer), max_tokens)
     rep = Reporter(progress, cancel, every=5000)
-    good = checked_records(_CappedErrors(reader, report, max_error_details), report, acc, rep,
-                           f"importing {os.path.basename(path)}")
+    good = checked_records(reader, report, acc, rep, f"importing {os.path.basename(path)}")
 
     def summary() -> dict:
         return {"errors": [e.to_dict() for e in report.errors], "error_counts": dict(report.error_counts),
