@@ -155,3 +155,25 @@ def test_unreviewed_leaks_do_not_refuse_training(qtbot, home, cpu, tmp_path, mod
         assert "record 3 of ptrain.jsonl" in errors[-1][1] and len(runner.calls) == 1
     finally:
         view.shutdown()
+
+
+def test_a_pickled_adapter_is_refused_with_a_clear_message(qtbot, home, cpu, tmp_path, model_dir):  # noqa: F811
+    """The real evaluator in the Evaluate tab: the message names the pickle, no traceback."""
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    view = TrainingView(settings=settings, interactive=False)
+    qtbot.addWidget(view)
+    view.show()
+    try:
+        errors = errors_of(view)
+        run = past_run(home / "runs", model_dir)
+        with open(os.path.join(run, "adapter_model.bin"), "wb") as f:
+            f.write(b"\x80\x04K\x01.")  # a pickle
+        view.refresh_runs(select=run)
+        view.set_heldout_file(str(write_jsonl(tmp_path / "heldout.jsonl", 2, start=50)))
+        assert view.evaluate_run(run)
+        qtbot.waitUntil(lambda: bool(errors), timeout=RUN_TIMEOUT)
+        title, message, _details = errors[-1]
+        assert f"{os.path.join(run, 'adapter_model.bin')} is a pickle file; ftcurate refuses to load pickles" in message
+        assert "Traceback" not in message
+    finally:
+        view.shutdown()

@@ -305,3 +305,24 @@ def test_a_leak_in_the_approved_records_refuses_naming_its_source_index(demo, tm
     assert [(h["record"], h["source"], h["test_record"], h["test_source"]) for h in out["leaks"]] == \
         [(3, "train.jsonl", 0, "test.jsonl")]
     assert all("index" not in h and "test_index" not in h for h in out["leaks"])
+
+
+def test_a_pickled_embedding_model_is_refused_by_the_scan(tmp_path, capsys):
+    """A local embedding model folder whose pickled weights a safe load refuses: the scan
+    says which file, in one line (it used to end in torch's UnpicklingError traceback)."""
+    pytest.importorskip("sentence_transformers")
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path / "emb"
+    config = BertConfig(vocab_size=32, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32)
+    config.save_pretrained(str(folder))
+    torch.save({**BertModel(config).state_dict(), "saved": datetime.datetime(2024, 1, 1)},
+               str(folder / "pytorch_model.bin"))
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghij"]) + "\n")
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(chat(i).content_dict()) + "\n" for i in range(3)))
+    code = main(["scan", str(data), "--set", f"embedding_model={folder}", "--set", f"outlier_model={folder}"])
+    stderr = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in stderr
+    assert f"{folder / 'pytorch_model.bin'} is a pickle file; ftcurate refuses to load pickles" in stderr

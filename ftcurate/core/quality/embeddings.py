@@ -31,6 +31,7 @@ import base64
 import hashlib
 import json
 import os
+import pickle
 import threading
 from typing import Any, Iterable, Optional, Protocol, Sequence
 
@@ -275,6 +276,11 @@ def load_model(name: str = FAST, device: Optional[str] = None, max_tokens: Optio
                 model = SentenceTransformer(info["source"], device=dev, local_files_only=True)
             except (OSError, ValueError, KeyError) as exc:
                 raise ValueError(f"cannot load model folder {info['source']!r}: {exc}") from exc
+            except pickle.UnpicklingError:  # a weights_only load refused pickled weights
+                pickles = sorted(os.path.join(base, n) for base, _d, names in os.walk(info["source"])
+                                 for n in names if n.endswith((".bin", ".pt", ".pth", ".ckpt", ".pkl")))
+                raise ValueError(f"{pickles[0] if pickles else info['source']} is a pickle file; ftcurate refuses "
+                                 "to load pickles (use a model folder with *.safetensors weights)") from None
         model.eval()
         if max_tokens is not None and info["kind"] == "transformer":
             model.max_seq_length = min(int(max_tokens), int(model.max_seq_length or max_tokens))
