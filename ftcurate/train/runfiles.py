@@ -11,8 +11,8 @@
 * **Paths.** Run files (``run_config.json``, ``adapter_config.json``, the adapter README)
   name the base model relative to the run folder when both lie in the same folder tree
   (below your home folder or a top-level folder), else by the model folder's name only;
-  the full path only when asked for (``full_paths``). Credentials in URLs and token-like
-  strings are masked. :func:`run_model_dir` finds the base model again from a run folder.
+  the full path only when asked for (``full_paths``). Credentials are masked
+  (:mod:`ftcurate.core.io.redact`, shared with the export). :func:`run_model_dir` finds the base model again from a run folder.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..core.io.fileio import write_text_atomic
+from ..core.io.redact import display_path
+from ..core.io.redact import redact as redact_settings
 from .config import TrainConfig
 from .errors import TrainError
 
@@ -217,17 +219,9 @@ def pickled_files(folder: str) -> list[str]:
 
 # -- paths and credentials in run files -----------------------------------------------------------
 
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+(:[^/@\s]*)?@")
-_TOKENS = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|"
-                     r"xox[abpr]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16})\b")
-
-
 def redact(text: str) -> str:
-    """``text`` with credentials masked: the user:password part of URLs and API tokens
-    (Hugging Face, OpenAI, GitHub, Slack, AWS key ids)."""
-    # TODO: use the shared redaction helper of ftcurate.core.io once it exists.
-    text = _URL_USERINFO.sub(lambda m: m.group("scheme") + "***@", text)
-    return _TOKENS.sub("***", text)
+    """``text`` with credentials masked (passwords and tokens in URLs: ftcurate.core.io.redact)."""
+    return redact_settings(text)
 
 
 def _same_tree(a: str, b: str) -> bool:
@@ -255,7 +249,7 @@ def portable_path(path: str, run_dir: str, full: bool = False) -> str:
     run_dir = os.path.abspath(run_dir)
     if _same_tree(absolute, run_dir):
         return redact(os.path.relpath(absolute, run_dir))
-    return redact(os.path.basename(absolute.rstrip(os.sep)) or absolute)
+    return redact(display_path(absolute))  # the folder's name
 
 
 def resolve_path(value: str, base_dir: str) -> str:
@@ -269,10 +263,10 @@ def resolve_path(value: str, base_dir: str) -> str:
 def run_config_dict(config: TrainConfig, output_dir: str, full_paths: bool = False) -> dict:
     """``config`` as ``run_config.json`` holds it: the model folder as :func:`portable_path`
     writes it, the output folder as "." (the folder the file is in), strings redacted."""
-    d = config.to_dict()
+    d = redact_settings(config.to_dict())
     d["model_dir"] = portable_path(config.model_dir, output_dir, full_paths)
     d["output_dir"] = redact(os.path.abspath(output_dir)) if full_paths else "."
-    return {k: redact(v) if isinstance(v, str) and k not in ("model_dir", "output_dir") else v for k, v in d.items()}
+    return d
 
 
 def save_run_config(config: TrainConfig, output_dir: str, full_paths: bool = False) -> str:
