@@ -25,7 +25,7 @@ import pyqtgraph as pg  # noqa: E402
 from ftcurate.core.quality.projection import MapData  # noqa: E402
 from ftcurate.gui import map_view as mv  # noqa: E402
 from ftcurate.gui.map_view import MapView, outlier_rows  # noqa: E402
-from ftcurate.gui.overview_view import NO_PROJECT_TEXT, OverviewView  # noqa: E402
+from ftcurate.gui.overview_view import HELD_OUT_LABEL, NO_PROJECT_TEXT, OverviewView  # noqa: E402
 from test_overview import build_project  # noqa: E402
 
 COUNT_TIMEOUT = 30_000
@@ -85,7 +85,8 @@ def test_overview_shows_the_numbers_and_follows_decisions(qtbot, project, tmp_pa
     assert data.records == 125 and data.run_examples == 40
     assert view.status_card.value("Approved").startswith("40")
     assert view.status_card.value("Rejected").startswith("5")
-    assert view.status_card.value("Unreviewed").startswith("80")
+    assert view.status_card.value("Unreviewed").startswith("75")  # the 5 held-out test records are apart
+    assert view.status_card.value(HELD_OUT_LABEL) == "5"
     assert view.split_card.value("test").startswith("5")
     assert "<b>40</b> examples" in view.run_label.text() and f"<b>{data.run_tokens:,}</b> tokens" in view.run_label.text()
     # findings by kind; the banners give advice, most serious first
@@ -185,10 +186,24 @@ def grid_map(project) -> MapData:
 def test_outlier_rows_are_ordered_by_score():
     report = {"outliers": [{"index": 5, "score": 0.7}, {"index": 9, "score": 0.9}],
               "outlier_scores": {"scores": [0.1, 0.9, 0.2, 0.7]}, "scanned_ids": [1, 9, 3, 5]}
-    assert outlier_rows(report) == [(9, 0.9, True), (5, 0.7, True)]
-    assert outlier_rows(report, only_flagged=False) == [(9, 0.9, True), (5, 0.7, True), (3, 0.2, False),
-                                                        (1, 0.1, False)]
+    assert [r[:3] for r in outlier_rows(report)] == [(9, 0.9, True), (5, 0.7, True)]
+    assert [r[:3] for r in outlier_rows(report, only_flagged=False)] == [(9, 0.9, True), (5, 0.7, True),
+                                                                        (3, 0.2, False), (1, 0.1, False)]
     assert outlier_rows(None) == []
+
+
+def test_outlier_rows_include_length_outliers():
+    """Issue 10 item 14: the table listed the outliers by meaning only (13 of 23)."""
+    report = {"outliers": [{"index": 5, "score": 0.7}, {"index": 9, "score": 0.9}],
+              "length_outliers": [{"index": 3, "tokens": 4000, "score": 8.3}, {"index": 9, "tokens": 2, "score": 1.1},
+                                  {"index": 7, "score": 0.5}],
+              "outlier_scores": {"scores": [0.1, 0.9, 0.2, 0.7]}, "scanned_ids": [1, 9, 3, 5]}
+    rows = outlier_rows(report)
+    assert [r.id for r in rows] == [9, 5, 3, 7]  # by meaning score; 7 was not scored: last
+    assert all(r.flagged for r in rows)
+    assert [r.why for r in rows] == ["meaning, length (2 tokens)", "meaning", "length (4,000 tokens)", "length"]
+    assert rows[2].score == 0.2 and rows[3].score != rows[3].score
+    assert [r.id for r in outlier_rows(report, only_flagged=False)] == [9, 5, 3, 1, 7]
 
 
 def test_map_computes_in_a_worker_and_the_table_lists_outliers(qtbot, project, tmp_path):

@@ -25,7 +25,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 pytest.importorskip("pyqtgraph")
 
-from PySide6.QtCore import QSettings, QStandardPaths  # noqa: E402
+from PySide6.QtCore import QSettings, QStandardPaths, Qt  # noqa: E402
 
 from ftcurate.core.progress import Cancelled  # noqa: E402
 from ftcurate.core.project.records import Message, Record  # noqa: E402
@@ -158,8 +158,10 @@ class FakeRunner:
                     break
             with open(os.path.join(out, "adapter_config.json"), "w") as f:
                 f.write("{}")
-            return TrainResult(output_dir=out, adapter_dir=out, global_step=step, max_steps=self.steps,
-                               final_loss=3.0 / max(step, 1) + 0.1, stopped=stopped, device="cpu")
+            result = TrainResult(output_dir=out, adapter_dir=out, global_step=step, max_steps=self.steps,
+                                 final_loss=3.0 / max(step, 1) + 0.1, stopped=stopped, device="cpu")
+            emit({"type": "end", **result.to_dict()})  # as the real runner ends metrics.jsonl
+            return result
         finally:
             metrics.close()
 
@@ -574,10 +576,11 @@ def test_opening_a_project_shows_its_newest_run(make_view, tmp_path):
 
 def fake_evaluator(calls):
     def evaluate(model_dir, data, adapter_dir=None, max_new_tokens=64, num_generations=5, progress=None,
-                 cancel=None):
+                 cancel=None, on_partial=None):
         calls.append({"model_dir": model_dir, "data": data, "adapter_dir": adapter_dir,
                       "num_generations": num_generations})
         progress(1, 2, "loss: base")
+        on_partial({"base": {"loss": 2.0, "perplexity": 7.389}, "generations": [], "partial": True})
         return {"base": {"loss": 2.0, "perplexity": 7.389}, "tuned": {"loss": 1.0, "perplexity": 2.718},
                 "generations": [{"prompt": "What is 2 plus 2?", "reference": "It is 4.", "base": "banana",
                                  "tuned": "It is 4."}]}
@@ -697,9 +700,13 @@ def test_real_engine_demo_model_short_run_and_evaluation(qtbot, home, tmp_path):
         view.set_heldout_file(str(write_jsonl(tmp_path / "heldout.jsonl", 3, start=50)))
         view.num_gen_spin.setValue(1)
         view.max_new_spin.setValue(4)
+        partials: list = []
+        view.eval_panel.partial_shown.connect(partials.append)
         with qtbot.waitSignal(view.evaluation_finished, timeout=180_000) as blocker:
             assert view.evaluate_run()
         report = blocker.args[0]
+        # the results came as they were computed: base loss, tuned loss, then the answer
+        assert [("tuned" in p, len(p["generations"])) for p in partials] == [(False, 0), (True, 0), (True, 1)]
         assert report["base"]["loss"] > 0 and report["tuned"]["loss"] > 0
         assert view.gen_table.rowCount() == 1
         assert os.path.isfile(os.path.join(run_dir, "eval_report.json"))
@@ -711,3 +718,124 @@ def test_real_engine_demo_model_short_run_and_evaluation(qtbot, home, tmp_path):
         assert not errors, errors
     finally:
         view.shutdown()
+
+
+# -- issue 10, item 15: what the view says ------------------------------------------------------------------
+
+
+def test_an_open_project_is_not_called_no_project(make_view, tmp_path):
+    path = make_project(tmp_path, leak=False)
+    view = make_view()
+    assert "no project" in view.train_file_edit.placeholderText() or "without a project" in \
+        view.train_file_edit.placeholderText()
+    view.set_project(None, path)
+    texts = [view.train_file_edit.placeholderText(), view.source_label.text(), view.checks_label.text()]
+    assert not any("no project open" in t.lower() for t in texts), texts
+    assert "a project is open" in view.train_file_edit.placeholderText()
+    assert not view.train_file_edit.isEnabled()
+    view.set_project(None, None)
+    assert "without a project" in view.train_file_edit.placeholderText()
+
+
+def test_a_stopped_run_does_not_read_done(qtbot, make_view, model_dir, train_file):
+    runner = FakeRunner(steps=10, hold_at=4)
+    view = ready(make_view(runner), model_dir, train_file)
+    view.start_button.setFocus()
+    qtbot.keyClick(view.start_button, Qt.Key.Key_Space)  # the keyboard starts the run
+    qtbot.waitUntil(runner.reached.is_set, timeout=RUN_TIMEOUT)
+    with qtbot.waitSignal(view.run_finished, timeout=RUN_TIMEOUT):
+        qtbot.keyClick(view.stop_button, Qt.Key.Key_Space)
+    assert view.last_result.stopped
+    assert "done" not in view.eta_label.text() and "finished" not in view.eta_label.text()
+    assert view.eta_label.text().startswith("stopped at step 4 of 10")
+    assert "stopped" in view.state_label.text() and "finished" not in view.state_label.text()
+    assert "stopped" in view.progress_bar.text()
+    assert "stopped" in view.runs_list.item(0).text()  # the past run says so too
+    # a run that goes to its end says "finished"
+    runner.hold_at = None
+    with qtbot.waitSignal(view.run_finished, timeout=RUN_TIMEOUT):
+        qtbot.keyClick(view.start_button, Qt.Key.Key_Space)
+    assert view.eta_label.text().startswith("finished in")
+
+
+def test_the_gpu_chart_says_why_it_is_empty_on_the_cpu(qtbot, make_view, model_dir, train_file):
+    class CpuRunner(FakeRunner):  # the real runner on a CPU: no GPU memory in the metrics
+        def __call__(self, config, data, on_event=None, **kw):
+            def no_gpu(event):
+                event = {k: v for k, v in event.items() if k != "gpu_memory_bytes"}
+                on_event(event)
+            return super().__call__(config, data, on_event=no_gpu, **kw)
+
+    view = ready(make_view(CpuRunner(steps=3)), model_dir, train_file)
+    chart = view.memory_chart
+    assert "No GPU" in chart.note_text() and not chart.plot.isVisibleTo(view)  # the CPU was detected
+    with qtbot.waitSignal(view.run_finished, timeout=RUN_TIMEOUT):
+        view.start_button.setFocus()
+        qtbot.keyClick(view.start_button, Qt.Key.Key_Space)
+    assert "CPU" in chart.note_text() and chart.note.isVisibleTo(view)
+    assert len(view.lr_chart.raw("lr")[0]) == 3  # the other charts plot as usual
+    # a run with GPU memory points shows the chart
+    view.runs_panel.set_default_device("cuda")
+    view.runs_panel.reset_live()
+    view.runs_panel.plot_event({"type": "start", "device": "cuda"})
+    view.runs_panel.plot_event({"type": "train", "step": 1, "loss": 1.0, "gpu_memory_bytes": 1 << 30})
+    assert chart.note_text() == "" and chart.plot.isVisibleTo(view)
+
+
+def test_small_charts_keep_their_step_labels_apart(qtbot, make_view):
+    from ftcurate.gui.charts import StepAxis
+
+    view = make_view()
+    view.resize(1024, 600)
+    for step in range(1, 401):
+        view.lr_chart.add_point("lr", step, 1e-4)
+    view.lr_chart.redraw()
+    axis = view.lr_chart.plot.getPlotItem().getAxis("bottom")
+    assert isinstance(axis, StepAxis)
+    width = axis.geometry().width()
+    lo, hi = view.lr_chart.plot.getPlotItem().viewRange()[0]
+    levels = axis.tickValues(lo, hi, width)
+    labelled = levels[0][1]
+    assert len(labelled) <= width / StepAxis.MIN_PIXELS + 1
+    assert all(float(v).is_integer() for v in labelled)  # whole steps only
+
+
+def test_a_long_evaluation_shows_results_as_they_come(qtbot, make_view, model_dir, train_file, tmp_path):
+    gate = threading.Event()
+    shown: list = []
+
+    def slow_evaluator(model_dir, data, adapter_dir=None, max_new_tokens=64, num_generations=5, progress=None,
+                       cancel=None, on_partial=None):
+        report = {"base": {"loss": 2.0, "perplexity": 7.389}, "generations": [], "partial": True}
+        progress(1, 6, "loss: base")
+        on_partial(dict(report))
+        report["tuned"] = {"loss": 1.0, "perplexity": 2.718}
+        progress(2, 6, "loss: tuned")
+        on_partial(dict(report))
+        report["generations"] = [{"prompt": "What is 2 plus 2?", "reference": "It is 4.", "base": "banana"}]
+        on_partial(dict(report))
+        gate.wait(RUN_TIMEOUT / 1000)  # the test looks at the view meanwhile
+        report["generations"][0]["tuned"] = "It is 4."
+        report.pop("partial")
+        return report
+
+    view = ready(make_view(FakeRunner(steps=2), slow_evaluator), model_dir, train_file)
+    with qtbot.waitSignal(view.run_finished, timeout=RUN_TIMEOUT):
+        view.start()
+    view.set_heldout_file(str(write_jsonl(tmp_path / "heldout.jsonl", 3, start=50)))
+    view.tabs.setCurrentIndex(1)
+    view.eval_button.setFocus()
+    try:
+        qtbot.keyClick(view.eval_button, Qt.Key.Key_Space)
+        # while it runs: both losses and the first base answer are on show, the tuned one pending
+        qtbot.waitUntil(lambda: view.gen_table.rowCount() == 1, timeout=RUN_TIMEOUT)
+        assert view.metrics_table.item(0, 0).text() == "2.0000" and view.metrics_table.item(0, 1).text() == "1.0000"
+        assert view.gen_table.item(0, 2).text() == "banana"
+        assert view.gen_table.item(0, 3).text() == "(generating…)"
+        status = view.eval_panel.eval_status.text()
+        assert "Evaluating" in status and "so far" in status and "1 answer" in status
+        shown.append(status)
+    finally:
+        gate.set()
+    qtbot.waitUntil(lambda: view.eval_panel._eval_worker is None, timeout=RUN_TIMEOUT)
+    assert view.gen_table.item(0, 3).text() == "It is 4." and "Saved" in view.eval_panel.eval_status.text()

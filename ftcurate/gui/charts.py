@@ -86,6 +86,37 @@ class CompactAxis(_FormattedAxis):
         return f"{v:g}"
 
 
+class StepAxis(CompactAxis):
+    """The training-step axis: whole steps only, and never more labels than fit - at least
+    :attr:`MIN_PIXELS` a label, so that a narrow chart (a small window) shows "0  20  40"
+    rather than "0.20.40.60.8" run together."""
+
+    MIN_PIXELS = 56
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.setStyle(maxTextLevel=0)  # labels on the major ticks only
+
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802, N803 - pyqtgraph's names
+        span = float(maxVal) - float(minVal)
+        if not (span > 0 and size > 0 and math.isfinite(span)):
+            return super().tickSpacing(minVal, maxVal, size)
+        labels = max(1, int(size // self.MIN_PIXELS))
+        step = nice_step(span / labels, minimum=1.0)
+        minor = step / 5 if step >= 5 and step % 5 == 0 else step
+        return [(step, 0), (minor, 0)]
+
+
+def nice_step(raw: float, minimum: float = 0.0) -> float:
+    """The smallest of 1, 2, 5 × 10^k that is at least ``raw`` (and ``minimum``)."""
+    raw = max(raw, minimum, 1e-12)
+    power = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if m * power >= raw - 1e-12:
+            return max(m * power, minimum)
+    return max(10 * power, minimum)
+
+
 class LossAxis(pg.AxisItem):
     """On a log scale, label only the ticks at 1, 2 and 5 times a power of ten (the others
     crowd together near the top of each decade) and write them plainly: 0.5, 2, 10."""
@@ -117,7 +148,10 @@ class MetricChart(QWidget):
                  left_axis: Optional[pg.AxisItem] = None) -> None:
         super().__init__(parent)
         self.title = title
-        self.plot = pg.PlotWidget(axisItems={"left": left_axis} if left_axis is not None else None)
+        axes = {"bottom": StepAxis("bottom")}
+        if left_axis is not None:
+            axes["left"] = left_axis
+        self.plot = pg.PlotWidget(axisItems=axes)
         self.plot.getAxis("left").setWidth(54)  # fixed: the plot does not jump as the values grow
         self.plot.setMinimumHeight(120)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
@@ -136,7 +170,29 @@ class MetricChart(QWidget):
         self.box.setContentsMargins(0, 0, 0, 0)
         self.box.setSpacing(2)
         self.box.addWidget(self.plot, 1)
+        # said instead of an empty plot when there is nothing to draw, and why (set_note)
+        self.note = QLabel()
+        self.note.setObjectName("ChartNote")
+        self.note.setWordWrap(True)
+        self.note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.note.setMinimumHeight(120)
+        self.note.setAutoFillBackground(True)
+        self.note.setBackgroundRole(QPalette.ColorRole.Base)
+        self.note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.note.hide()
+        self.box.addWidget(self.note, 1)
         self._apply_palette()
+
+    def set_note(self, text: str) -> None:
+        """Show ``text`` (the chart's title, then why it is empty) in place of the plot;
+        an empty text shows the plot again."""
+        if text:
+            self.note.setText(f"<b>{self.title}</b><br>{text}")
+        self.note.setVisible(bool(text))
+        self.plot.setVisible(not text)
+
+    def note_text(self) -> str:
+        return self.note.text() if self.note.isVisibleTo(self) else ""
 
     # -- series -----------------------------------------------------------------------------
     def add_series(self, name: str, color: str, width: float = 2.0, style: Qt.PenStyle = Qt.PenStyle.SolidLine,
@@ -261,6 +317,9 @@ class MetricChart(QWidget):
         self.plot.setTitle(self.title, color=fg.name(), size="9pt")
         if self.legend is not None:
             self.legend.setLabelTextColor(fg)
+            for _sample, label in self.legend.items:
+                # pyqtgraph keeps the new colour for the next text only: draw the labels again
+                label.setText(label.text, color=fg)
             back = QColor(bg)
             back.setAlpha(200)
             self.legend.setBrush(pg.mkBrush(back))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import traceback
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 from PySide6.QtCore import QEvent, QItemSelection, QModelIndex, QPersistentModelIndex, QPointF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QPainterPath, QPalette, QPen
@@ -26,10 +26,12 @@ import pyqtgraph as pg
 from ..core.quality.embeddings import FAST
 from ..core.quality.projection import FLAG_PRIORITY, MapData, embedding_map, points_in_polygon
 from ..core.project.store import STATUSES, Project
+from . import theme
 from .models import STATUS_COLORS, STATUS_LABELS, RowsTableModel, status_icon
 from .overview_view import FINDING_COLORS, stop_worker
+from .wheel_guard import guard_wheel
 from .workers import Worker, describe_error
-from .widgets import list_table
+from .widgets import ConversationView, list_table
 
 NO_PROJECT_TEXT = "Open a dataset or a project to review its outliers."
 NO_SCAN_TEXT = "Run a scan to see outliers (Scan ▸ Run quality scan): every record gets a score for how far it " \
@@ -40,49 +42,78 @@ NO_MAP_PROJECT_TEXT = "Open a dataset or a project to see its map."
 NO_MAP_TEXT = "Click “Compute map” to place every training record on a map by meaning:\nsimilar requests land " \
               "close together, odd ones stand apart."
 COMPUTING_TEXT = "Computing the map…"
-_MUTED = "#6b7280"
 _FIRST_USER_CHARS = 240
 _POINT_SIZE = 6
+_RING_SIZE = _POINT_SIZE + 10  # the selection ring: well outside the point it circles
+PREVIEW_PLACEHOLDER = "Select an outlier to read it here."
 
-def outlier_rows(report: Optional[dict], only_flagged: bool = True) -> list[tuple[int, float, bool]]:
-    """``(record id, score, flagged)`` by score, highest first: the outliers the scan flagged,
-    or (``only_flagged=False``) every record it scored."""
+
+class OutlierRow(NamedTuple):
+    """A row of the outlier table."""
+
+    id: int  # the record's store id (shown by its number in its file)
+    score: float  # outlier score by meaning (NaN when the record was not scored)
+    flagged: bool  # the scan flagged it (by meaning, by length or both)
+    by_meaning: bool = False  # flagged by the meaning (embedding) detector
+    length_tokens: Optional[int] = None  # flagged by length: its length in tokens (-1: unknown)
+
+    @property
+    def why(self) -> str:
+        parts = ["meaning"] if self.by_meaning else []
+        if self.length_tokens is not None:
+            parts.append("length" if self.length_tokens < 0 else f"length ({self.length_tokens:,} tokens)")
+        return ", ".join(parts)
+
+
+def outlier_rows(report: Optional[dict], only_flagged: bool = True) -> list[OutlierRow]:
+    """The records the scan flagged - far from the others by meaning (``outliers``) or by
+    length (``length_outliers``) - by meaning score, highest first (records without one
+    last); with ``only_flagged=False`` every record it scored as well."""
     if not report:
         return []
-    flagged = {int(o["index"]): float(o.get("score", math.nan)) for o in report.get("outliers") or []}
-    scores = dict(flagged)
+    meaning = {int(o["index"]): float(o.get("score", math.nan)) for o in report.get("outliers") or []}
+    length: dict[int, int] = {}
+    for o in report.get("length_outliers") or []:
+        tokens = o.get("tokens")
+        length[int(o["index"])] = int(tokens) if isinstance(tokens, (int, float)) else -1
+    every: dict[int, float] = {}
+    order = report.get("scanned_ids")
+    scores = (report.get("outlier_scores") or {}).get("scores")
+    if order and scores and len(order) == len(scores):
+        every = {int(rid): float(sc) for rid, sc in zip(order, scores)}
+    ids = set(meaning) | set(length)
     if not only_flagged:
-        order = report.get("scanned_ids")
-        every = (report.get("outlier_scores") or {}).get("scores")
-        if order and every and len(order) == len(every):
-            for rid, sc in zip(order, every):
-                scores.setdefault(int(rid), float(sc))
-    rows = sorted(scores.items(), key=lambda kv: (-kv[1] if kv[1] == kv[1] else math.inf, kv[0]))
-    return [(rid, sc, rid in flagged) for rid, sc in rows]
+        ids |= set(every)
+    rows = [OutlierRow(rid, meaning.get(rid, every.get(rid, math.nan)), rid in meaning or rid in length,
+                       rid in meaning, length.get(rid)) for rid in ids]
+    rows.sort(key=lambda r: (-r.score if r.score == r.score else math.inf, r.id))
+    return rows
 
 
 class OutlierModel(RowsTableModel):
     """Scored records, most unusual first. Only ids and scores are held; the record
     number, status and first user turn are read from the store a block of rows at a time."""
 
-    COLUMNS = ("#", "Score", "Status", "First user turn")
-    COL_INDEX, COL_SCORE, COL_STATUS, COL_TEXT = range(4)
+    COLUMNS = ("#", "Score", "Flagged by", "Status", "First user turn")
+    COL_INDEX, COL_SCORE, COL_WHY, COL_STATUS, COL_TEXT = range(5)
     _TIPS = ("Record number in its source file (0-based)",
-             "Outlier score: mean cosine distance to the nearest neighbours (higher: more unusual). Bold: above "
-             "the scan's cut-off",
+             "Outlier score by meaning: mean cosine distance to the nearest neighbours (higher: more unusual). "
+             "Bold: above the scan's cut-off",
+             "What flagged it: its meaning (far from its neighbours) and/or its length (far longer or shorter "
+             "than the rest)",
              "Review status", "The first user message")
     IdRole = Qt.ItemDataRole.UserRole + 1
 
     def __init__(self, parent=None, block: int = 100) -> None:
         super().__init__(parent)
         self.project: Optional[Project] = None
-        self._rows: list[tuple[int, float, bool]] = []
+        self._rows: list[OutlierRow] = []
         self._info: dict[int, tuple[int, str, str, bool]] = {}  # id -> (index, status, first user, edited)
         self.block = block
         self._bold = QFont()
         self._bold.setBold(True)
 
-    def set_rows(self, project: Optional[Project], rows: list[tuple[int, float, bool]]) -> None:
+    def set_rows(self, project: Optional[Project], rows: list[OutlierRow]) -> None:
         self.beginResetModel()
         self.project = project
         self._rows = list(rows)
@@ -93,8 +124,8 @@ class OutlierModel(RowsTableModel):
         return self._rows[row][0] if 0 <= row < len(self._rows) else None
 
     def row_of(self, record_id: int) -> Optional[int]:
-        for r, (rid, _sc, _f) in enumerate(self._rows):
-            if rid == record_id:
+        for r, row in enumerate(self._rows):
+            if row.id == record_id:
                 return r
         return None
 
@@ -110,7 +141,7 @@ class OutlierModel(RowsTableModel):
 
     def _fetch(self, row: int) -> None:
         start = max(0, row - self.block // 4)
-        wanted = [rid for rid, _s, _f in self._rows[start:start + self.block] if rid not in self._info]
+        wanted = [row.id for row in self._rows[start:start + self.block] if row.id not in self._info]
         if not wanted or self.project is None or self.project.closed:
             return
         try:
@@ -127,6 +158,9 @@ class OutlierModel(RowsTableModel):
             if len(first) > _FIRST_USER_CHARS:
                 first = first[:_FIRST_USER_CHARS - 1] + "…"
             self._info[sr.id] = (sr.index, sr.status, first, sr.is_edited)
+
+    def row(self, row: int) -> Optional[OutlierRow]:
+        return self._rows[row] if 0 <= row < len(self._rows) else None
 
     def info(self, row: int) -> Optional[tuple[int, str, str, bool]]:
         rid = self.id_at(row)
@@ -148,14 +182,15 @@ class OutlierModel(RowsTableModel):
         if not index.isValid():
             return None
         row, col = index.row(), index.column()
-        rid, score, flagged = self._rows[row]
+        entry = self._rows[row]
+        rid, score = entry.id, entry.score
         if role == self.IdRole:
             return rid
         if role == Qt.ItemDataRole.TextAlignmentRole:
             if col in (self.COL_INDEX, self.COL_SCORE):
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             return int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.FontRole and col == self.COL_SCORE and flagged:
+        if role == Qt.ItemDataRole.FontRole and col == self.COL_SCORE and entry.by_meaning:
             return self._bold
         if role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.ForegroundRole,
                         Qt.ItemDataRole.DecorationRole):
@@ -164,7 +199,14 @@ class OutlierModel(RowsTableModel):
             if role == Qt.ItemDataRole.DisplayRole:
                 return "" if score != score else f"{score:.3f}"
             if role == Qt.ItemDataRole.ToolTipRole:
-                return f"Outlier score {score:.4f}" + (" (flagged by the scan)" if flagged else "")
+                text = "not scored by meaning" if score != score else f"Outlier score {score:.4f}"
+                return text + (" (flagged by the scan)" if entry.by_meaning else "")
+            return None
+        if col == self.COL_WHY:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return entry.why
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return self._TIPS[self.COL_WHY] if entry.why else "Not flagged (scored only)"
             return None
         info = self.info(row)
         if info is None:
@@ -176,13 +218,11 @@ class OutlierModel(RowsTableModel):
             if col == self.COL_STATUS:
                 return STATUS_LABELS.get(status, status) + (" (edited)" if edited and status != "edited" else "")
             return first
-        if role == Qt.ItemDataRole.ForegroundRole and col == self.COL_STATUS:
-            return QColor(STATUS_COLORS.get(status, _MUTED))
         if role == Qt.ItemDataRole.DecorationRole and col == self.COL_STATUS and status:
-            return status_icon(status)
+            return status_icon(status)  # the status colour is the icon's; the text keeps the readable palette text
         if role == Qt.ItemDataRole.ToolTipRole:
-            tip = f"Record {number} (store id {rid}) · score {score:.3f}\nDouble-click or Enter: open it in the " \
-                  "Records tab"
+            scored = "not scored" if score != score else f"score {score:.3f}"
+            tip = f"Record {number} · {scored}\nDouble-click or Enter: open it in the Records tab"
             return (first + "\n\n" + tip) if col == self.COL_TEXT and first else tip
         return None
 
@@ -258,6 +298,7 @@ class MapView(QWidget):
         self._hidden: dict[str, set[str]] = {}  # colour mode -> category values switched off in the legend
         self._text_color = "#000000"
         self._build()
+        guard_wheel(self)
         self._apply_palette()
         self.set_project(None)
 
@@ -291,8 +332,7 @@ class MapView(QWidget):
         self.only_flagged.setToolTip("On: the records the scan flagged as outliers (score above its cut-off).\n"
                                      "Off: every record the scan scored, most unusual first.")
         self.only_flagged.toggled.connect(lambda _on: self._fill_table())
-        self.table_label = QLabel()
-        self.table_label.setStyleSheet(f"color: {_MUTED}")
+        self.table_label = theme.muted_label()
         bar.addWidget(title)
         bar.addWidget(self.table_label, 1)
         bar.addWidget(self.only_flagged)
@@ -300,22 +340,36 @@ class MapView(QWidget):
 
         self.table_model = OutlierModel(self)
         view = list_table(self.table_model, "OutlierTable", multi=True,
-                          widths=((OutlierModel.COL_INDEX, 56), (OutlierModel.COL_SCORE, 60),
-                                  (OutlierModel.COL_STATUS, 100)),
+                          widths=((OutlierModel.COL_INDEX, 48), (OutlierModel.COL_SCORE, 54),
+                                  (OutlierModel.COL_WHY, 80), (OutlierModel.COL_STATUS, 100)),
                           tip="Select rows to ring their points on the map and to approve or reject them; "
                               "double-click or press Enter to open a record")
         view.activated.connect(self._on_table_activated)
         view.selectionModel().selectionChanged.connect(self._on_table_selection)
+        view.selectionModel().currentRowChanged.connect(self._on_current_row)
         self.table = view
 
-        self.table_empty = QLabel()
+        self.table_empty = theme.muted_label()
         self.table_empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.table_empty.setWordWrap(True)
-        self.table_empty.setStyleSheet(f"color: {_MUTED}; font-size: 13px; padding: 12px")
+        self.table_empty.setStyleSheet("font-size: 13px; padding: 12px")
         self.table_stack = QStackedWidget()
         self.table_stack.addWidget(self.table_empty)
         self.table_stack.addWidget(view)
-        layout.addWidget(self.table_stack, 1)
+
+        # the text of the current outlier, under the table
+        self.preview = ConversationView()
+        self.preview.setObjectName("OutlierPreview")
+        self.preview.setMinimumHeight(80)
+        self.preview.show_placeholder(PREVIEW_PLACEHOLDER)
+        self.preview_record: Optional[int] = None  # the id shown
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.setChildrenCollapsible(False)
+        split.addWidget(self.table_stack)
+        split.addWidget(self.preview)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        self.table_splitter = split
+        layout.addWidget(split, 1)
         return side
 
     def _build_map_side(self) -> QWidget:
@@ -345,8 +399,7 @@ class MapView(QWidget):
         self.clear_button.setText("Clear")
         self.clear_button.setToolTip("Clear the selection")
         self.clear_button.clicked.connect(self.clear_selection)
-        self.selection_label = QLabel()
-        self.selection_label.setStyleSheet(f"color: {_MUTED}")
+        self.selection_label = theme.muted_label(wrap=False)
         self.approve_button = QPushButton("Approve selected")
         self.approve_button.setToolTip("Approve every selected record (one undo step)")
         self.approve_button.clicked.connect(lambda: self.decide_selected("approve"))
@@ -363,8 +416,7 @@ class MapView(QWidget):
         progress_row = QWidget()
         prow = QHBoxLayout(progress_row)
         prow.setContentsMargins(0, 0, 0, 0)
-        self.progress_label = QLabel()
-        self.progress_label.setStyleSheet(f"color: {_MUTED}")
+        self.progress_label = theme.muted_label(wrap=False)
         self.progress_bar = QProgressBar()
         self.progress_bar.setMaximumHeight(14)
         self.progress_bar.setTextVisible(False)
@@ -389,15 +441,19 @@ class MapView(QWidget):
         item.setMenuEnabled(False)
         item.hideButtons()
         self.viewbox.setAspectLocked(False)
-        self.ring = pg.ScatterPlotItem(size=_POINT_SIZE + 6, pen=pg.mkPen("#000000", width=1.5), brush=None,
-                                       pxMode=True)
-        self.ring.setZValue(1e6)
+        # the selection: a thick ring in the accent colour over a halo in the background colour,
+        # so that it stands out on any point colour and between close points
+        self.ring_halo = pg.ScatterPlotItem(size=_RING_SIZE, pen=pg.mkPen("#ffffff", width=5), brush=None,
+                                            pxMode=True)
+        self.ring_halo.setZValue(1e6)
+        self.ring = pg.ScatterPlotItem(size=_RING_SIZE, pen=pg.mkPen("#1c63c9", width=2.5), brush=None, pxMode=True)
+        self.ring.setZValue(1e6 + 1)
+        item.addItem(self.ring_halo)
         item.addItem(self.ring)
 
-        self.map_empty = QLabel()
+        self.map_empty = theme.muted_label()
         self.map_empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.map_empty.setWordWrap(True)
-        self.map_empty.setStyleSheet(f"color: {_MUTED}; font-size: 13px; padding: 12px")
+        self.map_empty.setStyleSheet("font-size: 13px; padding: 12px")
         self.map_stack = QStackedWidget()
         self.map_stack.addWidget(self.map_empty)
         self.map_stack.addWidget(self.plot)
@@ -412,9 +468,7 @@ class MapView(QWidget):
         self.legend_label.linkActivated.connect(self._toggle_category)
         layout.addWidget(self.legend_label)
 
-        self.map_info = QLabel()
-        self.map_info.setStyleSheet(f"color: {_MUTED}")
-        self.map_info.setWordWrap(True)
+        self.map_info = theme.muted_label()
         self.map_info.setToolTip("Points close together ask similar things. Click a point to open its record; "
                                  "hover to read it; wheel to zoom; drag to pan")
         layout.addWidget(self.map_info)
@@ -429,6 +483,10 @@ class MapView(QWidget):
         self._text_color = text.name()
         self._update_ring()
         self._update_legend()
+        if self.preview_record is not None:
+            self._show_preview(self.preview_record)  # the conversation's colours follow the theme
+        elif hasattr(self, "preview"):
+            self.preview.show_placeholder(PREVIEW_PLACEHOLDER)
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
@@ -634,11 +692,13 @@ class MapView(QWidget):
     def _update_legend(self) -> None:
         parts = []
         hidden = self._hidden.get(self.color_by.currentData(), set())
+        background = theme.colors().window
+        muted = theme.colors().muted
         for i, (value, name, color, count, _sc) in enumerate(self._legend):
             off = value in hidden
-            dot = _MUTED if off else color
+            dot = muted if off else theme.legible(color, background).name()  # a mark: 3:1 at least
             label = f"<s>{name}</s>" if off else name
-            text = _MUTED if off else self._text_color
+            text = muted if off else self._text_color
             parts.append(f"<a href='{i}' style='text-decoration:none; color:{text}'>"
                          f"<span style='color:{dot}'>●</span>&nbsp;{label}&nbsp;({count:,})</a>")
         self.legend_label.setText("&nbsp;&nbsp; ".join(parts))
@@ -723,12 +783,18 @@ class MapView(QWidget):
     def _update_ring(self) -> None:
         if self.map is None or not self._selection:
             self.ring.setData(x=[], y=[])
+            self.ring_halo.setData(x=[], y=[])
             return
         rows = self.map.rows_of(self._selection)
         rows = rows[rows >= 0]
-        fg = self.palette().color(QPalette.ColorRole.Text)
-        self.ring.setPen(pg.mkPen(fg, width=1.5))
-        self.ring.setData(x=self.map.xy[rows, 0], y=self.map.xy[rows, 1])
+        self.ring.setPen(pg.mkPen(self.ring_color(), width=2.5))
+        self.ring_halo.setPen(pg.mkPen(self.palette().color(QPalette.ColorRole.Base), width=5))
+        for ring in (self.ring_halo, self.ring):
+            ring.setData(x=self.map.xy[rows, 0], y=self.map.xy[rows, 1])
+
+    def ring_color(self) -> QColor:
+        """The selection ring's colour: the theme's accent (≥ 3:1 on the map's background)."""
+        return QColor(theme.colors().accent)
 
     def _update_selection_ui(self) -> None:
         n = len(self._selection)
@@ -789,26 +855,57 @@ class MapView(QWidget):
     def _fill_table(self) -> None:
         rows = outlier_rows(self.report, self.only_flagged.isChecked())
         self.table_model.set_rows(self.project, rows)
-        scores = (self.report or {}).get("outlier_scores") or {}
+        report = self.report or {}
+        scores = report.get("outlier_scores") or {}
+        by_meaning = {int(o["index"]) for o in report.get("outliers") or []}
+        by_length = {int(o["index"]) for o in report.get("length_outliers") or []}
         if self.project is None:
             self.table_empty.setText(NO_PROJECT_TEXT)
         elif not self.report:
             self.table_empty.setText(NO_SCAN_TEXT)
-        elif not scores and not (self.report.get("outliers") or []):
+        elif not scores and not by_meaning and not by_length:
             self.table_empty.setText(NOT_SCORED_TEXT)
         elif not rows:
             self.table_empty.setText(NO_OUTLIERS_TEXT)
         self.table_stack.setCurrentWidget(self.table if rows else self.table_empty)
-        flagged = len(self.report.get("outliers") or []) if self.report else 0
+        flagged = len(by_meaning | by_length)
         text = ""
         if self.report and (scores or flagged):
-            text = f"{flagged:,} flagged"
+            meaning = f"{len(by_meaning):,} by meaning"
             if scores.get("cutoff") is not None:
-                text += f" (score above {float(scores['cutoff']):.3f})"
+                meaning += f" (score above {float(scores['cutoff']):.3f})"
+            text = f"{flagged:,} flagged: {meaning}, {len(by_length):,} by length"
             if not self.only_flagged.isChecked():
-                text += f" · {len(rows):,} scored"
+                text += f" · {len(rows):,} listed"
         self.table_label.setText(text)
+        self.table_label.setToolTip(text)
         self.only_flagged.setEnabled(bool(scores))
+        self._show_preview(None)
+
+    @Slot(QModelIndex, QModelIndex)
+    def _on_current_row(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self._show_preview(self.table_model.id_at(current.row()) if current.isValid() else None)
+
+    def _show_preview(self, record_id: Optional[int]) -> None:
+        """The whole text of an outlier (the current row of the table) under the table."""
+        project = self.project
+        self.preview_record = None
+        if record_id is None or project is None or project.closed:
+            self.preview.show_placeholder(PREVIEW_PLACEHOLDER)
+            return
+        try:
+            sr = project.get(record_id)
+        except KeyError:
+            self.preview.show_placeholder("This record is no longer in the project.")
+            return
+        row = self.table_model.row_of(record_id)
+        entry = self.table_model.row(row) if row is not None else None
+        findings = []
+        if entry is not None and entry.flagged:
+            score = "" if entry.score != entry.score else f" · meaning score {entry.score:.3f}"
+            findings.append(("outlier", f"flagged by {entry.why}{score}"))
+        self.preview_record = record_id
+        self.preview.show_record(sr, findings)
 
     def _update_enabled(self) -> None:
         has_project = self.project is not None

@@ -25,12 +25,14 @@ from ..core.project.overview import Overview, overview
 from ..core.quality.projection import FLAG_PRIORITY
 from ..core.project.records import SPLITS
 from ..core.project.store import STATUSES, Project
+from . import theme
 from .models import STATUS_COLORS, STATUS_LABELS
 from .workers import Worker
 
 NO_PROJECT_TEXT = "Open a dataset or a project to see its overview."
 NO_SCAN_TEXT = "Run a scan (Scan ▸ Run quality scan) to count duplicates, outliers, leaks and bad answers."
-_MUTED = "#6b7280"
+HELD_OUT_LABEL = "Held out (test)"
+_HELD_OUT_COLOR = "#e8590c"  # the test split's colour
 _REFRESH_DELAY_MS = 400  # decisions come in bursts: recompute once they pause
 _RUN_COLOR = "#2f9e44"
 _ALL_COLOR = "#adb5bd"
@@ -83,10 +85,12 @@ def stop_worker(worker: Optional[Worker], timeout_ms: int = 30000) -> None:
 
 
 def _muted(text: str = "") -> QLabel:
-    label = QLabel(text)
-    label.setStyleSheet(f"color: {_MUTED}")
-    label.setWordWrap(True)
-    return label
+    return theme.muted_label(text)
+
+
+def _dim(text: str) -> str:
+    """Rich text in the theme's muted colour (render again after a theme change)."""
+    return f"<span style='color:{theme.colors().muted}'>{text}</span>"
 
 
 class Card(QFrame):
@@ -121,15 +125,17 @@ class Card(QFrame):
         while self.grid.count():
             item = self.grid.takeAt(0)
             if item.widget() is not None:
+                item.widget().hide()  # gone from the screen now, deleted soon
                 item.widget().deleteLater()
         for c in range(self.grid.columnCount()):
             self.grid.setColumnStretch(c, 0)
             self.grid.setColumnMinimumWidth(c, 0)
         self._values = {}
         per_column = max_rows if len(rows) <= 2 * max_rows else (len(rows) + 1) // 2
+        background = theme.colors().window  # (the palette may not have changed yet in a theme switch)
         for r, (name, value, color, tip) in enumerate(rows):
             dot = QLabel("●")
-            dot.setStyleSheet(f"color: {color}")
+            dot.setStyleSheet(f"color: {theme.legible(color, background).name()}")  # a mark: 3:1 at least
             label = QLabel(name)
             count = QLabel(value)
             count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -256,7 +262,8 @@ class OverviewView(QWidget):
         self.empty_label = QLabel(NO_PROJECT_TEXT)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)
-        self.empty_label.setStyleSheet(f"color: {_MUTED}; font-size: 14px; padding: 24px")
+        self.empty_label.setStyleSheet("font-size: 14px; padding: 24px")
+        theme.set_muted(self.empty_label)
 
         content = QWidget()
         content.setObjectName("OverviewContent")
@@ -320,8 +327,7 @@ class OverviewView(QWidget):
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         if event.type() == QEvent.Type.PaletteChange and self.data is not None:
-            self._plot_tokens(self.data)  # the plots follow the theme
-            self._plot_turns(self.data)
+            self._render(self.data)  # colours of the text and the plots follow the theme
 
     # -- the interface the main window uses ---------------------------------------------------
     def set_project(self, project: Optional[Project]) -> None:
@@ -350,9 +356,12 @@ class OverviewView(QWidget):
             return
         if self.data is not None:
             try:
-                self._show_status(self.project.status_counts())
+                counts = self.project.status_counts()
+                held_out = self.project.status_counts(split="test")
             except Exception:  # the store is closing: the next set_project clears this view
                 return
+            # held-out test records are never reviewed: they are counted apart
+            self._show_status({s: n - held_out.get(s, 0) for s, n in counts.items()}, sum(held_out.values()))
         self._request()
 
     def shutdown(self) -> None:
@@ -449,46 +458,54 @@ class OverviewView(QWidget):
     def show_overview(self, data: Overview) -> None:
         """Show computed numbers (the worker's result; public for tests and screenshots)."""
         self.data = data
+        self._render(data)
+        self.computed.emit(data)
+
+    def _render(self, data: Overview) -> None:
         self.stack.setCurrentWidget(self.content)
         self.updated_label.setText(f"{data.records:,} records · counted at {time.strftime('%H:%M:%S')} · "
                                    f"tokens: {data.tokenizer}")
         self._show_run(data)
         self._set_banners(data.banners)
-        self._show_status(data.status)
+        self._show_status(data.review_status, data.held_out)
         total = max(data.records, 1)
         self.split_card.set_rows([
-            (s, f"{data.splits.get(s, 0):,}&nbsp;<span style='color:{_MUTED}'>"
-                f"{100 * data.splits.get(s, 0) / total:.0f}%</span>", _SPLIT_COLORS[s],
-             f"{data.splits.get(s, 0):,} records in the {s} split") for s in SPLITS])
+            (s, f"{data.splits.get(s, 0):,}&nbsp;" + _dim(f"{100 * data.splits.get(s, 0) / total:.0f}%"),
+             _SPLIT_COLORS[s], f"{data.splits.get(s, 0):,} records in the {s} split") for s in SPLITS])
         self._show_findings(data)
         self._plot_tokens(data)
         self._plot_turns(data)
-        self.computed.emit(data)
 
     def _show_run(self, data: Overview) -> None:
         stats = data.run_stats or {}
         epochs = stats.get("default_epochs")
         tail = ""
         if data.run_examples and epochs:
-            tail = (f"<br><span style='color:{_MUTED}'>approved and edited training records · at the default "
-                    f"{epochs} epoch{'s' if epochs != 1 else ''} about {stats.get('billed_tokens', 0):,} tokens are "
-                    f"trained · median {stats.get('tokens_per_example', {}).get('median', 0):,.0f} tokens an "
-                    "example</span>")
+            tail = "<br>" + _dim(
+                f"approved and edited training records · at the default {epochs} epoch{'s' if epochs != 1 else ''} "
+                f"about {stats.get('billed_tokens', 0):,} tokens are trained · median "
+                f"{stats.get('tokens_per_example', {}).get('median', 0):,.0f} tokens an example")
         elif not data.run_examples:
-            tail = (f"<br><span style='color:{_MUTED}'>approve records in the Records tab (or the other tabs) to "
-                    "build the training set</span>")
+            tail = "<br>" + _dim("approve records in the Records tab (or the other tabs) to build the training set")
         self.run_label.setText(
             f"<span style='font-size:15px'>A training run would see <b>{data.run_examples:,}</b> example"
             f"{'s' if data.run_examples != 1 else ''} / <b>{data.run_tokens:,}</b> tokens</span>{tail}")
 
-    def _show_status(self, status: dict) -> None:
+    def _show_status(self, status: dict, held_out: int = 0) -> None:
+        """Review status of the records under review (percentages of those), and the held-out
+        test records apart: they are never reviewed, so they are not "unreviewed"."""
         total = max(sum(status.values()), 1)
         rows = []
         for s in STATUSES:
             n = int(status.get(s, 0))
-            rows.append((STATUS_LABELS[s], f"{n:,}&nbsp;<span style='color:{_MUTED}'>{100 * n / total:.0f}%</span>",
+            rows.append((STATUS_LABELS[s], f"{n:,}&nbsp;" + _dim(f"{100 * n / total:.0f}%"),
                          STATUS_COLORS[s], f"{n:,} records are {STATUS_LABELS[s].lower()}"))
-        self.status_card.set_rows(rows)
+        note = ""
+        if held_out:
+            rows.append((HELD_OUT_LABEL, f"{held_out:,}", _HELD_OUT_COLOR,
+                         f"{held_out:,} held-out test records: kept out of review, training and export"))
+            note = "percentages of the records under review (train and validation)"
+        self.status_card.set_rows(rows, note)
 
     def _show_findings(self, data: Overview) -> None:
         if not data.has_report:
@@ -500,15 +517,16 @@ class OverviewView(QWidget):
         rows = []
         for kind, total in sorted(data.flags.items(), key=lambda kv: (-data.flags_open.get(kv[0], 0), kv[0])):
             left = data.flags_open.get(kind, 0)
-            value = f"{left:,}" + (f"&nbsp;<span style='color:{_MUTED}'>of {total:,}</span>" if left != total else "")
+            value = f"{left:,}" + ("&nbsp;" + _dim(f"of {total:,}") if left != total else "")
             tip = FINDING_TIPS.get(kind) or FLAGS.get(kind, "")
             tip += f"\n{total:,} records found by the last scan, {left:,} not rejected"
-            rows.append((kind.replace("_", " "), value, FINDING_COLORS.get(kind, _MUTED), tip.strip()))
+            rows.append((kind.replace("_", " "), value, FINDING_COLORS.get(kind, theme.colors().muted), tip.strip()))
         self.findings_card.set_rows(rows, "first number: not rejected yet")
 
     def _set_banners(self, banners: list[tuple[str, str]]) -> None:
         for b in self.banners:
             self.banner_box.removeWidget(b)
+            b.hide()
             b.deleteLater()
         self.banners = [Banner(level, text) for level, text in banners]
         for b in self.banners:
@@ -551,9 +569,10 @@ class OverviewView(QWidget):
             plot.addItem(pg.BarGraphItem(x0=x0, x1=x1, height=data.token_counts_run, brush=QColor(_RUN_COLOR),
                                          pen=None, name=f"training run ({data.run_examples:,})"))
         if edges[0] <= data.max_tokens <= edges[-1]:
+            bad = theme.colors().bad
             line = pg.InfiniteLine(pos=data.max_tokens, angle=90,
-                                   pen=pg.mkPen("#e03131", width=1.5, style=Qt.PenStyle.DashLine),
-                                   label=f"max {data.max_tokens:,}", labelOpts={"position": 0.9, "color": "#e03131"})
+                                   pen=pg.mkPen(bad, width=1.5, style=Qt.PenStyle.DashLine),
+                                   label=f"max {data.max_tokens:,}", labelOpts={"position": 0.9, "color": bad})
             plot.addItem(line)
         plot.setXRange(float(edges[0]), float(edges[-1]), padding=0.02)
         plot.setYRange(0, max(1, int(data.token_counts.max())) * 1.08, padding=0)

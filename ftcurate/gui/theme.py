@@ -1,19 +1,201 @@
 """Light and dark themes. "Follow the system" (the default) reads the desktop's colour
 scheme (Qt's style hints) and follows it when it changes; "Light" and "Dark" force one.
-Views that draw their own colours ask :func:`is_dark`."""
+
+Both palettes are set role by role (nothing is left to the platform) so that every text
+colour keeps a WCAG contrast of at least 4.5:1 with the backgrounds it is drawn on:
+``Text``/``WindowText``/``ButtonText`` on ``Base``/``AlternateBase``/``Window``/``Button``,
+``PlaceholderText`` (also the muted text of labels: :func:`set_muted`) on all of them while
+staying visibly dimmer than the text, ``HighlightedText`` on ``Highlight``.
+tests/test_gui_contrast.py checks the rendered windows.
+
+Views that draw their own colours ask :func:`colors` (semantic colours for rich text and
+plots, each readable on the theme's backgrounds) or :func:`is_dark`, and redraw on
+``QEvent.PaletteChange``. Switching themes re-polishes widgets with a style sheet, so none
+keeps the previous theme's colours.
+
+The style is Fusion (the same look everywhere, and it honours the palette) wrapped in
+:class:`FocusRingStyle`, which draws a clear 2-pixel focus ring in the accent colour.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QCoreApplication, QEvent, QRectF, QSettings, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPalette, QPen
+from PySide6.QtWidgets import QApplication, QLabel, QProxyStyle, QStyle, QStyleOption, QWidget
 
 THEMES = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
 _KEY = "view/theme"
 _connected = False
 _current = "system"
+
+
+@dataclass(frozen=True)
+class ThemeColors:
+    """Semantic colours of a theme: each is readable (≥ 4.5:1) on the theme's window and
+    base backgrounds."""
+
+    dark: bool
+    window: str
+    base: str
+    text: str
+    muted: str  # secondary text; also the placeholder colour
+    ok: str
+    warn: str
+    bad: str
+    link: str
+    accent: str  # focus rings, selection outlines (≥ 3:1 on the backgrounds: non-text contrast)
+
+
+LIGHT = ThemeColors(dark=False, window="#efefef", base="#ffffff", text="#1b1f24", muted="#5f6670", ok="#237032",
+                    warn="#a65300", bad="#c92a2a", link="#1864ab", accent="#1c63c9")
+DARK = ThemeColors(dark=True, window="#2b2f34", base="#1e2125", text="#e9ecef", muted="#9aa1a9", ok="#69db7c",
+                   warn="#ffa94d", bad="#ff8787", link="#74c0fc", accent="#74c0fc")
+
+
+# -- contrast (WCAG 2.x) --------------------------------------------------------------------------
+
+
+def relative_luminance(color: QColor | str) -> float:
+    """WCAG relative luminance of an opaque colour (0 black .. 1 white)."""
+    c = QColor(color)
+
+    def lin(v: float) -> float:
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * lin(c.redF()) + 0.7152 * lin(c.greenF()) + 0.0722 * lin(c.blueF())
+
+
+def contrast_ratio(a: QColor | str, b: QColor | str) -> float:
+    """WCAG contrast ratio of two opaque colours (1 .. 21)."""
+    la, lb = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def composite(color: QColor | str, background: QColor | str) -> QColor:
+    """``color`` (with its alpha) drawn over the opaque ``background``."""
+    c, bg = QColor(color), QColor(background)
+    a = c.alphaF()
+    return QColor.fromRgbF(c.redF() * a + bg.redF() * (1 - a), c.greenF() * a + bg.greenF() * (1 - a),
+                           c.blueF() * a + bg.blueF() * (1 - a))
+
+
+def legible(color: QColor | str, background: QColor | str, minimum: float = 3.0) -> QColor:
+    """``color``, darkened (on a light background) or lightened (on a dark one) just enough
+    to reach ``minimum`` contrast with ``background``: keeps a category colour recognisable
+    while making it readable (3:1 for symbols and marks, 4.5:1 for text)."""
+    c, bg = QColor(color), QColor(background)
+    if contrast_ratio(c, bg) >= minimum:
+        return c
+    darker = relative_luminance(bg) > 0.18
+    h, s, l, a = c.getHslF()
+    for _ in range(100):
+        l = max(0.0, l - 0.01) if darker else min(1.0, l + 0.01)
+        c = QColor.fromHslF(max(h, 0.0), s, l, a)
+        if contrast_ratio(c, bg) >= minimum or l in (0.0, 1.0):
+            break
+    return c
+
+
+# -- palettes -----------------------------------------------------------------------------------------
+
+
+_GROUPS = (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive, QPalette.ColorGroup.Disabled)
+
+
+def _fill(p: QPalette, roles: dict) -> QPalette:
+    # every group gets the same colours (a disabled button would otherwise be drawn in the
+    # other theme's colours); the disabled group then mutes its text
+    for group in _GROUPS:
+        for role, value in roles.items():
+            p.setColor(group, role, QColor(value))
+    return p
+
+
+def light_palette() -> QPalette:
+    R = QPalette.ColorRole
+    c = LIGHT
+    p = _fill(QPalette(), {
+        R.Window: c.window, R.WindowText: c.text, R.Base: c.base, R.AlternateBase: "#f6f7f8", R.Text: c.text,
+        R.Button: "#e9ecef", R.ButtonText: c.text, R.BrightText: "#ffffff", R.ToolTipBase: "#fffbe6",
+        R.ToolTipText: c.text, R.Highlight: c.accent, R.HighlightedText: "#ffffff", R.PlaceholderText: c.muted,
+        R.Link: c.link, R.LinkVisited: "#6741d9", R.Light: "#ffffff", R.Midlight: "#e3e3e3", R.Mid: "#b8b8b8",
+        R.Dark: "#9f9f9f", R.Shadow: "#767676",
+    })
+    for role in (R.Text, R.WindowText, R.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#8b929a"))
+    p.setColor(QPalette.ColorGroup.Disabled, R.Highlight, QColor("#c8ccd1"))
+    return p
+
+
+def dark_palette() -> QPalette:
+    R = QPalette.ColorRole
+    c = DARK
+    p = _fill(QPalette(), {
+        R.Window: c.window, R.WindowText: c.text, R.Base: c.base, R.AlternateBase: "#25292e", R.Text: c.text,
+        R.Button: "#32373d", R.ButtonText: c.text, R.BrightText: "#ffffff", R.ToolTipBase: "#212529",
+        R.ToolTipText: c.text, R.Highlight: "#3b5bdb", R.HighlightedText: "#ffffff", R.PlaceholderText: c.muted,
+        R.Link: c.link, R.LinkVisited: "#b197fc", R.Light: "#3d434a", R.Midlight: "#343a40", R.Mid: "#24282c",
+        R.Dark: "#141619", R.Shadow: "#000000",
+    })
+    for role in (R.Text, R.WindowText, R.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#767d85"))
+    p.setColor(QPalette.ColorGroup.Disabled, R.Highlight, QColor("#3d434a"))
+    return p
+
+
+# -- the focus ring -----------------------------------------------------------------------------------
+
+
+class FocusRingStyle(QProxyStyle):
+    """Fusion with a focus ring that can be seen: a 2-pixel rounded outline in the accent
+    colour (the palette's Highlight) around the focused button, field, box or item,
+    instead of Fusion's faint tint."""
+
+    _RINGED_PRIMITIVES = (QStyle.PrimitiveElement.PE_PanelButtonCommand, QStyle.PrimitiveElement.PE_FrameLineEdit,
+                          QStyle.PrimitiveElement.PE_PanelButtonTool)
+    _RINGED_COMPLEX = (QStyle.ComplexControl.CC_ComboBox, QStyle.ComplexControl.CC_SpinBox,
+                       QStyle.ComplexControl.CC_ToolButton, QStyle.ComplexControl.CC_Slider)
+
+    def __init__(self, base: str = "Fusion") -> None:
+        super().__init__(base)
+
+    @staticmethod
+    def ring_color(option: QStyleOption) -> QColor:
+        return option.palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight)
+
+    def _ring(self, option: QStyleOption, painter: QPainter, inset: float = 1.0) -> None:
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        pen = QPen(self.ring_color(option))
+        pen.setWidthF(2.0)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRoundedRect(QRectF(option.rect).adjusted(inset, inset, -inset, -inset), 3, 3)
+        painter.restore()
+
+    @staticmethod
+    def _focused(option: QStyleOption) -> bool:
+        state = option.state
+        return bool(state & QStyle.StateFlag.State_HasFocus) and bool(state & QStyle.StateFlag.State_Enabled)
+
+    def drawPrimitive(self, element, option, painter, widget=None) -> None:  # noqa: N802 - Qt's name
+        if element == QStyle.PrimitiveElement.PE_FrameFocusRect:
+            self._ring(option, painter, inset=1.0)  # check boxes, radio buttons, item views
+            return
+        super().drawPrimitive(element, option, painter, widget)
+        if element in self._RINGED_PRIMITIVES and self._focused(option):
+            self._ring(option, painter)
+
+    def drawComplexControl(self, control, option, painter, widget=None) -> None:  # noqa: N802
+        super().drawComplexControl(control, option, painter, widget)
+        if control in self._RINGED_COMPLEX and self._focused(option):
+            self._ring(option, painter)
+
+
+# -- applying a theme ------------------------------------------------------------------------------------
 
 
 def saved_theme(settings: QSettings) -> str:
@@ -27,39 +209,6 @@ def system_is_dark() -> bool:
     return scheme is not None and scheme() == Qt.ColorScheme.Dark
 
 
-def dark_palette() -> QPalette:
-    p = QPalette()
-    base, window, text = QColor("#1e2125"), QColor("#2b2f34"), QColor("#e9ecef")
-    # every group gets the dark colours (a disabled button would otherwise be drawn light);
-    # the disabled group then mutes its text
-    for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive, QPalette.ColorGroup.Disabled):
-        p.setColor(group, QPalette.ColorRole.Window, window)
-        p.setColor(group, QPalette.ColorRole.WindowText, text)
-        p.setColor(group, QPalette.ColorRole.Base, base)
-        p.setColor(group, QPalette.ColorRole.AlternateBase, QColor("#25292e"))
-        p.setColor(group, QPalette.ColorRole.Text, text)
-        p.setColor(group, QPalette.ColorRole.Button, window)
-        p.setColor(group, QPalette.ColorRole.ButtonText, text)
-        p.setColor(group, QPalette.ColorRole.ToolTipBase, QColor("#343a40"))
-        p.setColor(group, QPalette.ColorRole.ToolTipText, text)
-        p.setColor(group, QPalette.ColorRole.Highlight, QColor("#4263eb"))
-        p.setColor(group, QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
-        p.setColor(group, QPalette.ColorRole.PlaceholderText, QColor("#adb5bd"))
-        p.setColor(group, QPalette.ColorRole.Link, QColor("#74c0fc"))
-        p.setColor(group, QPalette.ColorRole.Light, QColor("#3d434a"))
-        p.setColor(group, QPalette.ColorRole.Midlight, QColor("#343a40"))
-        p.setColor(group, QPalette.ColorRole.Mid, QColor("#24282c"))
-        p.setColor(group, QPalette.ColorRole.Dark, QColor("#141619"))
-        p.setColor(group, QPalette.ColorRole.Shadow, QColor("#000000"))
-    # a disabled box is drawn on the window colour, not as an input field (it must look off)
-    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Base, window)
-    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#6c757d"))
-    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor("#6c757d"))
-    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#6c757d"))
-    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Highlight, QColor("#3d434a"))
-    return p
-
-
 def apply_theme(key: str, app: Optional[QApplication] = None) -> bool:
     """Apply a theme; returns True when the result is dark."""
     global _connected, _current
@@ -68,8 +217,13 @@ def apply_theme(key: str, app: Optional[QApplication] = None) -> bool:
     if app is None:
         return False
     dark = system_is_dark() if key == "system" else key == "dark"
-    app.setStyle("Fusion")  # the same look everywhere, and it honours the palette
-    app.setPalette(dark_palette() if dark else app.style().standardPalette())
+    if not isinstance(app.style(), FocusRingStyle):
+        app.setStyle(FocusRingStyle("Fusion"))
+    app.setPalette(dark_palette() if dark else light_palette())
+    # the widgets learn of the new palette from posted events: deliver them now, so that the
+    # whole window has switched when this returns (and the re-polish below sees the new colours)
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.ApplicationPaletteChange)
+    _repolish(app)
     hints = QGuiApplication.styleHints()
     if key == "system" and not _connected and hasattr(hints, "colorSchemeChanged"):
         hints.colorSchemeChanged.connect(lambda _s: apply_theme("system", app) if _current == "system" else None)
@@ -77,8 +231,38 @@ def apply_theme(key: str, app: Optional[QApplication] = None) -> bool:
     return dark
 
 
+def _repolish(app: QApplication) -> None:
+    """Widgets with a style sheet keep the palette they were polished with: polish them again
+    so that none keeps the previous theme's text colour."""
+    for w in app.allWidgets():
+        if w.styleSheet():
+            style = w.style()
+            style.unpolish(w)
+            style.polish(w)
+            w.update()
+
+
 def is_dark() -> bool:
     app = QApplication.instance()
     if app is None:
         return False
     return app.palette().color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def colors() -> ThemeColors:
+    """The semantic colours of the theme in use."""
+    return DARK if is_dark() else LIGHT
+
+
+def set_muted(label: QWidget) -> QWidget:
+    """Draw ``label``'s text in the muted colour (the palette's PlaceholderText): dimmer than
+    normal text, still ≥ 4.5:1, and it follows theme changes by itself."""
+    label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+    return label
+
+
+def muted_label(text: str = "", wrap: bool = True) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(wrap)
+    set_muted(label)
+    return label

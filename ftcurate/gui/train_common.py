@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import time
 from typing import Any, Optional
 
-from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Slot
-from PySide6.QtWidgets import QLabel, QSizePolicy
+from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer, Slot
+from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from ..core.project.store import Project
 from ..train.runner import METRICS_FILE, RUN_CONFIG_FILE, last_checkpoint
 from . import settings as appsettings
+from . import theme
 from .workers import Worker
 
 RUNS_DIRNAME = "runs"
@@ -28,7 +30,11 @@ ADAPTER_CONFIG = "adapter_config.json"  # written by peft beside the adapter wei
 GIB = float(1 << 30)
 DATASET_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv *.parquet);;All files (*)"
 
-OK_COLOR, WARN_COLOR, BAD_COLOR, MUTED_COLOR = "#2b8a3e", "#e67700", "#e03131", "#868e96"
+# Status colours are named, not given: rich text says ``color_token("ok")`` and a
+# :class:`ThemedLabel` puts in the theme's colour when it shows the text (and again after
+# a theme change), so a colour is always readable on the theme's background.
+KINDS = ("ok", "warn", "bad", "muted", "text", "link")
+_TOKEN = re.compile("\ue000(" + "|".join(KINDS) + ")\ue001")
 
 
 # -- runs on disk ----------------------------------------------------------------------------------
@@ -102,17 +108,50 @@ def num(value: Any, fmt: str = ".4f") -> str:
         return "–"
 
 
-def wrap_label(text: str = "") -> QLabel:
-    label = QLabel(text)
+def wrap_label(text: str = "") -> ThemedLabel:
+    label = ThemedLabel(text)
     label.setWordWrap(True)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
     return label
 
 
-def status_line(color: str, symbol: str, text: str) -> str:
-    """Rich text: a coloured symbol, then the (escaped) text."""
-    return f'<span style="color:{color}">{symbol}</span> {html.escape(text, quote=False)}'
+def color_token(kind: str) -> str:
+    """Stands for the theme's colour ``kind`` ("ok", "warn", "bad", "muted"...) in rich text
+    shown by a :class:`ThemedLabel` (see :func:`themed`)."""
+    return f"\ue000{kind}\ue001"
+
+
+def themed(text: str) -> str:
+    """``text`` with each :func:`color_token` replaced by the current theme's colour."""
+    if "\ue000" not in text:
+        return text
+    colors = theme.colors()
+    return _TOKEN.sub(lambda m: getattr(colors, m.group(1)), text)
+
+
+def status_line(kind: str, symbol: str, text: str) -> str:
+    """Rich text: a symbol in the theme's colour ``kind``, then the (escaped) text."""
+    return f'<span style="color:{color_token(kind)}">{symbol}</span> {html.escape(text, quote=False)}'
+
+
+class ThemedLabel(QLabel):
+    """A label whose rich text may name theme colours (:func:`color_token`): they are
+    filled in when the text is set and again when the theme changes."""
+
+    def __init__(self, text: str = "", parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self._raw = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self._raw = text
+        super().setText(themed(text))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and "\ue000" in self._raw:
+            super().setText(themed(self._raw))
 
 
 class ExplainedError(Exception):

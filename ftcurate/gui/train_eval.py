@@ -15,7 +15,7 @@ import json
 import os
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QSettings, Qt, Signal, Slot
+from PySide6.QtCore import QEvent, QSettings, Qt, Signal, Slot
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -26,8 +26,8 @@ from ..core.project.store import Project
 from ..train.evaluate import REPORT_FILE, evaluate, merge_adapter, save_report
 from ..train.runfiles import run_model_dir
 from . import settings as appsettings
-from .train_common import (BAD_COLOR, DATASET_FILTER, MUTED_COLOR, OK_COLOR, WARN_COLOR, WorkerPool, has_adapter,
-                           num, status_line, wrap_label)
+from . import theme
+from .train_common import DATASET_FILTER, WorkerPool, has_adapter, num, status_line, wrap_label
 from .wheel_guard import guard_wheel
 from .workers import Worker
 
@@ -35,8 +35,9 @@ from .workers import Worker
 
 
 def _evaluate_job(evaluator: Callable, model_dir: str, source: tuple, adapter_dir: str, max_new_tokens: int,
-                  num_generations: int, progress=None, cancel=None) -> dict:
-    """Evaluate base vs base + adapter and save the report beside the adapter.
+                  num_generations: int, progress=None, cancel=None, on_partial=None) -> dict:
+    """Evaluate base vs base + adapter and save the report beside the adapter
+    (``on_partial``: the report so far, after each loss and each generation).
 
     ``source``: ("file", path) or ("project", (project path, split)): the test split (every
     record: the golden held-out set) or the validation split (records not rejected)."""
@@ -51,7 +52,7 @@ def _evaluate_job(evaluator: Callable, model_dir: str, source: tuple, adapter_di
         if not data:
             raise ValueError(f"The project has no {split} records to evaluate on: choose a held-out file.")
     report = evaluator(model_dir, data, adapter_dir=adapter_dir, max_new_tokens=max_new_tokens,
-                       num_generations=num_generations, progress=progress, cancel=cancel)
+                       num_generations=num_generations, progress=progress, cancel=cancel, on_partial=on_partial)
     if cancel is not None and cancel():
         raise Cancelled("evaluation cancelled")
     save_report(report, adapter_dir)
@@ -81,6 +82,7 @@ class EvaluatePanel(QWidget):
     ``default_model_dir`` gives the base model to use when a run does not name its own."""
 
     evaluation_finished = Signal(dict)  # the report (also saved in the run folder)
+    partial_shown = Signal(dict)  # results so far of the evaluation under way, as shown
     merge_finished = Signal(str)  # the folder of the merged model
     error_reported = Signal(str, str, str)  # title, message, details
     log = Signal(str)
@@ -100,6 +102,8 @@ class EvaluatePanel(QWidget):
         self._eval_worker: Optional[Worker] = None
         self._eval_run: Optional[str] = None  # the run being evaluated
         self._merge_worker: Optional[Worker] = None
+        self._shown: Optional[dict] = None  # the report on show (partial while evaluating)
+        self._progress_text = ""
         self._build()
         guard_wheel(self)
         self._update_buttons()
@@ -267,11 +271,15 @@ class EvaluatePanel(QWidget):
             self.error_reported.emit("Evaluate", f"{source[1]}: no such file", "")
             return False
         model_dir = self.run_model_dir(run)
-        self.eval_status.setText(status_line(MUTED_COLOR, "…", "Evaluating: loading the model…"))
+        self.show_report(None)  # the results of this evaluation appear as they come
+        self._progress_text = "loading the model…"
+        self.eval_status.setText(status_line("muted", "…", "Evaluating: loading the model…"))
         self.log.emit(f"Evaluating {os.path.basename(run)} against {model_dir}…")
         worker = Worker(_evaluate_job, self.evaluator, model_dir, source, run, self.max_new_spin.value(),
-                        self.num_gen_spin.value(), title="Evaluation", parent=self, heavy=True)
+                        self.num_gen_spin.value(), title="Evaluation", parent=self, heavy=True,
+                        event_kw="on_partial")
         worker.progress.connect(self._on_eval_progress)
+        worker.event.connect(self._on_eval_partial)
         worker.finished.connect(self._on_eval_finished)
         worker.failed.connect(self._on_eval_failed)
         worker.cancelled.connect(self._on_eval_cancelled)
@@ -288,24 +296,46 @@ class EvaluatePanel(QWidget):
     @Slot(int, int, str)
     def _on_eval_progress(self, done: int, total: int, message: str) -> None:
         count = f" ({done:,}/{total:,})" if total else ""
-        self.eval_status.setText(status_line(MUTED_COLOR, "…", f"Evaluating: {message}{count}"))
+        self._progress_text = f"{message}{count}"
+        self._show_progress()
+
+    def _show_progress(self) -> None:
+        shown = self._shown or {}
+        so_far = []
+        if (shown.get("base") or {}).get("loss") is not None:
+            so_far.append("base loss")
+        if (shown.get("tuned") or {}).get("loss") is not None:
+            so_far.append("tuned loss")
+        if shown.get("generations"):
+            n = len(shown["generations"])
+            so_far.append(f"{n} answer{'s' if n != 1 else ''}")
+        tail = f" · so far: {', '.join(so_far)} (below)" if so_far else ""
+        self.eval_status.setText(status_line("muted", "…", f"Evaluating: {self._progress_text}{tail}"))
+
+    @Slot(object)
+    def _on_eval_partial(self, report: Any) -> None:
+        """Results so far (the loss of each model, then each answer) while the evaluation runs."""
+        if isinstance(report, dict) and self._eval_worker is not None:
+            self.show_report(report)
+            self._show_progress()
+            self.partial_shown.emit(report)
 
     @Slot(object)
     def _on_eval_finished(self, report: dict) -> None:
         run = self._eval_run
         self.last_report = report
         self.show_report(report)
-        self.eval_status.setText(status_line(OK_COLOR, "✓", f"Saved as {os.path.join(run, REPORT_FILE)}"))
+        self.eval_status.setText(status_line("ok", "✓", f"Saved as {os.path.join(run, REPORT_FILE)}"))
         self.log.emit(f"Evaluation saved in {run}.")
         self.evaluation_finished.emit(report)
 
     @Slot()
     def _on_eval_cancelled(self) -> None:
-        self.eval_status.setText(status_line(WARN_COLOR, "⚠", "Evaluation cancelled."))
+        self.eval_status.setText(status_line("warn", "⚠", "Evaluation cancelled."))
 
     @Slot(str, str)
     def _on_eval_failed(self, message: str, details: str) -> None:
-        self.eval_status.setText(status_line(BAD_COLOR, "✗", f"Evaluation failed: {message}"))
+        self.eval_status.setText(status_line("bad", "✗", f"Evaluation failed: {message}"))
         self.error_reported.emit("Evaluation failed", message, details)
 
     @Slot()
@@ -322,8 +352,14 @@ class EvaluatePanel(QWidget):
         if run and self._eval_worker is None:
             self.show_report(read_report(run))
 
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and self._shown is not None:
+            self.show_report(self._shown)  # the colours of the change column follow the theme
+
     def show_report(self, report: Optional[dict]) -> None:
         """Fill the loss/perplexity table and the generations table (empty for None)."""
+        self._shown = report
         base = (report or {}).get("base") or {}
         tuned = (report or {}).get("tuned") or {}
         for row, key in enumerate(("loss", "perplexity")):
@@ -336,15 +372,19 @@ class EvaluatePanel(QWidget):
                 item = QTableWidgetItem(text if report else "")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 if col == 2 and change:  # lower is better for both
-                    item.setForeground(QColor(OK_COLOR if t < b else BAD_COLOR if t > b else MUTED_COLOR))
+                    colors = theme.colors()
+                    item.setForeground(QColor(colors.ok if t < b else colors.bad if t > b else colors.muted))
                 self.metrics_table.setItem(row, col, item)
         gens = (report or {}).get("generations") or []
         self.gen_table.setRowCount(len(gens))
         for row, g in enumerate(gens):
             for col, key in enumerate(("prompt", "reference", "base", "tuned")):
                 text = str(g.get(key, "") or "")
-                item = QTableWidgetItem(text if text.strip() or key not in ("base", "tuned") else "(empty answer)")
-                if not text.strip() and key in ("base", "tuned"):  # say so rather than show a blank cell
+                answer = key in ("base", "tuned")
+                pending = answer and key not in g and bool(report.get("partial"))  # still being generated
+                shown = "(generating…)" if pending else "(empty answer)" if answer and not text.strip() else text
+                item = QTableWidgetItem(shown)
+                if answer and not text.strip():  # say so rather than show a blank cell
                     item.setForeground(self.palette().placeholderText())
                     font = item.font()
                     font.setItalic(True)
@@ -371,7 +411,7 @@ class EvaluatePanel(QWidget):
         if self._merge_worker is not None or not has_adapter(run):
             return False
         model_dir = self.run_model_dir(run)
-        self.eval_status.setText(status_line(MUTED_COLOR, "…", "Merging the adapter into the base model…"))
+        self.eval_status.setText(status_line("muted", "…", "Merging the adapter into the base model…"))
         worker = Worker(_merge_job, self.merger, model_dir, run, out_dir, title="Merging", parent=self, heavy=True)
         worker.finished.connect(self._on_merge_finished)
         worker.failed.connect(self._on_merge_failed)
@@ -382,12 +422,12 @@ class EvaluatePanel(QWidget):
 
     @Slot(str, str)
     def _on_merge_failed(self, message: str, details: str) -> None:
-        self.eval_status.setText(status_line(BAD_COLOR, "✗", f"Merge failed: {message}"))
+        self.eval_status.setText(status_line("bad", "✗", f"Merge failed: {message}"))
         self.error_reported.emit("Merge failed", message, details)
 
     @Slot(object)
     def _on_merge_finished(self, out_dir: str) -> None:
-        self.eval_status.setText(status_line(OK_COLOR, "✓", f"Merged model saved in {out_dir}"))
+        self.eval_status.setText(status_line("ok", "✓", f"Merged model saved in {out_dir}"))
         self.log.emit(f"Merged model saved in {out_dir}.")
         self.merge_finished.emit(str(out_dir))
 

@@ -18,7 +18,35 @@ from PySide6.QtWidgets import (QAbstractItemView, QGridLayout, QHBoxLayout, QLab
 from ..train.evaluate import REPORT_FILE
 from ..train.runner import last_checkpoint, read_metrics
 from .charts import COLORS, CompactAxis, LossChart, MetricChart, ScientificAxis, loss_curves
-from .train_common import GIB, MUTED_COLOR, has_adapter
+from .theme import muted_label
+from .train_common import GIB, has_adapter
+
+
+CPU_NOTE = "Nothing to show: this run trains on the CPU, which has no GPU memory to measure."
+CPU_IDLE_NOTE = "No GPU found: training runs on the CPU, so there is no GPU memory to chart."
+MPS_NOTE = "Nothing to show: GPU memory is not measured on Apple GPUs (MPS)."
+
+
+def run_outcome(events: list[dict]) -> str:
+    """How a run ended, from its metric events: "finished", "stopped" (Stop: adapter saved
+    early), "early stop" (the validation loss stopped improving) or "" (no end: running,
+    cancelled or crashed)."""
+    end = next((e for e in reversed(events) if e.get("type") == "end"), None)
+    if end is None:
+        return ""
+    if end.get("stopped"):
+        return "stopped"
+    if end.get("early_stopped"):
+        return "early stop"
+    return "finished"
+
+
+def run_device(events: list[dict]) -> str:
+    """The device a run trained on ("" when its events do not say)."""
+    for e in events:
+        if e.get("type") == "start" and e.get("device"):
+            return str(e["device"])
+    return ""
 
 
 class RunsPanel(QWidget):
@@ -30,6 +58,8 @@ class RunsPanel(QWidget):
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
+        self.default_device = ""  # the machine's training device, once detected
+        self._device = ""  # the device of the run the small charts show ("" unknown)
         h = QHBoxLayout(self)
         h.setContentsMargins(4, 4, 4, 4)
         grid = QGridLayout()
@@ -51,9 +81,7 @@ class RunsPanel(QWidget):
 
         side = QVBoxLayout()
         side.addWidget(QLabel("<b>Past runs</b>"))
-        hint = QLabel("Tick runs to overlay their loss curves.")
-        hint.setWordWrap(True)
-        hint.setStyleSheet(f"color: {MUTED_COLOR};")
+        hint = muted_label("Tick runs to overlay their loss curves.")
         side.addWidget(hint)
         self.runs_list = QListWidget()
         self.runs_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -87,6 +115,9 @@ class RunsPanel(QWidget):
             for path in runs:
                 name = os.path.basename(path)
                 tags = []
+                outcome = run_outcome(read_metrics(path))
+                if outcome:
+                    tags.append(outcome)
                 if has_adapter(path):
                     tags.append("adapter")
                 if os.path.isfile(os.path.join(path, REPORT_FILE)):
@@ -155,6 +186,28 @@ class RunsPanel(QWidget):
         self.loss_chart.clear_live()
         for chart in (self.lr_chart, self.throughput_chart, self.memory_chart):
             chart.clear_data()
+        self._device = ""
+        self._sync_memory_note()
+
+    def set_default_device(self, device: str) -> None:
+        """The machine's training device ("cuda", "mps", "cpu"; "" while unknown)."""
+        if device != self.default_device:
+            self.default_device = device or ""
+            self._sync_memory_note()
+
+    def _sync_memory_note(self) -> None:
+        """The GPU memory chart says why it is empty rather than stay blank."""
+        has_points = bool(self.memory_chart.raw("gpu_memory")[0])
+        device = self._device or self.default_device
+        note = ""
+        if not has_points:
+            if self._device == "cpu":
+                note = CPU_NOTE
+            elif self._device == "mps":
+                note = MPS_NOTE
+            elif not self._device and device == "cpu":
+                note = CPU_IDLE_NOTE
+        self.memory_chart.set_note(note)
 
     def load_live_history(self, run_dir: str) -> None:
         """Plot what a resumed run logged up to its newest checkpoint (the runner logs the
@@ -172,15 +225,20 @@ class RunsPanel(QWidget):
         charts = (self.lr_chart, self.throughput_chart, self.memory_chart)
         for chart in charts:
             chart.clear_data()
+        self._device = ""
         if run:
             for event in read_metrics(run):
                 self.plot_event(event, loss=False)
         for chart in charts:
             chart.redraw()
+        self._sync_memory_note()
 
     def plot_event(self, e: dict, loss: bool = True) -> None:
         """One metrics event onto the charts (``loss=False``: the small charts only)."""
         kind = e.get("type")
+        if kind == "start" and e.get("device"):
+            self._device = str(e["device"])
+            self._sync_memory_note()
         step = e.get("step")
         if step is None:
             return
@@ -194,4 +252,6 @@ class RunsPanel(QWidget):
         elif "eval_loss" in e and kind in (None, "eval") and loss:
             self.loss_chart.add_eval_loss(step, e.get("eval_loss"))
         if e.get("gpu_memory_bytes"):
+            if not self.memory_chart.raw("gpu_memory")[0]:
+                self.memory_chart.set_note("")
             self.memory_chart.add_point("gpu_memory", step, e["gpu_memory_bytes"] / GIB)

@@ -28,7 +28,8 @@ from ..train.data import check_leakage, describe_leakage
 from ..train.model import (check_model_folder, create_demo_model, detect_device, device_memory_bytes,
                            estimate_memory, is_demo_model)
 from . import settings as appsettings
-from .train_common import (BAD_COLOR, DATASET_FILTER, DEMO_DIRNAME, GIB, MUTED_COLOR, OK_COLOR, WARN_COLOR,
+from .theme import muted_label
+from .train_common import (DATASET_FILTER, DEMO_DIRNAME, GIB,
                            WorkerPool, approved_counts, runs_root, status_line, wrap_label)
 from .wheel_guard import guard_wheel
 from .workers import Worker, describe_error
@@ -99,6 +100,10 @@ def _demo_job(folder: str, progress=None, cancel=None) -> str:  # noqa: ARG001
 def detected_device() -> Optional[tuple[str, Optional[int]]]:
     """(device, memory bytes) once detected, else None."""
     return _DEVICE
+
+
+FILE_PLACEHOLDER = "a dataset file, to train without a project"
+FILE_PLACEHOLDER_PROJECT = "not used: a project is open"
 
 
 # -- small widgets ------------------------------------------------------------------------------------
@@ -213,9 +218,7 @@ class TrainSettingsPanel(QScrollArea):
                                     "seconds on the CPU: it learns nothing useful, it only lets you try the "
                                     "training flow without downloading a model.")
         self.demo_button.clicked.connect(self.create_demo_model)
-        demo_note = QLabel("demo — random weights, only to try the flow")
-        demo_note.setStyleSheet(f"color: {MUTED_COLOR};")
-        demo_note.setWordWrap(True)
+        demo_note = muted_label("demo — random weights, only to try the flow")
         demo_row.addWidget(self.demo_button)
         demo_row.addWidget(demo_note, 1)
         v.addLayout(demo_row)
@@ -230,7 +233,7 @@ class TrainSettingsPanel(QScrollArea):
         form.addRow(self.source_label)
         row = QHBoxLayout()
         self.train_file_edit = QLineEdit()
-        self.train_file_edit.setPlaceholderText("a dataset file (no project open)")
+        self.train_file_edit.setPlaceholderText(FILE_PLACEHOLDER)
         self.train_file_edit.setToolTip("Without an open project, train on every usable record of this file")
         self.train_file_edit.editingFinished.connect(self.refresh_checks)
         self.train_file_browse = QPushButton("Browse…")
@@ -471,18 +474,18 @@ class TrainSettingsPanel(QScrollArea):
     def _show_model_check(self) -> None:
         path = self.model_edit.text().strip()
         if not path:
-            self.model_status.setText(status_line(MUTED_COLOR, "•", "Choose the folder of a base model, or create "
+            self.model_status.setText(status_line("muted", "•", "Choose the folder of a base model, or create "
                                                                     "the demo model to try the flow."))
             return
         check = self.model_check()
         if check.ok:
-            text = status_line(OK_COLOR, "✓", "Model folder looks complete.")
+            text = status_line("ok", "✓", "Model folder looks complete.")
             if is_demo_model(path):
-                text += "<br>" + status_line(WARN_COLOR, "⚠", "This is the demo model: random weights, only to "
+                text += "<br>" + status_line("warn", "⚠", "This is the demo model: random weights, only to "
                                                              "try the flow.")
             self.model_status.setText(text)
         else:
-            self.model_status.setText(status_line(BAD_COLOR, "✗", check.message))
+            self.model_status.setText(status_line("bad", "✗", check.message))
 
     def choose_model_dir(self) -> None:
         start = self.model_edit.text().strip() or appsettings.last_folder(self.settings)
@@ -525,6 +528,11 @@ class TrainSettingsPanel(QScrollArea):
         self.project = project
         self.project_path = project_path
         self.train_file_row.setEnabled(project_path is None)
+        # the file is only used without a project: say so rather than "(no project open)"
+        self.train_file_edit.setPlaceholderText(FILE_PLACEHOLDER if project_path is None else FILE_PLACEHOLDER_PROJECT)
+        self.train_file_edit.setToolTip("Without an open project, train on every usable record of this file" +
+                                        ("" if project_path is None else " (now: the open project's approved "
+                                                                         "training records are trained on)"))
         self.refresh_checks()
 
     def data_source(self) -> Optional[str]:
@@ -546,7 +554,7 @@ class TrainSettingsPanel(QScrollArea):
             return
         folder = str(appsettings.data_dir() / DEMO_DIRNAME)
         self.demo_button.setEnabled(False)
-        self.model_status.setText(status_line(MUTED_COLOR, "…", "Creating the demo model…"))
+        self.model_status.setText(status_line("muted", "…", "Creating the demo model…"))
         worker = Worker(_demo_job, folder, title="Demo model", parent=self, heavy=True)
         worker.finished.connect(self._on_demo_ready)
         worker.failed.connect(self._on_demo_failed)
@@ -595,7 +603,7 @@ class TrainSettingsPanel(QScrollArea):
             try:
                 counts, self.leaks = self._project_facts()
             except (ProjectError, OSError, ValueError) as exc:
-                self.source_label.setText(status_line(BAD_COLOR, "✗",
+                self.source_label.setText(status_line("bad", "✗",
                                                       f"Cannot read the project: {describe_error(exc)}"))
                 self.checks_label.setText("")
                 return
@@ -604,17 +612,17 @@ class TrainSettingsPanel(QScrollArea):
                 f"Project <b>{html.escape(name)}</b>: <b>{n:,}</b> approved training records, "
                 f"{counts['validation']:,} approved validation, {counts['test']:,} test (held-out).")
             if n == 0:
-                lines.append(status_line(BAD_COLOR, "✗", "No approved training records: approve or edit records in "
+                lines.append(status_line("bad", "✗", "No approved training records: approve or edit records in "
                                                         "the review first."))
             elif n < SMALL_SET:
-                lines.append(status_line(WARN_COLOR, "⚠", f"Only {n:,} approved examples: under {SMALL_SET} a "
+                lines.append(status_line("warn", "⚠", f"Only {n:,} approved examples: under {SMALL_SET} a "
                                                          "fine-tune learns little; aim for 500-1,000 clean examples."))
             elif n < OVERFIT_SET:
-                lines.append(status_line(WARN_COLOR, "⚠", f"{n:,} approved examples: under {OVERFIT_SET:,} "
+                lines.append(status_line("warn", "⚠", f"{n:,} approved examples: under {OVERFIT_SET:,} "
                                                          "overfitting is likely; keep epochs low and watch the "
                                                          "validation loss."))
             if counts["validation"] == 0 and not self.val_file_edit.text().strip():
-                lines.append(status_line(MUTED_COLOR, "•", "No validation split: 10% of the training records are held "
+                lines.append(status_line("muted", "•", "No validation split: 10% of the training records are held "
                                                           "back to watch the validation loss."))
         else:
             path = self.train_file_edit.text().strip()
@@ -622,14 +630,14 @@ class TrainSettingsPanel(QScrollArea):
                 ok = os.path.isfile(path)
                 self.source_label.setText(
                     f"No project open: training on every usable record of <b>{html.escape(os.path.basename(path))}"
-                    "</b>." if ok else status_line(BAD_COLOR, "✗", f"{path}: no such file"))
-                lines.append(status_line(MUTED_COLOR, "•", "A plain file is not reviewed: open it as a project to "
+                    "</b>." if ok else status_line("bad", "✗", f"{path}: no such file"))
+                lines.append(status_line("muted", "•", "A plain file is not reviewed: open it as a project to "
                                                           "train on approved records only."))
             else:
                 self.source_label.setText("No project open: choose a training file, or open a project and approve "
                                           "records.")
         if self.leaks:
-            lines.append(status_line(BAD_COLOR, "✗", "Leakage: " + describe_leakage(self.leaks) + ". Training is "
+            lines.append(status_line("bad", "✗", "Leakage: " + describe_leakage(self.leaks) + ". Training is "
                                      "refused until these records are rejected or moved (Leakage tab), unless you "
                                      "allow it below (the evaluation will then look better than it is)."))
         self.leak_check.setVisible(bool(self.leaks))
@@ -664,10 +672,11 @@ class TrainSettingsPanel(QScrollArea):
         global _DEVICE
         _DEVICE = (str(info[0]), info[1])
         self._show_memory()
+        self.changed.emit()
 
     @Slot(str, str)
     def _on_detect_failed(self, message: str, _details: str) -> None:
-        self.device_label.setText(status_line(WARN_COLOR, "⚠", f"Cannot detect the training device: {message}"))
+        self.device_label.setText(status_line("warn", "⚠", f"Cannot detect the training device: {message}"))
 
     @Slot()
     def _on_detect_ended(self) -> None:
@@ -676,37 +685,37 @@ class TrainSettingsPanel(QScrollArea):
     def _show_memory(self) -> None:
         check = self.model_check()
         if not check.ok:
-            self.memory_label.setText(status_line(MUTED_COLOR, "•", "Memory estimate: choose a complete model "
+            self.memory_label.setText(status_line("muted", "•", "Memory estimate: choose a complete model "
                                                                     "folder."))
             self.device_label.setText("")
             self.estimate = None
             return
         if not self._ensure_device():
-            self.memory_label.setText(status_line(MUTED_COLOR, "…", "Memory estimate: detecting the device…"))
+            self.memory_label.setText(status_line("muted", "…", "Memory estimate: detecting the device…"))
             return
         device, total = _DEVICE
         if device == "cpu":
-            self.device_label.setText(status_line(WARN_COLOR, "⚠", "No GPU found: training runs on the CPU. Fine "
+            self.device_label.setText(status_line("warn", "⚠", "No GPU found: training runs on the CPU. Fine "
                                                                    "for the demo model; very slow for real models."))
         elif device == "mps":
-            self.device_label.setText(status_line(OK_COLOR, "✓", "Apple GPU (MPS). QLoRA needs an NVIDIA GPU."))
+            self.device_label.setText(status_line("ok", "✓", "Apple GPU (MPS). QLoRA needs an NVIDIA GPU."))
         else:
             memory = f", {total / GIB:.0f} GiB" if total else ""
-            self.device_label.setText(status_line(OK_COLOR, "✓", f"NVIDIA GPU{memory}."))
+            self.device_label.setText(status_line("ok", "✓", f"NVIDIA GPU{memory}."))
         config = self.config()
         try:
             est = estimate_memory(config, config.model_dir, device_total_bytes=total, device=device)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             self.estimate = None
-            self.memory_label.setText(status_line(MUTED_COLOR, "•",
+            self.memory_label.setText(status_line("muted", "•",
                                                   f"Memory estimate unavailable: {describe_error(exc)}"))
             return
         self.estimate = est
         parts = ", ".join(f"{k.replace('_', ' ')} {v / GIB:.1f}" for k, v in est.parts.items())
         self.memory_label.setToolTip(f"Estimated peak memory in GiB: {parts}")
         if est.fits is True:
-            self.memory_label.setText(status_line(OK_COLOR, "✓", f"Fits: {est.advice}"))
+            self.memory_label.setText(status_line("ok", "✓", f"Fits: {est.advice}"))
         elif est.fits is False:
-            self.memory_label.setText(status_line(BAD_COLOR, "✗", f"Won't fit: {est.advice}"))
+            self.memory_label.setText(status_line("bad", "✗", f"Won't fit: {est.advice}"))
         else:
-            self.memory_label.setText(status_line(MUTED_COLOR, "•", f"Memory: {est.advice}"))
+            self.memory_label.setText(status_line("muted", "•", f"Memory: {est.advice}"))

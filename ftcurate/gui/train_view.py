@@ -44,12 +44,12 @@ from ..train.data import describe_leakage, load_data
 from ..train.runfiles import load_run_settings
 from ..train.runner import TrainError, train
 from . import settings as appsettings
-from .train_common import (BAD_COLOR, GIB, MUTED_COLOR, OK_COLOR, WARN_COLOR, ExplainedError, WorkerPool,
+from .train_common import (GIB, ExplainedError, ThemedLabel, WorkerPool, color_token,
                            duration, has_adapter, has_checkpoint, is_run_dir, list_runs, new_run_dir, num,
                            runs_root)
 from .train_eval import EvaluatePanel
 from .train_runs import RunsPanel
-from .train_settings import TrainSettingsPanel
+from .train_settings import TrainSettingsPanel, detected_device
 from .workers import Worker, describe_error
 
 __all__ = ["TrainingView", "runs_root"]
@@ -198,7 +198,7 @@ class TrainingView(QWidget):
         for b in (self.start_button, self.stop_button, self.cancel_button, self.resume_button):
             buttons.addWidget(b)
         buttons.addSpacing(12)
-        self.state_label = QLabel()
+        self.state_label = ThemedLabel()
         self.state_label.setTextFormat(Qt.TextFormat.RichText)
         buttons.addWidget(self.state_label, 1)
         v.addLayout(buttons)
@@ -215,6 +215,7 @@ class TrainingView(QWidget):
         v.addLayout(bar_row)
 
         self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)  # the pages on the window's background (readable muted text)
         self.tabs.addTab(self.runs_panel, "Charts")
         self.tabs.addTab(self.eval_panel, "Evaluate")
         self.log = QPlainTextEdit()
@@ -566,8 +567,17 @@ class TrainingView(QWidget):
         if self.progress_bar.maximum() == 0:
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(1)
-        self.eta_label.setText(f"done in {duration(time.monotonic() - self._run_started_at)}")
-        self._finish_state("finished", "stopped — adapter saved" if stopped else "finished")
+        took = duration(time.monotonic() - self._run_started_at)
+        if stopped:  # stopped by the user before the end: not "done"
+            of = f" of {result.max_steps:,}" if getattr(result, "max_steps", None) else ""
+            self.eta_label.setText(f"stopped at step {step}{of} after {took}")
+            self.progress_bar.setFormat("%v / %m steps (stopped)")
+            state_text = f"stopped at step {step}{of} — adapter saved"
+        else:
+            early = bool(getattr(result, "early_stopped", False))
+            self.eta_label.setText(f"{'early stop' if early else 'finished'} in {took}")
+            state_text = "finished (early stop)" if early else "finished"
+        self._finish_state("finished", state_text)
         self.refresh_runs(select=self.run_dir)
         self.run_finished.emit(self.run_dir or "")
 
@@ -601,9 +611,9 @@ class TrainingView(QWidget):
 
     def _set_state(self, state: str, text: str = "") -> None:
         self.state = state
-        color = {"running": OK_COLOR, "finished": OK_COLOR, "stopping": WARN_COLOR, "cancelling": WARN_COLOR,
-                 "failed": BAD_COLOR, "cancelled": WARN_COLOR}.get(state, MUTED_COLOR)
-        self.state_label.setText(f'<span style="color:{color}">●</span> {html.escape(text or state)}'
+        kind = {"running": "ok", "finished": "ok", "stopping": "warn", "cancelling": "warn", "failed": "bad",
+                "cancelled": "warn"}.get(state, "muted")
+        self.state_label.setText(f'<span style="color:{color_token(kind)}">●</span> {html.escape(text or state)}'
                                  if state != "idle" else "")
         self._update_buttons()
         self.state_changed.emit(state)
@@ -616,6 +626,8 @@ class TrainingView(QWidget):
         self.cancel_button.setEnabled(running and self.state != "cancelling")
         self.resume_button.setEnabled(not running and self.resume_target() is not None)
         self.settings_panel.set_running(running)
+        device = detected_device()
+        self.runs_panel.set_default_device(device[0] if device else "")
         run = self.current_run()
         self.eval_panel.set_run(run, has_adapter(run) and not (running and run == self.run_dir))
 

@@ -11,10 +11,11 @@ adapter switched on, the base numbers with it switched off.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 from ..core.io.fileio import write_text_atomic
 from ..core.progress import CancelCheck, ProgressCallback, Reporter
@@ -144,7 +145,8 @@ def _generate(model, tokenizer, messages: list[dict], tools, max_new_tokens: int
 def evaluate(model_dir: str, data_path_or_records: Union[str, Sequence[Record]], adapter_dir: Optional[str] = None,
              max_new_tokens: int = 64, num_generations: int = 5, progress: Optional[ProgressCallback] = None,
              cancel: Optional[CancelCheck] = None, general_path: Optional[str] = None,
-             trust_remote_code: bool = False, max_len: Optional[int] = None) -> dict:
+             trust_remote_code: bool = False, max_len: Optional[int] = None,
+             on_partial: Optional[Callable[[dict], None]] = None) -> dict:
     """Base vs tuned on held-out data::
 
         {"base": {"loss", "perplexity"}, "tuned": {...} (with an adapter),
@@ -155,7 +157,9 @@ def evaluate(model_dir: str, data_path_or_records: Union[str, Sequence[Record]],
     Loss is the mean per-token cross-entropy of the assistant replies (what training
     optimises); perplexity is exp(loss). Generations are greedy (``max_new_tokens`` each)
     for the first ``num_generations`` records. Examples are cut at ``max_len`` tokens
-    (default: the training run's max_seq_len, else 2048)."""
+    (default: the training run's max_seq_len, else 2048). ``on_partial(report so far)`` is
+    called after each loss and each generation (a copy, with ``"partial": True``), so that
+    a long evaluation can show its results as they come."""
     from contextlib import nullcontext
 
     records = [r for r in load_eval_records(data_path_or_records)
@@ -174,25 +178,31 @@ def evaluate(model_dir: str, data_path_or_records: Union[str, Sequence[Record]],
                     "adapter_dir": os.path.abspath(adapter_dir) if adapter_dir else None,
                     "data": data_path_or_records if isinstance(data_path_or_records, str) else "records",
                     "examples": len(records), "max_len": max_len}
+    gens: list = []
+
+    def share() -> None:
+        if on_partial is not None:
+            on_partial(copy.deepcopy({**report, "generations": gens, "partial": True}))  # no shared dicts
+
     try:
         done = 0
 
-        def losses(recs, label):
+        def losses(recs, label, out):
             nonlocal done
-            out = {}
             # The adapter off = the base model; on = the tuned model.
             with (model.disable_adapter() if tuned else nullcontext()):
                 out["base"] = _loss(model, tokenizer, recs, max_len, device, rep, f"{label}: base", done)
             done += len(recs)
+            share()
             if tuned:
                 out["tuned"] = _loss(model, tokenizer, recs, max_len, device, rep, f"{label}: tuned", done)
                 done += len(recs)
-            return out
+                share()
 
-        report.update(losses(records, "loss"))
+        losses(records, "loss", report)
         if general:
-            report["general"] = losses(general, "general")
-        gens = []
+            report["general"] = {}
+            losses(general, "general", report["general"])
         for rec in records[:n_gen]:
             rep.tick(done, "generating")
             done += 1
@@ -203,6 +213,7 @@ def evaluate(model_dir: str, data_path_or_records: Union[str, Sequence[Record]],
             if tuned:
                 item["tuned"] = _generate(model, tokenizer, messages, rec.tools, max_new_tokens, device)
             gens.append(item)
+            share()
         report["generations"] = gens
         rep.check()
         if progress is not None:

@@ -36,7 +36,13 @@ class Overview:
     """Everything the Overview tab shows. Arrays are per record, in ascending id order."""
 
     records: int = 0
+    #: records by review status, every split (held-out test records are never reviewed:
+    #: they stay "unreviewed" in the store)
     status: dict[str, int] = field(default_factory=lambda: {s: 0 for s in STATUSES})
+    #: records by review status, the held-out test records left out: what review is about
+    review_status: dict[str, int] = field(default_factory=lambda: {s: 0 for s in STATUSES})
+    #: held-out test records (kept out of review, training and export)
+    held_out: int = 0
     splits: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SPLITS})
     #: finding kind -> records carrying it (kinds nobody has are left out), from the report
     flags: dict[str, int] = field(default_factory=dict)
@@ -73,7 +79,8 @@ class Overview:
 
     @property
     def unreviewed(self) -> int:
-        return self.status.get("unreviewed", 0)
+        """Records still waiting for a decision (held-out test records are not waiting)."""
+        return self.review_status.get("unreviewed", 0)
 
 
 def overview(project: Project, report: Optional[dict] = None, counter: Optional[TokenCounter] = None,
@@ -119,6 +126,9 @@ def overview(project: Project, report: Optional[dict] = None, counter: Optional[
                   tokenizer=counter.name, has_report=bool(report))
     ov.status = {s: int(np.count_nonzero(status == k)) for s, k in status_code.items()}
     ov.splits = {s: int(np.count_nonzero(split == k)) for s, k in split_code.items()}
+    reviewed = split != split_code["test"]
+    ov.review_status = {s: int(np.count_nonzero((status == k) & reviewed)) for s, k in status_code.items()}
+    ov.held_out = ov.splits["test"]
     ov.approved = sum(ov.status[s] for s in RUN_STATUSES)
     ov.run_stats = acc.stats()
     ov.run_examples = int(ov.run_stats["examples"])
