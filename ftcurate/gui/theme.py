@@ -127,6 +127,8 @@ def light_palette() -> QPalette:
     for role in (R.Text, R.WindowText, R.ButtonText):
         p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#8b929a"))
     p.setColor(QPalette.ColorGroup.Disabled, R.Highlight, QColor("#c8ccd1"))
+    # a disabled box is drawn on the window colour, not as an input field: it must look off
+    p.setColor(QPalette.ColorGroup.Disabled, R.Base, QColor(c.window))
     return p
 
 
@@ -143,6 +145,7 @@ def dark_palette() -> QPalette:
     for role in (R.Text, R.WindowText, R.ButtonText):
         p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#767d85"))
     p.setColor(QPalette.ColorGroup.Disabled, R.Highlight, QColor("#3d434a"))
+    p.setColor(QPalette.ColorGroup.Disabled, R.Base, QColor(c.window))  # a disabled box looks off
     return p
 
 
