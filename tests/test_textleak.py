@@ -77,8 +77,10 @@ def test_sample_ngram_leaks():
     assert exact <= found
     assert found <= exact | {tuple(p) for p in MANIFEST["leak_rephrased"]}
     assert all(h.score == 1.0 for h in hits if (h.index, h.test_index) in exact)
-    # without the boilerplate filter the shared system prompt links everything
-    assert len(ngram_leaks(tp, hp, max_gram_frequency=None)) > 1000
+    # without the boilerplate filter (and the share and number rules) the shared system prompt
+    # links everything; the share and number rules alone already stop most of it
+    assert len(ngram_leaks(tp, hp, max_gram_frequency=None, min_share=0, numbers=False)) > 1000
+    assert len(ngram_leaks(tp, hp, max_gram_frequency=None)) < 20
 
 
 def test_sample_minhash_leaks():
@@ -147,7 +149,7 @@ def test_ngram_boilerplate_lines_ignored():
     train = [SYSTEM + "\n" + x for x in q[15:]] + [SYSTEM + "\nfresh" + q[3]]
     hits = ngram_leaks(train, test)
     assert all(h.index == 15 for h in hits) and (15, 3) in pairs(hits)
-    assert len(ngram_leaks(train, test, max_gram_frequency=None)) > 100
+    assert len(ngram_leaks(train, test, max_gram_frequency=None, min_share=0, numbers=False)) > 100
 
 
 def test_ngram_cancel():
@@ -198,18 +200,36 @@ def gsm8k(realdata):
 
 @pytest.mark.realdata
 def test_gsm8k_train_test_questions(realdata):
-    """GSM8K train vs test: no exact copies; the few 13-gram hits are genuine shared
-    13-token runs (templated problems, e.g. train 1314 / test 602 "A train/plane travels ...
-    At the same rate, how many additional hours would it take to travel an additional ...")."""
+    """GSM8K train vs test: no exact copies and no leaks. Plain 13-gram decontamination finds a
+    few shared 13-token runs, all templated problems with other numbers (e.g. train 1314 / test
+    602 "A train/plane travels ... At the same rate, how many additional hours would it take to
+    travel an additional ..."): different problems, which the share and number rules drop."""
     trq, teq = gsm8k(realdata)
     assert exact_leaks(trq, teq) == []
-    hits = ngram_leaks(trq, teq)
-    assert len(hits) <= 10
-    for h in hits:
+    plain = ngram_leaks(trq, teq, min_share=0, numbers=False)
+    assert 1 <= len(plain) <= 10 and (1314, 602) in pairs(plain)
+    for h in plain:
         assert shares_window(trq[h.index], teq[h.test_index], 13)
         assert 0 < h.score < 1
-    assert (1314, 602) in pairs(hits)
+        assert len(h.evidence["ngram"].split()) == 13 and h.evidence["ngram"] in " ".join(ngram_tokens(teq[h.test_index]))
+    assert ngram_leaks(trq, teq) == []
     assert minhash_leaks(trq, teq) == []
+
+
+@pytest.mark.realdata
+def test_gsm8k_answers_share_only_boilerplate(realdata):
+    """Issue 11 item 19: a GSM8K training answer shared one 13-gram of solution boilerplate with
+    a long test answer (score 0.007) and was reported as a leak; now a hit must cover a
+    meaningful share of the test text and keep its numbers."""
+    tr = load_gsm8k(realdata / "gsm8k_train.jsonl")
+    te = load_gsm8k(realdata / "gsm8k_test.jsonl")
+    tra, tea = [r["answer"] for r in tr], [r["answer"] for r in te]
+    plain = {(h.index, h.test_index): h.score for h in ngram_leaks(tra, tea, min_share=0, numbers=False)}
+    assert plain[(699, 806)] < 0.01
+    assert ngram_leaks(tra, tea) == []
+    # a copied answer is still found, with the shared n-gram as evidence
+    hits = ngram_leaks(tra[:50] + [tea[806]], tea)
+    assert pairs(hits) == [(50, 806)] and hits[0].score == 1.0 and hits[0].evidence["ngram"]
 
 
 @pytest.mark.realdata

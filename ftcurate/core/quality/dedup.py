@@ -1099,7 +1099,7 @@ def shingle_jaccard(texts: Sequence[str], pi, pj, ngram: int = 5,
         union = len(a) + len(b) - inter
         sims[k] = inter / union if union else 1.0
         if reporter is not None and k % 5000 == 0:
-            reporter.check()
+            reporter.tick(k, "verifying candidate pairs")
     return sims
 
 

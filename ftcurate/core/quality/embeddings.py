@@ -417,6 +417,7 @@ def embed(
     done = n - len(todo)
     rep.tick(min(done, n - 1) if todo else n, "embedding")
     if todo:
+        rep.progress(done, n, f"loading the embedding model {info['name']}…")
         st = load_model(model, device, max_tokens)
         if dim is None:
             dim = _dimension(st)

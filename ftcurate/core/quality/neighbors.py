@@ -100,16 +100,18 @@ def _approx(query: np.ndarray, base: np.ndarray, k: int, exclude_self: bool, rep
             backend: str, message: str) -> tuple[np.ndarray, np.ndarray]:
     nq, nb, d = query.shape[0], base.shape[0], base.shape[1]
     kq = min(nb, k + (1 if exclude_self else 0))
-    step = 20_000
-    rep.tick(0, f"{message}: building index")
+    step = add_step = 5_000  # small steps keep the progress moving
+    # progress over building (nb rows added) then searching (nq rows)
+    rep.total = nb + nq
+    rep.tick(0, f"{message}: building the index")
     if backend == "faiss":
         import faiss
 
         index = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        for start in range(0, nb, step):
-            index.add(base[start:start + step])
-            rep.check()
+        for start in range(0, nb, add_step):
+            index.add(base[start:start + add_step])
+            rep.tick(min(nb, start + add_step), f"{message}: building the index")
         index.hnsw.efSearch = max(HNSW_EF_SEARCH, 2 * kq)
 
         def search(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,9 +122,9 @@ def _approx(query: np.ndarray, base: np.ndarray, k: int, exclude_self: bool, rep
 
         index = Index(ndim=d, metric="ip", dtype="f32", connectivity=HNSW_M,
                       expansion_add=HNSW_EF_CONSTRUCTION, expansion_search=HNSW_EF_SEARCH)
-        for start in range(0, nb, step):
-            index.add(np.arange(start, min(nb, start + step)), base[start:start + step])
-            rep.check()
+        for start in range(0, nb, add_step):
+            index.add(np.arange(start, min(nb, start + add_step)), base[start:start + add_step])
+            rep.tick(min(nb, start + add_step), f"{message}: building the index")
 
         def search(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             m = index.search(q, kq)
@@ -150,7 +152,7 @@ def _approx(query: np.ndarray, base: np.ndarray, k: int, exclude_self: bool, rep
         w = min(k, i.shape[1])
         idx[start:stop, :w] = i[:, :w]
         sim[start:stop, :w] = s[:, :w]
-        rep.tick(stop, message)
+        rep.tick(nb + stop, f"{message}: searching")
     sim[idx < 0] = -np.inf
     return idx, sim
 

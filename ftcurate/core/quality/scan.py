@@ -131,38 +131,67 @@ def content_text(record: Record) -> str:
 
 
 class _Stages:
-    """Progress over named stages with weights; each stage gets a sub-callback."""
+    """Scan progress in records, stage by stage.
+
+    Every call is ``progress(done, n, "Step k/N: <stage> — <what it does now>")`` where ``n`` is
+    the number of training records scanned and ``done`` the records the stage has got through:
+    a stage's own progress, in whatever unit its scanner counts (signatures, candidate pairs,
+    embedding phases), is turned into records as a fraction of the stage and never moves
+    backwards. ``k``/``N``: the stage's place among the stages this scan runs. Long waits with
+    no count of their own are named in the message (e.g. "loading the embedding model…")."""
 
     def __init__(self, progress: Optional[ProgressCallback], cancel: Optional[CancelCheck],
-                 weights: dict[str, int]) -> None:
+                 names: Sequence[str], n: int) -> None:
         self.progress = progress
         self.cancel = cancel
-        self.weights = weights
-        self.total = sum(weights.values()) * 1000
-        self.base = 0
+        self.names = list(names)
+        self.n = int(n)
         self.timings: dict[str, float] = {}
-        self.on_result: Optional[Callable[[str, object], None]] = None
 
-    def run(self, name: str, fn: Callable[..., object], *args, **kwargs):
-        rep = Reporter(None, self.cancel)
-        rep.check()
-        w = self.weights.get(name, 1) * 1000
-        base = self.base
+    def run(self, name: str, fn: Callable[..., object], *args, timing: Optional[str] = None, **kwargs):
+        """Run stage ``name``: ``fn(*args, progress=..., cancel=..., **kwargs)``; its time is
+        added to ``timings[timing or name]``."""
+        Reporter(None, self.cancel).check()
+        k = self.names.index(name) + 1 if name in self.names else len(self.names)
+        head = f"Step {k}/{len(self.names)}: {name}"
+        n = self.n
+        last = [0]
+
+        def say(done: int, message: str = "") -> None:
+            if self.progress is not None:
+                self.progress(done, n, f"{head} — {message}" if message else head)
 
         def sub(done: int, total: int, message: str = "") -> None:
-            if self.progress is not None:
-                frac = (done / total) if total else 0.0
-                self.progress(base + int(w * min(1.0, frac)), self.total, f"{name}: {message}" if message else name)
+            if total:
+                last[0] = max(last[0], int(n * min(1.0, max(0.0, done / total))))
+            say(last[0], message)
 
         t = time.perf_counter()
-        if self.progress is not None:
-            self.progress(base, self.total, name)
-        result = fn(*args, progress=sub, cancel=self.cancel, **kwargs)
-        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t, 3)
-        self.base += w
-        if self.progress is not None:
-            self.progress(self.base, self.total, name)
+        say(0)
+        result = fn(*args, progress=sub if self.progress is not None else None, cancel=self.cancel, **kwargs)
+        key = timing or name
+        self.timings[key] = round(self.timings.get(key, 0.0) + time.perf_counter() - t, 3)
+        say(n, "done")
         return result
+
+
+def _stage_names(s: "ScanSettings", n: int, have_test: bool, validation: bool) -> list[str]:
+    names = ["heuristics", "exact duplicates"]
+    if s.near_duplicates:
+        names.append("near duplicates")
+    if (s.outliers or s.semantic_duplicates) and n > 1:
+        names.append("embeddings")
+        if n > s.knn_k:
+            names.append("neighbours")
+            if s.outliers:
+                names.append("outliers")
+        if s.semantic_duplicates:
+            names.append("semantic duplicates")
+    if have_test:
+        names.append("leakage")
+    if validation:
+        names.append("validation leakage")
+    return names
 
 
 def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, Record]] = (),
@@ -188,10 +217,10 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     tkeys = [k for k, _ in test]
     trecs = [r for _, r in test]
     have_test = bool(test) and s.leakage
-    weights = {"heuristics": 2, "exact duplicates": 1, "near duplicates": 4, "embeddings": 4,
-               "neighbours": 3,
-               "outliers": 2, "semantic duplicates": 1, "leakage": 8}
-    st = _Stages(progress, cancel, weights)
+    if s.near_duplicates and s.lsh_storage:
+        dedup.check_lsh_storage(s.lsh_storage)  # a Redis server that is down: say so before any work
+    st = _Stages(progress, cancel, _stage_names(s, len(recs), have_test, bool(validation) and s.leakage),
+                 len(recs))
     report: dict = {"version": REPORT_VERSION, "records": len(recs), "test_records": len(trecs),
                     "settings": s.to_dict()}
 
@@ -276,24 +305,54 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     if validation and s.leakage:
         vkeys = [k for k, _ in validation]
         vrecs = [r for _, r in validation]
-        emit("validation_leakage", st.run("leakage", _leakage, recs, vrecs, keys, vkeys, s, cache))
+        emit("validation_leakage", st.run("validation leakage", _leakage, recs, vrecs, keys, vkeys, s, cache,
+                                          timing="leakage"))
     report["timings"] = st.timings
     return report
 
 
 def _leakage(recs, trecs, keys, tkeys, s: ScanSettings, cache, progress=None, cancel=None) -> list[dict]:
-    leaks = _text_leakage(recs, trecs, s, cancel=cancel)
+    """Leak entries of the report, each with its ``evidence`` (see docs/scanning.md). Progress:
+    one monotone 0..1000 scale, text checks first, then the semantic scan."""
+    from . import dedup
+    from .textleak import matched_words, word_document_frequency
+
+    text_end = 200 if s.semantic_leakage else 1000
+    leaks = _text_leakage(recs, trecs, s, progress=dedup.sub_progress(progress, 0, text_end), cancel=cancel)
+    prompts = [user_text(r) for r in recs]
+    test_prompts = [user_text(r) for r in trecs]
     hits = [{"index": keys[h.index], "test_index": tkeys[h.test_index], "method": h.method,
-             "score": round(float(h.score), 4), "field": h.field} for h in leaks]
+             "score": round(float(h.score), 4), "field": h.field, "_h": h} for h in leaks]
+    sem = []
     if s.semantic_leakage:
         from .semantic import semantic_leaks
 
-        sem = semantic_leaks([user_text(r) for r in recs], [user_text(r) for r in trecs],
-                             fast_model=s.embedding_model, accurate_model=s.accurate_model, cache=cache,
-                             progress=progress, cancel=cancel)
-        hits += [{"index": keys[i], "test_index": tkeys[j], "method": "semantic",
-                  "score": round(float(sc), 4), "field": "prompt"} for i, j, sc in _triples(sem)]
-    return _best_hits(hits)
+        sem = semantic_leaks(prompts, test_prompts, fast_model=s.embedding_model, accurate_model=s.accurate_model,
+                             cache=cache, progress=dedup.sub_progress(progress, text_end, 1000), cancel=cancel)
+        hits += [{"index": keys[h.train_index], "test_index": tkeys[h.test_index], "method": "semantic",
+                  "score": round(float(h.score), 4), "field": "prompt", "_h": h} for h in sem]
+    out = _best_hits(hits)
+    # why each pair was flagged: the shared n-gram, or the words both texts share (rarest in the
+    # test set first)
+    dfs: dict[str, dict] = {}
+    tpos = {k: i for i, k in enumerate(tkeys)}
+    kpos = {k: i for i, k in enumerate(keys)}
+    field_text = {"prompt": (lambda r: r.prompt_text), "answer": (lambda r: r.answer_text)}
+    for h in out:
+        raw = h.pop("_h")
+        if h["method"] == "ngram" and getattr(raw, "evidence", None):
+            h["evidence"] = dict(raw.evidence)
+            continue
+        get = user_text if h["method"] == "semantic" else field_text.get(h["field"], lambda r: r.text)
+        fkey = "user" if h["method"] == "semantic" else h["field"]
+        if fkey not in dfs:
+            dfs[fkey] = word_document_frequency([get(r) for r in trecs])
+        ev: dict = {"matched_words": matched_words(get(recs[kpos[h["index"]]]), get(trecs[tpos[h["test_index"]]]),
+                                                   dfs[fkey])}
+        if h["method"] == "semantic":
+            ev["margin"] = round(float(raw.margin), 4)
+        h["evidence"] = ev
+    return out
 
 
 def _outlier_model(s: ScanSettings, n: int) -> str:
@@ -304,16 +363,6 @@ def _outlier_model(s: ScanSettings, n: int) -> str:
     if default_device() != "cpu" or n <= s.auto_accurate_max:
         return s.accurate_model
     return s.embedding_model
-
-
-def _triples(hits) -> list[tuple[int, int, float]]:
-    out = []
-    for h in hits:
-        if isinstance(h, tuple):
-            out.append(h[:3])
-        else:
-            out.append((h.train_index if hasattr(h, "train_index") else h.index, h.test_index, h.score))
-    return out
 
 
 def _best_hits(hits: list[dict]) -> list[dict]:
@@ -328,18 +377,40 @@ def _best_hits(hits: list[dict]) -> list[dict]:
 
 
 def _text_leakage(recs, trecs, s: ScanSettings, progress=None, cancel=None):
-    from . import textleak
+    from . import dedup, textleak
 
     out = []
-    for field_name, get in (("prompt", lambda r: r.prompt_text), ("answer", lambda r: r.answer_text)):
-        a = [get(r) for r in recs]
-        b = [get(r) for r in trecs]
-        out += textleak.exact_leaks(a, b, field=field_name, lowercase=True)
-        out += textleak.ngram_leaks(a, b, n=s.leak_ngram, field=field_name, cancel=cancel)
-        if field_name == "prompt":
+    steps = [("prompt", "exact"), ("prompt", "ngram"), ("prompt", "minhash"), ("answer", "exact"), ("answer", "ngram")]
+    get = {"prompt": lambda r: r.prompt_text, "answer": lambda r: r.answer_text}
+    texts: dict[str, tuple[list, list]] = {}
+    for k, (field_name, method) in enumerate(steps):
+        if field_name not in texts:
+            texts[field_name] = ([get[field_name](r) for r in recs], [get[field_name](r) for r in trecs])
+        a, b = texts[field_name]
+        sub = dedup.sub_progress(progress, 1000 * k // len(steps), 1000 * (k + 1) // len(steps))
+        label = {"exact": "exact copies", "ngram": "13-word overlaps", "minhash": "near copies (MinHash)"}[method]
+        if sub is not None:
+            sub(0, 1, f"{label} of {field_name}s")
+        if method == "exact":
+            # a short answer ("4", "True") is no evidence of a leak
+            out += textleak.exact_leaks(a, b, field=field_name, lowercase=True,
+                                        min_tokens=8 if field_name == "answer" else 0)
+        elif method == "ngram":
+            out += textleak.ngram_leaks(a, b, n=s.leak_ngram, field=field_name, cancel=cancel,
+                                        progress=_relabel(sub, f"{label} of {field_name}s"))
+        else:
             out += textleak.minhash_leaks(a, b, threshold=s.leak_minhash_threshold, num_perm=s.num_perm,
-                                          ngram=s.ngram, seed=s.seed, field=field_name, cancel=cancel)
+                                          ngram=s.ngram, seed=s.seed, field=field_name, cancel=cancel,
+                                          progress=_relabel(sub, f"{label} of {field_name}s"))
+        if sub is not None:
+            sub(1, 1, f"{label} of {field_name}s")
     return out
+
+
+def _relabel(progress: Optional[ProgressCallback], label: str) -> Optional[ProgressCallback]:
+    if progress is None:
+        return None
+    return lambda done, total, message="": progress(done, total, f"{label}: {message}" if message else label)
 
 
 def _cached_heuristics(recs, hs: HeuristicSettings, counter, cache, progress=None, cancel=None):

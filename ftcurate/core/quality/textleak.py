@@ -6,7 +6,8 @@ which field it was (``field`` is copied into every hit). All indices are 0-based
 the train text, ``test_index`` the test text. Hits are sorted by (index, test_index).
 
 * :func:`exact_leaks`: equal after :func:`ftcurate.core.quality.dedup.normalize` (lower-cased by
-  default). Empty texts never match. ``score`` is 1.0.
+  default). Empty texts never match, nor (with ``min_tokens``, which the scan sets to 8 for
+  answers) texts too short to mean anything. ``score`` is 1.0.
 * :func:`ngram_leaks`: 13-gram decontamination as in the GPT-3 / Llama papers. Texts become
   lower-cased word tokens with punctuation stripped (the ``\\w+`` runs of the lower-cased text,
   so "48/2=24" gives "48", "2", "24" and "don't" gives "don", "t"). A train text leaks a test
@@ -42,11 +43,14 @@ from . import dedup
 from ..progress import CancelCheck, ProgressCallback, Reporter
 
 __all__ = ["LeakHit", "exact_leaks", "ngram_leaks", "minhash_leaks", "duplicate_groups_within",
-           "ngram_tokens"]
+           "ngram_tokens", "numbers_agree", "MIN_SHARE", "content_words", "matched_words",
+           "word_document_frequency", "shared_ngram", "STOPWORDS"]
 
 FIELDS = ("prompt", "answer", "text")
 _TOKEN = re.compile(r"\w+")
 _FOLD = np.uint64(0x9E3779B97F4A7C15)
+MIN_SHARE = 0.2  # an n-gram hit must cover this share of the test text's n-grams
+NUMBER_SHARE = 0.8  # ... and keep this share of its numbers (when it has two or more)
 
 
 @dataclass
@@ -56,6 +60,7 @@ class LeakHit:
     method: str  # "exact" | "ngram" | "minhash"
     score: float
     field: str  # "prompt" | "answer" | "text"
+    evidence: Optional[dict] = None  # n-gram hits: {"ngram": the longest shared run of words}
 
 
 def _check_field(field: str) -> None:
@@ -67,14 +72,15 @@ def _check_field(field: str) -> None:
 
 
 def exact_leaks(train_texts: Sequence[str], test_texts: Sequence[str], field: str = "prompt",
-                lowercase: bool = True) -> list[LeakHit]:
+                lowercase: bool = True, min_tokens: int = 0) -> list[LeakHit]:
     """Train texts equal to a test text after normalisation (NFKC, whitespace collapsed,
-    stripped, lower-cased unless ``lowercase=False``)."""
+    stripped, lower-cased unless ``lowercase=False``). Test texts of fewer than ``min_tokens``
+    words (:func:`ngram_tokens`) are skipped: two answers "4" are not a leak."""
     _check_field(field)
     by_key: dict[str, list[int]] = {}
     for j, t in enumerate(test_texts):
         k = dedup.normalize(t, lowercase)
-        if k:
+        if k and (min_tokens <= 0 or len(ngram_tokens(t)) >= min_tokens):
             by_key.setdefault(k, []).append(j)
     hits = []
     for i, t in enumerate(train_texts):
@@ -87,6 +93,105 @@ def exact_leaks(train_texts: Sequence[str], test_texts: Sequence[str], field: st
 def duplicate_groups_within(texts: Sequence[str], lowercase: bool = True) -> list[list[int]]:
     """Groups (>= 2 indices) of texts that are equal after normalisation inside one set."""
     return dedup.exact_duplicate_groups(texts, lowercase=lowercase)
+
+
+# --------------------------------------------------------------------------- evidence
+
+# Function words left out of ``matched_words`` (they say nothing about why two texts match).
+STOPWORDS = frozenset("""
+a about above after again against all also am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further had
+has have having he her here hers herself him himself his how i if in into is it its itself just
+me more most my myself no nor not now of off on once only or other our ours ourselves out over own
+same she should so some such than that the their theirs them themselves then there these they this
+those through to too under until up very was we were what when where which while who whom why will
+with would you your yours yourself yourselves s t don doesn didn isn aren wasn weren won wouldn
+many much per each every one ones let lets get gets got also may might must shall us
+""".split())
+_WORD = re.compile(r"[^\W_]+")
+MAX_EVIDENCE_WORDS = 12
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased words and numbers of ``text`` in order, without function words and
+    one-letter words (numbers of any length are kept)."""
+    return [w for w in _WORD.findall((text or "").lower())
+            if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+
+
+def word_document_frequency(texts: Sequence[str]) -> dict[str, int]:
+    """In how many of ``texts`` each content word occurs."""
+    df: dict[str, int] = {}
+    for t in texts:
+        for w in set(content_words(t)):
+            df[w] = df.get(w, 0) + 1
+    return df
+
+
+def matched_words(train_text: str, test_text: str, df: Optional[dict[str, int]] = None,
+                  limit: int = MAX_EVIDENCE_WORDS) -> list[str]:
+    """Content words both texts share, most informative first: rarest in ``df`` (document
+    frequencies, e.g. over the test set; unknown words count as rarest), ties in the order of
+    the test text. At most ``limit``."""
+    train = set(content_words(train_text))
+    seen: dict[str, int] = {}
+    for pos, w in enumerate(content_words(test_text)):
+        if w in train and w not in seen:
+            seen[w] = pos
+    df = df or {}
+    return sorted(seen, key=lambda w: (df.get(w, 0), seen[w]))[:max(0, limit)]
+
+
+def shared_ngram(train_text: str, test_text: str, n: int = 13, min_tokens: int = 8) -> str:
+    """A token ``n``-gram (:func:`ngram_tokens`: lower case, punctuation dropped) the two texts
+    share, joined by single spaces: the first one of their longest shared run of words. A test
+    text shorter than ``n`` tokens (but with ``min_tokens``) is one gram of its own length.
+    "" when they share none."""
+    a = ngram_tokens(train_text)
+    b = ngram_tokens(test_text)
+    k = n if len(b) >= n else len(b)
+    if k < 1 or (k < n and k < min_tokens) or len(a) < k:
+        return ""
+    at: dict[tuple, list[int]] = {}
+    for q in range(len(b) - k + 1):
+        at.setdefault(tuple(b[q:q + k]), []).append(q)
+    best = (0, 0)  # (run length, start in a)
+    p = 0
+    while p <= len(a) - k:
+        starts = at.get(tuple(a[p:p + k]))
+        if not starts:
+            p += 1
+            continue
+        longest = k
+        for q in starts:
+            ln = k
+            while p + ln < len(a) and q + ln < len(b) and a[p + ln] == b[q + ln]:
+                ln += 1
+            longest = max(longest, ln)
+        if longest > best[0]:
+            best = (longest, p)
+        p += longest - k + 1
+    return " ".join(a[best[1]:best[1] + k]) if best[0] else ""
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def numbers_agree(train_text: str, test_text: str, share: float = NUMBER_SHARE) -> bool:
+    """False when ``test_text`` holds two or more distinct numbers and ``train_text`` lacks more
+    than ``1 - share`` of them (digits on both sides, number words on the training side: see
+    :func:`ftcurate.core.quality.semantic.numbers_of`). A copy or a rephrasing keeps the
+    numbers; a problem made from the same template with other numbers is a different problem."""
+    from .semantic import numbers_of
+
+    want = numbers_of(test_text)
+    if len(want) < 2:
+        return True
+    return len(numbers_of(train_text, words=True) & want) >= share * len(want)
+
+
+def _keep_numbers(hits: list[LeakHit], train_texts: Sequence[str], test_texts: Sequence[str]) -> list[LeakHit]:
+    return [h for h in hits if numbers_agree(train_texts[h.index], test_texts[h.test_index])]
 
 
 # --------------------------------------------------------------------------- n-grams
@@ -158,11 +263,14 @@ def _drop_lines(text: str, common: set[str]) -> str:
 
 def ngram_leaks(train_texts: Sequence[str], test_texts: Sequence[str], n: int = 13,
                 field: str = "prompt", min_overlap: int = 1, min_tokens: int = 8,
-                max_gram_frequency: Optional[int] = 10,
+                max_gram_frequency: Optional[int] = 10, min_share: float = MIN_SHARE,
+                numbers: bool = True,
                 progress: Optional[ProgressCallback] = None,
                 cancel: Optional[CancelCheck] = None) -> list[LeakHit]:
-    """Train texts sharing >= ``min_overlap`` distinct token ``n``-grams with a test text.
-    ``max_gram_frequency=None`` keeps every gram. See the module docstring."""
+    """Train texts sharing >= ``min_overlap`` distinct token ``n``-grams with a test text, which
+    cover at least ``min_share`` of the test text's grams (``score``), and (``numbers``) keep
+    its numbers (:func:`numbers_agree`). ``max_gram_frequency=None`` keeps every gram;
+    ``min_share=0, numbers=False`` is plain 13-gram decontamination. See the module docstring."""
     _check_field(field)
     if n < 1 or min_overlap < 1:
         raise ValueError("n and min_overlap must be >= 1")
@@ -245,6 +353,12 @@ def ngram_leaks(train_texts: Sequence[str], test_texts: Sequence[str], n: int = 
             counts[(i, j)] = counts.get((i, j), 0) + 1
     hits = [LeakHit(i, j, "ngram", float(c / usable[j]) if usable[j] else 1.0, field)
             for (i, j), c in counts.items() if c >= min_overlap]
+    hits = [h for h in hits if h.score >= min_share]
+    if numbers:
+        hits = _keep_numbers(hits, train_texts, test_texts)
+    for h in hits:  # why: a shared n-gram (boilerplate lines already removed)
+        gram = shared_ngram(train_texts[h.index], test_texts[h.test_index], n, min_tokens)
+        h.evidence = {"ngram": gram} if gram else None
     hits.sort(key=lambda h: (h.index, h.test_index))
     return hits
 
@@ -258,11 +372,13 @@ def minhash_leaks(train_texts: Sequence[str], test_texts: Sequence[str], thresho
                   test_signatures: Optional[np.ndarray] = None,
                   storage_config: Optional[dict] = None,
                   lsh_weights: tuple[float, float] = dedup.LSH_WEIGHTS,
+                  numbers: bool = True,
                   progress: Optional[ProgressCallback] = None,
                   cancel: Optional[CancelCheck] = None) -> list[LeakHit]:
     """(train, test) pairs whose MinHash Jaccard estimate is >= ``threshold``; ``score`` is
     the estimate. Signatures are computed unless given (same ``num_perm``/``ngram``/``seed``).
-    Empty texts never match."""
+    ``numbers``: drop pairs whose numbers differ (:func:`numbers_agree`). Empty texts never
+    match."""
     _check_field(field)
     # progress on one 0..1000 scale: signatures (split by size) up to 800, then LSH
     n_tr = len(train_texts) if train_signatures is None else 0
@@ -312,6 +428,8 @@ def minhash_leaks(train_texts: Sequence[str], test_texts: Sequence[str], thresho
     keep = est >= threshold
     hits = [LeakHit(i, j, "minhash", float(s), field)
             for i, j, s in zip(ti[keep].tolist(), tj[keep].tolist(), est[keep].tolist())]
+    if numbers:
+        hits = _keep_numbers(hits, train_texts, test_texts)
     hits.sort(key=lambda h: (h.index, h.test_index))
     return hits
 
