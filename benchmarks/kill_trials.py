@@ -47,6 +47,7 @@ class Trial:
     killed_after: str = ""  # "0.42 s" / "first commit" / "17 lines"
     state: str = ""  # import: none / incomplete / complete; decide: lines printed
     finished_by: str = ""  # the outcome of the import that completed it
+    kills: int = 0  # processes killed in this trial
     problems: list = field(default_factory=list)
 
 
@@ -148,7 +149,7 @@ class Harness:
             except subprocess.TimeoutExpired:
                 pass
             trial.killed_after = trial.killed_after or f"{time.perf_counter() - start:.2f} s"
-        self._kill(proc)
+        trial.kills += self._kill(proc)
 
     def _wait_for_partial(self, proc: subprocess.Popen, data: str, limit: float = 120.0) -> None:
         """Until the file's source shows up incomplete (or the import ends)."""
@@ -159,10 +160,14 @@ class Harness:
             time.sleep(0.005)
 
     @staticmethod
-    def _kill(proc: subprocess.Popen) -> None:
+    def _kill(proc: subprocess.Popen) -> int:
+        """SIGKILL (1) unless it has already ended (0)."""
+        killed = 0
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
+            killed = 1
         proc.communicate(timeout=60)
+        return killed
 
     def decide_trial(self) -> Trial:
         good = [i for i in range(self.records) if not (self.bad_every and i % self.bad_every == self.bad_every - 1)]
@@ -179,7 +184,7 @@ class Harness:
                     printed.append(int(line.split()[1]))
                 if len(printed) >= lines:
                     break
-        self._kill(proc)
+        trial.kills += self._kill(proc)
         self.printed.update(printed)
         trial.state = f"{len(printed)} printed"
         trial.problems += self.check()
@@ -290,6 +295,7 @@ def summary(rounds: list[Harness]) -> dict:
         d[key] = d.get(key, 0) + 1
         if t.kind != "decide":
             d["finished by: " + t.finished_by] = d.get("finished by: " + t.finished_by, 0) + 1
+    out["processes_killed"] = sum(t.kills for t in trials)
     out["decisions_printed_and_kept"] = sum(len(h.printed) for h in rounds)
     return out
 
