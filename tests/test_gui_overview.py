@@ -464,3 +464,94 @@ def test_decisions_made_while_the_map_computes_show_on_it(qtbot, project, gated_
     with qtbot.waitSignal(view.map_ready, timeout=MAP_TIMEOUT):
         gate.set()
     assert list(view.map.status[:4]) == ["rejected", "rejected", "rejected", "unreviewed"]
+
+
+# -- issue 10, items 12 and 14 ------------------------------------------------------------------------------
+
+
+def test_held_out_records_are_not_unreviewed_in_the_overview(qtbot, project):
+    """Item 12: the 5 test records were counted as "Unreviewed"; they have a row of their own,
+    also after a recount started from the keyboard."""
+    ids = project.ids(split="train")
+    project.approve(ids[:10])
+    view = OverviewView(interactive=False)
+    qtbot.addWidget(view)
+    view.resize(1024, 600)
+    view.set_project(project)
+    view.show()
+    qtbot.waitExposed(view)
+    qtbot.waitUntil(lambda: view.data is not None, timeout=COUNT_TIMEOUT)
+    assert view.status_card.value("Unreviewed").startswith("110 ")  # 120 training records, 10 approved
+    assert view.status_card.value(HELD_OUT_LABEL) == "5"
+    assert view.data.unreviewed == 110 and view.data.held_out == 5
+    # decisions made elsewhere, then Refresh pressed with the keyboard
+    project.approve(ids[10:20])
+    view.refresh(ids[10:20])  # the status card at once...
+    assert view.status_card.value("Unreviewed").startswith("100 ") and view.status_card.value(HELD_OUT_LABEL) == "5"
+    old = view.data
+    qtbot.waitUntil(lambda: view.data is not old and not view.is_computing(), timeout=COUNT_TIMEOUT)
+    old = view.data
+    view.refresh_button.setFocus()
+    qtbot.keyClick(view.refresh_button, Qt.Key.Key_Space)  # ...and a recount
+    qtbot.waitUntil(lambda: view.data is not old, timeout=COUNT_TIMEOUT)
+    assert view.status_card.value("Unreviewed").startswith("100 ") and view.status_card.value(HELD_OUT_LABEL) == "5"
+    assert view.status_card.value("Approved").startswith("20 ")
+    view.shutdown()
+
+
+def test_outliers_by_length_are_listed_and_read_with_the_keyboard(qtbot, project):
+    """Item 14: length outliers were missing from the table ("13 flagged" of 23), the
+    selected record's text could not be read, and the selection ring was hard to see."""
+    from ftcurate.gui import theme
+    from ftcurate.gui.theme import contrast_ratio
+
+    ids = project.ids(split="train")
+    report = make_report(project)
+    report["length_outliers"] = [{"index": ids[i], "tokens": 900 + i, "score": 7.0} for i in (60, 61, 3)]
+    view = MapView(interactive=False)
+    qtbot.addWidget(view)
+    view.resize(1024, 600)
+    view.set_project(project)
+    view.set_report(report)
+    view.set_map(grid_map(project))
+    view.show()
+    qtbot.waitExposed(view)
+    model = view.table_model
+    listed = [model.id_at(r) for r in range(model.rowCount())]
+    assert sorted(listed) == sorted({ids[i] for i in (3, 50, 77, 110, 60, 61)})  # 4 by meaning + 2 more by length
+    assert view.table_label.text().startswith("6 flagged: 4 by meaning") and "3 by length" in view.table_label.text()
+    why = {model.id_at(r): model.index(r, model.COL_WHY).data() for r in range(model.rowCount())}
+    assert why[ids[3]] == "meaning, length (903 tokens)" and why[ids[60]] == "length (960 tokens)"
+    assert why[ids[50]] == "meaning"
+    assert view.preview.toPlainText().strip() == mv.PREVIEW_PLACEHOLDER
+
+    # the keyboard: into the table, down the rows; the text of the current one is shown
+    view.table.setFocus()
+    qtbot.waitUntil(view.table.hasFocus)
+    qtbot.keyClick(view.table, Qt.Key.Key_Down)
+    row = view.table.currentIndex().row()
+    rid = model.id_at(row)
+    sr = project.get(rid)
+    text = view.preview.toPlainText()
+    assert sr.record.first_user in text and f"Record {sr.index}" in text  # named by its number in the file
+    assert "flagged by" in text
+    qtbot.keyClick(view.table, Qt.Key.Key_Down)
+    nxt = project.get(model.id_at(view.table.currentIndex().row()))
+    assert nxt.record.first_user in view.preview.toPlainText() and sr.id != nxt.id
+    # the record selected with the keyboard is ringed on the map, clearly
+    assert view.selected_ids() == [nxt.id]
+    assert len(view.ring.data) == 1 and len(view.ring_halo.data) == 1
+    assert view.ring.opts["size"] >= mv._POINT_SIZE + 8 and view.ring.opts["pen"].widthF() >= 2.5
+    for name in ("light", "dark"):
+        theme.apply_theme(name)
+        background = view.plot.backgroundBrush().color()
+        ring = view.ring.opts["pen"].color()
+        halo = view.ring_halo.opts["pen"].color()
+        assert contrast_ratio(ring, background) >= 3.0, name  # a mark: WCAG non-text contrast
+        assert halo == view.palette().color(view.palette().ColorRole.Base)
+    theme.apply_theme("light")
+    # Tab leaves the table (it does not walk its rows); Shift+Tab comes back
+    qtbot.keyClick(view.table, Qt.Key.Key_Tab)
+    assert not view.table.hasFocus()
+    qtbot.keyClick(view.focusWidget() or view, Qt.Key.Key_Backtab)
+    assert view.table.hasFocus()

@@ -22,7 +22,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QFontMetricsF, QPalette
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 #: Series colours, in order: the live run's training and validation loss first, then one
@@ -87,11 +87,11 @@ class CompactAxis(_FormattedAxis):
 
 
 class StepAxis(CompactAxis):
-    """The training-step axis: whole steps only, and never more labels than fit - at least
-    :attr:`MIN_PIXELS` a label, so that a narrow chart (a small window) shows "0  20  40"
-    rather than "0.20.40.60.8" run together."""
+    """The training-step axis: whole steps only, and never more labels than fit - each
+    label is measured, with :attr:`GAP` pixels between two - so that a narrow chart (a small
+    window) shows "0  500  1k" rather than "0.20.40.60.8" run together."""
 
-    MIN_PIXELS = 56
+    GAP = 12
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -101,8 +101,17 @@ class StepAxis(CompactAxis):
         span = float(maxVal) - float(minVal)
         if not (span > 0 and size > 0 and math.isfinite(span)):
             return super().tickSpacing(minVal, maxVal, size)
-        labels = max(1, int(size // self.MIN_PIXELS))
-        step = nice_step(span / labels, minimum=1.0)
+        metrics = QFontMetricsF(self.style.get("tickFont") or self.font())
+        step = nice_step(span / max(1.0, size / 24.0), minimum=1.0)
+        for _ in range(40):
+            first = math.ceil(float(minVal) / step) * step
+            values = np.arange(first, float(maxVal) + step * 1e-9, step)
+            if len(values) <= 1:
+                break
+            widest = max(metrics.horizontalAdvance(self.tick_text(v)) for v in values)
+            if (widest + self.GAP) * len(values) <= size:
+                break
+            step = nice_step(step * 1.0001)  # the next of 1, 2, 5 × 10^k
         minor = step / 5 if step >= 5 and step % 5 == 0 else step
         return [(step, 0), (minor, 0)]
 

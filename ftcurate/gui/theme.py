@@ -165,9 +165,24 @@ class FocusRingStyle(QProxyStyle):
     def __init__(self, base: str = "Fusion") -> None:
         super().__init__(base)
 
-    @staticmethod
-    def ring_color(option: QStyleOption) -> QColor:
-        return option.palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight)
+    _cache: dict = {}
+
+    @classmethod
+    def ring_color_for(cls, palette: QPalette) -> QColor:
+        """The palette's Highlight, lightened or darkened until it stands out (3:1, WCAG
+        non-text contrast) from the window, button and field backgrounds it is drawn on."""
+        group = QPalette.ColorGroup.Active
+        highlight = palette.color(group, QPalette.ColorRole.Highlight)
+        backgrounds = [palette.color(group, r) for r in (QPalette.ColorRole.Window, QPalette.ColorRole.Button,
+                                                          QPalette.ColorRole.Base)]
+        key = (highlight.rgba(), *(b.rgba() for b in backgrounds))
+        if key not in cls._cache:
+            nearest = min(backgrounds, key=lambda b: contrast_ratio(highlight, b))
+            cls._cache[key] = legible(highlight, nearest, 3.0)
+        return QColor(cls._cache[key])
+
+    def ring_color(self, option: QStyleOption) -> QColor:
+        return self.ring_color_for(option.palette)
 
     def _ring(self, option: QStyleOption, painter: QPainter, inset: float = 1.0) -> None:
         painter.save()

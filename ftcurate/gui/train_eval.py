@@ -145,6 +145,8 @@ class EvaluatePanel(QWidget):
         self.max_new_spin.setToolTip("Length limit of each generated answer")
         row.addWidget(self.max_new_spin)
         row.addStretch(1)
+        v.addLayout(row)
+        row = QHBoxLayout()  # the buttons on a line of their own: the tab fits a 1024-pixel window
         self.eval_button = QPushButton("Evaluate")
         self.eval_button.setToolTip("Loss, perplexity and sample answers of the base model and base + adapter "
                                     "(saved in the run folder as eval_report.json)")
@@ -156,6 +158,7 @@ class EvaluatePanel(QWidget):
         self.merge_button.clicked.connect(self.choose_merge_dir)
         row.addWidget(self.eval_button)
         row.addWidget(self.eval_cancel_button)
+        row.addStretch(1)
         row.addWidget(self.merge_button)
         v.addLayout(row)
         self.eval_status = wrap_label()
@@ -165,6 +168,7 @@ class EvaluatePanel(QWidget):
         self.metrics_table.setHorizontalHeaderLabels(["Base", "Tuned", "Change"])
         self.metrics_table.setVerticalHeaderLabels(["Loss", "Perplexity"])
         self.metrics_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.metrics_table.setTabKeyNavigation(False)  # Tab moves on to the next widget (arrows between cells)
         self.metrics_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.metrics_table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.metrics_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -175,6 +179,7 @@ class EvaluatePanel(QWidget):
         self.gen_table = QTableWidget(0, 4)
         self.gen_table.setHorizontalHeaderLabels(["Prompt", "Reference", "Base", "Tuned"])
         self.gen_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.gen_table.setTabKeyNavigation(False)
         self.gen_table.setWordWrap(True)
         self.gen_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         # rows of six lines (drag a row border for more; the tooltip holds the whole text):
