@@ -1042,7 +1042,7 @@ def lsh_query_band_keys(lsh, band_keys: list[list[bytes]], rows: Optional[Sequen
 
 def lsh_self_pairs(lsh, keys: set, max_bucket: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """All pairs ``(i, j)``, ``i < j``, of integer keys that share a bucket of ``lsh`` (what
-    querying every indexed key would find), read bucket by bucket through the storage API.
+    querying every indexed key would find), read through the storage API (``getmany``).
     Members that are not :func:`lsh_key` digit strings of ``keys`` (left in a shared storage by
     someone else, e.g. a pickle) are ignored and never deserialised. Buckets with more than
     ``max_bucket`` members contribute only the pairs with their smallest member."""
@@ -1050,11 +1050,12 @@ def lsh_self_pairs(lsh, keys: set, max_bucket: int = 1000) -> tuple[np.ndarray, 
     pi: list[int] = []
     pj: list[int] = []
     for table in lsh.hashtables:
-        for bucket, c in table.itemcounts().items():
-            if c < 2:
-                continue
-            members = (lsh_key_value(x) for x in table.get(bucket))
-            m = sorted({k for k in members if k is not None and k in keys})
+        buckets = [b for b, c in table.itemcounts().items() if c >= 2]
+        groups = []
+        for s0 in range(0, len(buckets), 2000):  # read in batches: one round trip each in Redis
+            groups.extend(table.getmany(*buckets[s0:s0 + 2000]))
+        for got in groups:
+            m = sorted({k for k in map(lsh_key_value, got) if k is not None and k in keys})
             if len(m) == 2:
                 pi.append(m[0])
                 pj.append(m[1])
