@@ -579,8 +579,9 @@ class Project(SourcesMixin):
             for info in bad:
                 self._damaged[info["id"]] = info
             raise DamagedRecord(
-                f"{few([str(b['index']) for b in bad])}: damaged in project {self.path} "
-                f"({bad[0]['reason']}); not changed. The other records can be reviewed as usual.", bad)
+                f"{'Record' if len(bad) == 1 else 'Records'} {few([str(b['index']) for b in bad])} "
+                f"{'is' if len(bad) == 1 else 'are'} damaged in project {self.path} ({bad[0]['reason']}); "
+                "nothing was changed. The other records can be reviewed as usual.", bad)
         if len(out) != len(ids):
             missing = [i for i in ids if i not in out]
             raise KeyError(f"no record with id {few(missing)} in project {self.path}")
