@@ -40,8 +40,8 @@ def _progress_printer(args):
         return None
 
     def progress(done: int, total: int, message: str) -> None:
-        end = f"/{total}" if total else ""
-        sys.stderr.write(f"\r{message} {done}{end}   ")
+        end = f"/{total:,}" if total else ""
+        sys.stderr.write(f"\r\x1b[K{message} {done:,}{end}")  # \x1b[K: clear the rest of the line
         sys.stderr.flush()
 
     return progress
