@@ -68,20 +68,13 @@ def cmd_validate(args) -> int:
 
 
 def _open_project(path: str, create: bool = False, readonly: bool = False, wait: float = 0.0):
-    from .core.project.store import Project, ProjectError, ProjectNeedsUpgrade
+    from .core.project.store import Project
 
     if not create and not os.path.exists(path):
         raise CliError(f"{path}: no such project (create one with `ftcurate import DATASET --project {path}`)",
                        "not_found")
     if readonly:
-        try:
-            return Project.open(path, readonly=True)
-        except ProjectNeedsUpgrade as old:
-            try:
-                Project.open(path, wait=wait).close()  # upgraded once, for writing; then read as asked
-            except ProjectError as exc:
-                raise ProjectError(f"{old}; it cannot be upgraded now: {exc}") from None
-            return Project.open(path, readonly=True)
+        return Project.open(path, readonly=True)  # (an older project is upgraded first)
 
     def waiting(exc) -> None:
         print(f"ftcurate: waiting up to {wait:g} s for the project: {exc}", file=sys.stderr, flush=True)

@@ -686,3 +686,21 @@ def test_stats_upgrades_an_old_project_once_then_reads_it(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["sources"][0]["complete"] is True
     with raw(path) as c:
         assert c.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION
+
+
+def test_a_read_only_open_of_an_older_project_upgrades_it_first(tmp_path):
+    """What the app does to find the project of a dataset it opened before: those projects
+    are of the older schema, and must still be found (with their decisions)."""
+    path = str(tmp_path / "old.ftcurate")
+    with raw(path) as c:
+        c.execute("BEGIN")
+        store_mod._MIGRATIONS[0](c)
+        c.execute("PRAGMA user_version = 1")
+        c.execute(f"PRAGMA application_id = {store_mod.APPLICATION_ID}")
+        c.execute("INSERT INTO sources(path, format, role, sha256, total, imported_at) "
+                  "VALUES ('a.jsonl', 'openai-chat', 'train', 'x', 3, 0)")
+        c.execute("COMMIT")
+    with Project.open(path, readonly=True) as p:
+        assert p.readonly and p.schema_version == store_mod.SCHEMA_VERSION
+        assert p.sources()[0]["sha256"] == "x" and p.sources()[0]["complete"]
+    assert not os.path.exists(path + ".lock") or open(path + ".lock").read() == ""

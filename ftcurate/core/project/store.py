@@ -124,6 +124,9 @@ class Project(SourcesMixin):
              on_wait: Optional[Callable[[ProjectInUse], None]] = None) -> "Project":
         """Open a project (``create=True`` makes a new one if ``path`` does not exist).
 
+        A read-only open of a project written by an older ftcurate upgrades its schema first
+        (what a writable open does); the data is not changed.
+
         Raises :class:`ProjectInUse` when another process or Project object has it open for
         writing (after waiting up to ``wait`` seconds for it to let go; ``on_wait`` hears
         once that waiting started), :class:`ProjectReadOnly` / :class:`ProjectDiskFull`
@@ -182,6 +185,14 @@ class Project(SourcesMixin):
     @classmethod
     def _open_readonly(cls, path: str) -> "Project":
         try:
+            conn = cls._connect_readonly(path, immutable=False)
+        except ProjectNeedsUpgrade as old:
+            # A project of an older schema is upgraded once (as any writable open would),
+            # then read as asked; a read-only or busy one says why it cannot be.
+            try:
+                cls.open(path).close()
+            except ProjectError as exc:
+                raise ProjectNeedsUpgrade(f"{old}; it cannot be upgraded now: {exc}") from None
             conn = cls._connect_readonly(path, immutable=False)
         except ProjectWriteError:
             # Reading a WAL-mode file needs its -shm beside it: a read-only folder or a full
