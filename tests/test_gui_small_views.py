@@ -15,6 +15,7 @@ pytest.importorskip("pytestqt")
 pg = pytest.importorskip("pyqtgraph")
 
 from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtGui import QFontMetricsF  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from ftcurate.gui.charts import StepAxis  # noqa: E402
@@ -74,10 +75,17 @@ def test_the_small_charts_keep_their_ticks_apart(qtbot, window):
         width = axis.geometry().width()
         values = axis.tickValues(lo, hi, width)[0][1]
         labels = axis.tickStrings(values, 1.0, 1.0)
-        font = axis.style.get("tickFont") or chart.font()
         needed = sum(chart.fontMetrics().horizontalAdvance(t) + 8 for t in labels)
         assert needed <= width, (chart.title, labels, width)  # the labels do not run together
         assert len(values) >= 2, chart.title
+        # the title is whole (the short one when the chart is narrow), not cut off
+        title = chart.plot.getPlotItem().titleLabel.text
+        assert title in (chart.title, chart.short_title), title
+        assert title == chart.shown_title()
+        box = chart.plot.getPlotItem().getViewBox()
+        font = chart.font()
+        font.setPointSizeF(chart.TITLE_PT)
+        assert QFontMetricsF(font).horizontalAdvance(title) <= box.width(), (title, box.width())
 
 
 def test_the_training_settings_are_reachable_with_the_keyboard(qtbot, window):

@@ -22,7 +22,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFontMetricsF, QPalette
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPalette
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 #: Series colours, in order: the live run's training and validation loss first, then one
@@ -153,10 +153,14 @@ class MetricChart(QWidget):
     ``add_series`` once per curve, then ``add_point``/``set_data``. ``data(name)`` returns
     what the curve's PlotDataItem holds (the drawn x and y arrays)."""
 
+    TITLE_PT = 9.0
+
     def __init__(self, title: str, y_label: str = "", parent: Optional[QWidget] = None,
-                 left_axis: Optional[pg.AxisItem] = None) -> None:
+                 left_axis: Optional[pg.AxisItem] = None, short_title: str = "") -> None:
         super().__init__(parent)
         self.title = title
+        self.short_title = short_title  # shown when the chart is too narrow for the title
+        self._shown_title = ""
         axes = {"bottom": StepAxis("bottom")}
         if left_axis is not None:
             axes["left"] = left_axis
@@ -323,7 +327,8 @@ class MetricChart(QWidget):
             ax = self.plot.getAxis(axis)
             ax.setPen(pg.mkPen(fg))
             ax.setTextPen(pg.mkPen(fg))
-        self.plot.setTitle(self.title, color=fg.name(), size="9pt")
+        self._shown_title = ""
+        self._apply_title()
         if self.legend is not None:
             self.legend.setLabelTextColor(fg)
             for _sample, label in self.legend.items:
@@ -332,6 +337,30 @@ class MetricChart(QWidget):
             back = QColor(bg)
             back.setAlpha(200)
             self.legend.setBrush(pg.mkBrush(back))
+
+    def shown_title(self) -> str:
+        """The title, else the short title, else the title cut with "…": what fits the width."""
+        font = QFont(self.font())
+        font.setPointSizeF(self.TITLE_PT)
+        metrics = QFontMetricsF(font)
+        # the title is centred over the plot area: the chart less its left axis
+        room = max(0.0, self.width() - self.plot.getAxis("left").width() - 12.0)
+        for text in (self.title, self.short_title):
+            if text and metrics.horizontalAdvance(text) <= room:
+                return text
+        return metrics.elidedText(self.short_title or self.title, Qt.TextElideMode.ElideRight, room)
+
+    def _apply_title(self) -> None:
+        text = self.shown_title()
+        if text != self._shown_title:
+            self._shown_title = text
+            fg = self.palette().color(QPalette.ColorRole.Text)
+            self.plot.setTitle(text, color=fg.name(), size=f"{self.TITLE_PT:g}pt")
+            self.plot.setToolTip(self.title if text != self.title else "")
+
+    def resizeEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt's name
+        super().resizeEvent(event)
+        self._apply_title()
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
         if event.type() == QEvent.Type.PaletteChange:

@@ -65,11 +65,12 @@ class RunsPanel(QWidget):
         grid = QGridLayout()
         grid.setSpacing(6)
         self.loss_chart = LossChart("Loss")
-        self.lr_chart = MetricChart("Learning rate", left_axis=ScientificAxis("left"))
+        self.lr_chart = MetricChart("Learning rate", left_axis=ScientificAxis("left"), short_title="LR")
         self.lr_chart.add_series("lr", COLORS[3])
-        self.throughput_chart = MetricChart("Throughput", "tokens/s", left_axis=CompactAxis("left"))
+        self.throughput_chart = MetricChart("Throughput", "tokens/s", left_axis=CompactAxis("left"),
+                                            short_title="Speed")
         self.throughput_chart.add_series("tokens_per_second", COLORS[2])
-        self.memory_chart = MetricChart("GPU memory", "GiB")
+        self.memory_chart = MetricChart("GPU memory", "GiB", short_title="GPU")
         self.memory_chart.add_series("gpu_memory", COLORS[4])
         grid.addWidget(self.loss_chart, 0, 0, 1, 3)
         grid.addWidget(self.lr_chart, 1, 0)
@@ -101,7 +102,7 @@ class RunsPanel(QWidget):
         side_w = QWidget()
         side_w.setLayout(side)
         side.setContentsMargins(0, 0, 0, 0)
-        side_w.setFixedWidth(210)
+        side_w.setFixedWidth(190)
         h.addWidget(side_w)
 
     # -- the runs list --------------------------------------------------------------------------
