@@ -46,8 +46,9 @@ def test_reopening_the_open_dataset_just_shows_it(qtbot, window, dataset, monkey
     project = open_and_wait(qtbot, window, dataset)
     focus_table(qtbot, window)
     choose_in_file_dialog(monkeypatch, dataset)
-    qtbot.keyClick(window.table, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
-    assert window.project is project and not window.is_loading()
+    with qtbot.waitSignal(window.project_loaded, timeout=60_000) as got:
+        qtbot.keyClick(window.table, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    assert got.args[0] is project and window.project is project and not project.closed
     assert "already open" in window.statusBar().currentMessage()
 
 

@@ -51,14 +51,15 @@ def _with_frame(opener, *args, progress=None, cancel=None):
         result.report = stored[1] if stored and isinstance(stored[1], dict) else None
         result.frame = RecordFrame.from_project(result.project, result.report, progress=progress, cancel=cancel)
     except BaseException:
-        result.project.close()
+        _close_result(result)
         raise
     return result
 
 
 def _close_result(result) -> None:
+    """Close what an open task opened (never the window's own project, handed back as ``reused``)."""
     project = getattr(result, "project", None)
-    if project is not None:
+    if project is not None and not getattr(result, "reused", False):
         project.close()
 
 
@@ -382,6 +383,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         self.settings.setValue("view/theme", key)
         theme.apply_theme(key)
         self._show_current()
+        self._update_counts()  # the status bar's coloured dots
 
     def edit_scan_settings(self) -> None:
         from .dialogs import ScanSettingsDialog, load_scan_settings, save_scan_settings
@@ -556,7 +558,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
             if options is not None:  # the dialog chose the held-out data
                 tests = []
             worker = Worker(_with_frame, tasks.open_dataset, path, str(appsettings.projects_dir()), tuple(tests),
-                            options, title=f"Importing {name}", discard=_close_result, parent=self)
+                            options, self.project, title=f"Importing {name}", discard=_close_result, parent=self)
         worker.finished.connect(self._on_loaded)
         if not tasks.is_project_file(path):
             self._maybe_preview(path)
@@ -570,17 +572,10 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         self._update_enabled()
 
     def _is_open_already(self, path: str, options) -> bool:
-        """``path`` is the open project's file, or (without new import options) its dataset."""
-        if self.project is None:
-            return False
-        if tasks.is_project_file(path):
-            return os.path.abspath(self.project.path) == path
-        if options is not None:
-            return False
-        try:
-            return any(s["role"] == "train" and s["path"] == path for s in self.project.sources())
-        except Exception:  # noqa: BLE001 - an unreadable project: open the file anew
-            return False
+        """``path`` is the open project's file. (The open project's unchanged dataset is found
+        by the open task, which hands the open project back: see ``tasks.open_dataset``.)"""
+        return (self.project is not None and tasks.is_project_file(path)
+                and os.path.abspath(self.project.path) == path)
 
     def _start(self, worker: Worker) -> None:
         self._workers.append(worker)
@@ -590,6 +585,11 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
 
     @Slot(object)
     def _on_loaded(self, result: tasks.OpenResult) -> None:
+        if getattr(result, "reused", False) and result.project is self.project:
+            self.stack.setCurrentWidget(self.review_page)
+            self.statusBar().showMessage(f"{os.path.basename(result.dataset or '')} is already open", 5000)
+            self.project_loaded.emit(result.project)
+            return
         row = self.table.currentIndex().row() if self.is_previewing() else None
         self._end_preview()
         self.set_project(result.project, result)

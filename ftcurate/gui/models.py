@@ -20,6 +20,7 @@ import numpy as np
 
 from ..core.project.store import Project, StoredRecord
 from ..core.project.table import CHARS_PER_TOKEN, RecordFrame, flag_names
+from .theme import readable
 
 STATUS_COLORS = {
     "unreviewed": "#868e96",
@@ -398,9 +399,9 @@ class RecordTableModel(BlockCachedModel, QAbstractTableModel):
                 return status_icon(item.status)
         elif role == Qt.ItemDataRole.ForegroundRole:
             if col == self.COL_STATUS:
-                return QColor(STATUS_COLORS.get(item.status, "#868e96"))
+                return readable(STATUS_COLORS.get(item.status, "#868e96"))
             if col == self.COL_FLAGS:
-                return QColor("#e8590c")
+                return readable("#e8590c")
         elif role == Qt.ItemDataRole.FontRole:
             if col == self.COL_STATUS and item.edited:
                 return self._italic

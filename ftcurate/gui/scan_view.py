@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal, Slot
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QStackedWidget,
                                QVBoxLayout, QWidget)
 
 from .models import RowsTableModel
+from .theme import readable, set_muted
 from .widgets import list_table
 
 EMPTY_TEXT = "No scan yet — run Scan ▸ Run quality scan"
@@ -205,11 +205,11 @@ class FindingsModel(RowsTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return (f.kind, str(f.number), f.detail)[col]
         if role == Qt.ItemDataRole.ToolTipRole:
-            return (f.kind, f"record {f.number} (id {f.record_id})", f.detail)[col]
+            return (f.kind, f"record {f.number}", f.detail)[col]
         if role == Qt.ItemDataRole.UserRole:
             return f.record_id
         if role == Qt.ItemDataRole.ForegroundRole and col == self.COL_KIND:
-            return QColor(_GROUP_COLORS.get(f.group, "#495057"))
+            return readable(_GROUP_COLORS.get(f.group, "#495057"))
         if role == Qt.ItemDataRole.TextAlignmentRole and col == self.COL_RECORD:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -233,7 +233,7 @@ class FindingsPanel(QWidget):
         self.kind_filter.setToolTip("Show one kind of finding")
         self.kind_filter.currentIndexChanged.connect(self._on_kind_changed)
         self.summary_label = QLabel()
-        self.summary_label.setStyleSheet("color: #6b7280")
+        set_muted(self.summary_label)
         bar.addWidget(QLabel("Show"))
         bar.addWidget(self.kind_filter)
         bar.addWidget(self.summary_label, 1)
@@ -248,7 +248,8 @@ class FindingsPanel(QWidget):
         self.empty_label = QLabel(NO_PROJECT_TEXT)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)
-        self.empty_label.setStyleSheet("color: #6b7280; font-size: 13px; padding: 12px")
+        self.empty_label.setStyleSheet("font-size: 13px; padding: 12px")
+        set_muted(self.empty_label)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty_label)
         self.stack.addWidget(view)

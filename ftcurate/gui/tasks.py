@@ -74,6 +74,7 @@ class OpenResult:
     created: bool = False  # True when the dataset was imported just now
     reports: list = field(default_factory=list)  # ValidationReports of the imports
     test_files: list = field(default_factory=list)
+    reused: bool = False  # True when the project is the one the window already has open
 
 
 @dataclass
@@ -176,7 +177,7 @@ def open_project(path: str, progress: Optional[ProgressCallback] = None,
 
 
 def open_dataset(dataset: str, projects_dir: str | os.PathLike, test_files: tuple = (),
-                 options: Optional[ImportOptions] = None,
+                 options: Optional[ImportOptions] = None, open_now: Optional[Project] = None,
                  progress: Optional[ProgressCallback] = None,
                  cancel: Optional[CancelCheck] = None) -> OpenResult:
     """Open the project made from ``dataset``, importing it first when needed.
@@ -186,6 +187,9 @@ def open_dataset(dataset: str, projects_dir: str | os.PathLike, test_files: tupl
     of ``test_files`` with role "test") is imported into ``<name>.partial``, which is
     renamed into place only when every import succeeded, so a cancelled or failed
     import never leaves a half-made project behind.
+
+    ``open_now``: the project the caller has open; when it is the one to open, it is handed back
+    (``reused``) instead of being opened a second time.
 
     ``options`` (from the import dialog; its ``path`` is not used, ``dataset`` is) set the
     format and column mapping and add held-out data: its ``test_file`` is imported after
@@ -216,6 +220,10 @@ def open_dataset(dataset: str, projects_dir: str | os.PathLike, test_files: tupl
             target = candidate
             break
         if _matches(candidate, dataset, digest, options_key):
+            if open_now is not None and os.path.abspath(open_now.path) == os.path.abspath(candidate):
+                # the window has it open already (the file has not changed): show it again
+                return OpenResult(project=open_now, dataset=dataset, created=False, test_files=list(test_files),
+                                  reused=True)
             if progress:
                 progress(0, 0, f"Opening {os.path.basename(candidate)}")
             return OpenResult(project=Project.open(candidate), dataset=dataset, created=False,

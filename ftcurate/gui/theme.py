@@ -252,8 +252,20 @@ def apply_theme(key: str, app: Optional[QApplication] = None) -> bool:
 def _repolish(app: QApplication) -> None:
     """Widgets with a style sheet keep the palette they were polished with: polish them again
     so that none keeps the previous theme's text colour."""
-    for w in app.allWidgets():
-        if w.styleSheet():
+    widgets = app.allWidgets()
+    styled = {id(w) for w in widgets if w.styleSheet()}
+    if not styled:
+        return
+
+    def under_a_sheet(w: QWidget) -> bool:  # a style sheet also styles the children of its widget
+        while w is not None:
+            if id(w) in styled:
+                return True
+            w = w.parentWidget()
+        return False
+
+    for w in widgets:
+        if under_a_sheet(w):
             style = w.style()
             style.unpolish(w)
             style.polish(w)
@@ -270,6 +282,27 @@ def is_dark() -> bool:
 def colors() -> ThemeColors:
     """The semantic colours of the theme in use."""
     return DARK if is_dark() else LIGHT
+
+
+_READABLE: dict = {}
+
+
+def readable(color: QColor | str, minimum: float = 4.5) -> QColor:
+    """``color`` adjusted to be read on every background of the theme in use (window, base and
+    the alternate row colour): 4.5:1 for text, 3:1 for marks. Category colours (statuses,
+    finding kinds) keep their hue; cached per theme."""
+    dark = is_dark()
+    key = (QColor(color).name(QColor.NameFormat.HexArgb), minimum, dark)
+    out = _READABLE.get(key)
+    if out is None:
+        c = colors()
+        alternate = "#25292e" if dark else "#f6f7f8"
+        out = QColor(color)
+        for _ in range(3):  # each step can only move away from every background of one theme
+            for bg in (c.window, c.base, alternate):
+                out = legible(out, bg, minimum)
+        _READABLE[key] = out
+    return QColor(out)
 
 
 def set_muted(label: QWidget) -> QWidget:

@@ -18,6 +18,7 @@ from ..core.project.store import StoredRecord
 from .keys import action_keys
 from .models import STATUS_COLORS, STATUS_LABELS
 from .settings import ICON_PATH
+from .theme import set_muted
 
 # role -> (label colour, background, border)
 ROLE_STYLES = {
@@ -41,11 +42,16 @@ _MUTED = "#6b7280"
 
 def _palette() -> tuple[dict, str, str, str]:
     """(role styles, text colour, muted colour, page background) for the current theme."""
-    from .theme import is_dark
+    from .theme import colors
 
-    if is_dark():
-        return ROLE_STYLES_DARK, "#e9ecef", "#adb5bd", "#1e2125"
-    return ROLE_STYLES, _TEXT, _MUTED, "#ffffff"
+    c = colors()
+    return (ROLE_STYLES_DARK if c.dark else ROLE_STYLES), c.text, c.muted, c.base
+
+
+def _readable(color: str) -> str:
+    from .theme import readable
+
+    return readable(color).name()
 
 
 def _esc(text: Optional[str]) -> str:
@@ -67,7 +73,7 @@ def conversation_html(sr: StoredRecord, findings: Iterable[tuple[str, str]] = ()
     records are selected (said first: decisions and labels go to all of them)."""
     rec = sr.record
     styles, _TEXT, _MUTED, _bg = _palette()
-    color = STATUS_COLORS.get(sr.status, _MUTED)
+    color = _readable(STATUS_COLORS.get(sr.status, _MUTED))
     where = os.path.basename(rec.source.file) or "?"
     if sr.line is not None:
         where += f", line {sr.line}"
@@ -89,7 +95,7 @@ def conversation_html(sr: StoredRecord, findings: Iterable[tuple[str, str]] = ()
         + "</span>",
     ]
     if sr.is_edited:
-        parts.append(f'<br><span style="color:{STATUS_COLORS["edited"]}">Showing the edited version '
+        parts.append(f'<br><span style="color:{_readable(STATUS_COLORS["edited"])}">Showing the edited version '
                      "(the original is kept).</span>")
     if sr.labels:
         parts.append(f'<br><span style="color:{_MUTED}">Labels:</span> ' + ", ".join(_esc(x) for x in sr.labels))
@@ -103,7 +109,7 @@ def conversation_html(sr: StoredRecord, findings: Iterable[tuple[str, str]] = ()
         parts.append(f'<br><span style="color:{_MUTED}">Tools offered:</span> ' + _esc(", ".join(names)))
     findings = list(findings)
     if findings:
-        parts.append('<br><span style="color:#e8590c; font-weight:600">Found by the scan:</span>')
+        parts.append(f'<br><span style="color:{_readable("#e8590c")}; font-weight:600">Found by the scan:</span>')
         parts.append("".join(f'<br>&nbsp;&nbsp;&#9888; <b>{_esc(kind)}</b>'
                              + (f' <span style="color:{_MUTED}">— {_esc(reason)}</span>' if reason else "")
                              for kind, reason in findings))
@@ -146,7 +152,8 @@ def conversation_html(sr: StoredRecord, findings: Iterable[tuple[str, str]] = ()
 
 
 class ConversationView(QTextBrowser):
-    """Read-only view of the selected record."""
+    """Read-only view of the selected record. It redraws itself in the new colours when the
+    theme changes (the HTML carries colours, so a theme switch alone would leave it stale)."""
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -155,6 +162,8 @@ class ConversationView(QTextBrowser):
         self.document().setDocumentMargin(12)
         self.record_id: Optional[int] = None
         self.selected = 0  # records selected when the record was shown
+        self._shown: tuple = ()  # what to draw again after a theme change
+        self._redrawing = False
         self.show_placeholder()
 
     def _paint_background(self) -> None:
@@ -165,17 +174,36 @@ class ConversationView(QTextBrowser):
         if sr is None:
             self.show_placeholder()
             return
+        findings = list(findings)
         keep = self.verticalScrollBar().value() if sr.id == self.record_id else 0
         self.record_id = sr.id
         self.selected = selected
+        self._shown = ("record", sr, findings, selected)
         self._paint_background()
         self.setHtml(conversation_html(sr, findings, selected))
         self.verticalScrollBar().setValue(keep)
 
     def show_placeholder(self, text: str = "Select a record to read it here.") -> None:
         self.record_id = None
+        self._shown = ("placeholder", text)
         self._paint_background()
         self.setHtml(f'<p style="color:{_palette()[2]}; margin-top:24px" align="center">{_esc(text)}</p>')
+
+    def changeEvent(self, event) -> None:  # noqa: ANN001
+        super().changeEvent(event)
+        if event.type() == event.Type.PaletteChange and not self._redrawing and self._shown:
+            self._redrawing = True
+            try:
+                if self._shown[0] == "record":
+                    _, sr, findings, selected = self._shown
+                    keep = self.verticalScrollBar().value()
+                    self._paint_background()
+                    self.setHtml(conversation_html(sr, findings, selected))
+                    self.verticalScrollBar().setValue(keep)
+                else:
+                    self.show_placeholder(self._shown[1])
+            finally:
+                self._redrawing = False
 
 
 # -- icons --------------------------------------------------------------------------------
@@ -319,7 +347,7 @@ class StartPage(QWidget):
         f.setBold(True)
         title.setFont(f)
         subtitle = QLabel("Review and clean fine-tuning datasets, one conversation at a time.")
-        subtitle.setStyleSheet(f"color: {_MUTED}")
+        set_muted(subtitle)
         titles.addWidget(title)
         titles.addWidget(subtitle)
         head.addLayout(titles)
@@ -345,7 +373,7 @@ class StartPage(QWidget):
         col.addLayout(buttons)
 
         hint = QLabel("…or drop a dataset or project file onto this window.")
-        hint.setStyleSheet(f"color: {_MUTED}")
+        set_muted(hint)
         col.addWidget(hint)
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -367,7 +395,7 @@ class StartPage(QWidget):
         self.recent_list.itemActivated.connect(lambda item: self.open_recent.emit(item.data(Qt.ItemDataRole.UserRole)))
         col.addWidget(self.recent_list)
         self.no_recent = QLabel("No recent projects yet.")
-        self.no_recent.setStyleSheet(f"color: {_MUTED}")
+        set_muted(self.no_recent)
         col.addWidget(self.no_recent)
 
         row.addLayout(col)
@@ -382,7 +410,7 @@ class StartPage(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, path)
             item.setToolTip(path)
             if not os.path.exists(path):
-                item.setForeground(QColor(_MUTED))
+                item.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText))
                 item.setToolTip(path + "\n(missing)")
             self.recent_list.addItem(item)
         has = self.recent_list.count() > 0
@@ -544,7 +572,7 @@ class ShortcutsDialog(QDialog):
                       "between tabs; Tab moves between the parts of a tab. Decisions are saved at once "
                       "and can be undone.")
         note.setWordWrap(True)
-        note.setStyleSheet(f"color: {_MUTED}")
+        set_muted(note)
         layout.addWidget(note)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         box.rejected.connect(self.reject)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QLabel, QMenu, QMessageBox, QToolBar
 from .. import __version__
 from ..core.project.store import STATUSES
 from . import theme
+from .theme import readable
 from .models import STATUS_COLORS, STATUS_LABELS
 from .keys import is_single_key, key_shortcut
 from .widgets import ShortcutsDialog, drawn_icon
@@ -279,9 +280,10 @@ class ChromeMixin:
         review = {st: counts.get(st, 0) - held.get(st, 0) for st in STATUSES}
         total, test = sum(review.values()), sum(held.values())
         decided = total - review.get("unreviewed", 0)
-        text = (f'<span style="color:{STATUS_COLORS["unreviewed"]}">&#9679;</span>&nbsp;'
+        dot = {st: readable(STATUS_COLORS[st], 3.0).name() for st in ("unreviewed", "approved")}
+        text = (f'<span style="color:{dot["unreviewed"]}">&#9679;</span>&nbsp;'
                 f'{review.get("unreviewed", 0):,}&nbsp;unreviewed&nbsp;&nbsp;'
-                f'<span style="color:{STATUS_COLORS["approved"]}">&#9679;</span>&nbsp;{decided:,}&nbsp;decided')
+                f'<span style="color:{dot["approved"]}">&#9679;</span>&nbsp;{decided:,}&nbsp;decided')
         who = self.project.reviewer
         if self.width() >= self.WIDE_STATUS:  # room for the held-out count and the reviewer
             if test:
