@@ -319,7 +319,10 @@ def test_import_options_with_a_test_file(qtbot, tmp_path):
     dialog.set_test_file(str(tmp_path / "missing.csv"))
     assert not dialog.ok_button.isEnabled() and "no such file" in dialog.error_label.text()
     dialog.set_test_file(str(test))
+    assert not dialog.ok_button.isEnabled()  # until the test file is checked (issue 11, item 16)
+    qtbot.waitUntil(lambda: dialog.test_report is not None and not dialog.is_busy(), timeout=TIMEOUT)
     assert dialog.ok_button.isEnabled()
+    assert "Test file: 4 records" in dialog.test_summary.text()
     options = dialog.import_options()
     assert options.test_file == str(test) and options.test_fraction == 0.0
     result = tasks.open_dataset(str(data), tmp_path / "projects", (), options)

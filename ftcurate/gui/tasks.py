@@ -23,6 +23,7 @@ from typing import Optional
 from ..core.io.export import ExportResult, assign_validation, export_project
 from ..core.io.formats import DatasetError, DatasetReader, rawio
 from ..core.io.ingest import INCLUDE_CHOICES, file_sha256, import_dataset
+from ..core.io.validate import heldout_reading
 from ..core.progress import CancelCheck, Cancelled, ProgressCallback
 from ..core.project.store import Project, ProjectError, ProjectInUse
 
@@ -245,8 +246,8 @@ def open_dataset(dataset: str, projects_dir: str | os.PathLike, test_files: tupl
     try:
         reports.append(import_dataset(project, dataset, fmt, mapping, progress=progress, cancel=cancel))
         for test in test_files:
-            same_kind = os.path.splitext(test)[1].lower() == os.path.splitext(dataset)[1].lower()
-            reports.append(import_dataset(project, test, fmt if same_kind else "auto", mapping if same_kind else None,
+            test_fmt, test_mapping = heldout_reading(dataset, test, fmt, mapping)  # as the import dialog checks it
+            reports.append(import_dataset(project, test, test_fmt, test_mapping,
                                           role="test", progress=progress, cancel=cancel))
         if options is not None:
             if options.test_fraction > 0:

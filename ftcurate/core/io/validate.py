@@ -290,6 +290,15 @@ def validate_path(path: str, fmt: str = "auto", mapping: Optional[dict] = None,
     return report
 
 
+def heldout_reading(dataset: str, heldout: str, fmt: str = "auto",
+                    mapping: Optional[dict] = None) -> tuple[str, Optional[dict]]:
+    """How a held-out file is read beside ``dataset`` read with ``fmt`` / ``mapping``: the
+    same way when it has the same extension (a CSV test file with the same columns), else
+    its format is detected. Returns (format, mapping)."""
+    same_kind = os.path.splitext(heldout)[1].lower() == os.path.splitext(dataset)[1].lower()
+    return (fmt, mapping) if same_kind else ("auto", None)
+
+
 def system_turn_expected(fmt: str, container: str, mapping: Optional[dict]) -> bool:
     """Whether a record of this format is expected to have a system message: OpenAI chat
     (its recipe warns about a missing one), also as a messages column of a table."""

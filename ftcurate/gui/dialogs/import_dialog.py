@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QComboBox, QDial
 
 from ...core.io.formats import FORMAT_CHOICES
 from ...core.io.formats.tabular import MAPPING_KEYS
-from ...core.io.validate import ValidationReport, validate_path
+from ...core.io.validate import ValidationReport, heldout_reading, validate_path
 from .. import tasks
 from ..models import RowsTableModel
 from ..workers import Worker
@@ -127,12 +127,24 @@ class ProblemsModel(RowsTableModel):
         return None
 
 
+def mixed_formats_note(report: ValidationReport) -> str:
+    """A line for a file whose records are of several formats ("" when they are not)."""
+    if not report.mixed_formats:
+        return ""
+    others = [(k, v) for k, v in sorted(report.format_votes.items(), key=lambda kv: -kv[1]) if k != report.format]
+    what = ", ".join(f"{v:,} {FORMAT_LABELS.get(k, k)}" for k, v in others)
+    return (f"Mixed formats: most records are {FORMAT_LABELS.get(report.format, report.format)}, which is how the "
+            f"file is read; others look like another format ({what}, among the records checked) and can't be "
+            "imported this way — choose their format above to read those instead.")
+
+
 def _table(model: QAbstractTableModel, stretch: int) -> QTableView:
     view = QTableView()
     view.setModel(model)
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setTabKeyNavigation(False)  # Tab moves on to the next field, not to the next cell
     view.setWordWrap(False)
     view.setAlternatingRowColors(True)
     view.verticalHeader().hide()
@@ -170,6 +182,15 @@ class ImportDialog(QDialog):
         self._columns: list = []
         self._gen = 0
         self._workers: list[Worker] = []
+        self._test_workers: list[Worker] = []  # checks of the test file (not stopped by a refresh)
+        self.test_report: Optional[ValidationReport] = None  # the chosen test file, checked
+        self._test_error = ""  # why the chosen test file can't be read
+        self._test_checked = ""  # the test file (and how it is read) that test_report is about
+        self._test_gen = 0
+        self._test_timer = QTimer(self)
+        self._test_timer.setSingleShot(True)
+        self._test_timer.setInterval(250)  # after typing stops
+        self._test_timer.timeout.connect(self.check_test_file)
         self._building = False
         self.setWindowTitle(f"Import {os.path.basename(self.path)}")
         lay = QVBoxLayout(self)
@@ -309,8 +330,14 @@ class ImportDialog(QDialog):
         for i, b in enumerate((self.test_none, self.test_from_file, self.test_from_split)):
             self.test_group.addButton(b, i)
         self.test_none.setChecked(True)
+        self.test_summary = QLabel()
+        self.test_summary.setWordWrap(True)
+        self.test_summary.setStyleSheet(MUTED_STYLE)
+        self.test_summary.setToolTip("What the chosen test file holds, read the way the import will read it")
+        self.test_summary.hide()
         grid.addWidget(self.test_none)
         grid.addLayout(row1)
+        grid.addWidget(self.test_summary)
         grid.addLayout(row2)
         lay.addWidget(held)
 
@@ -331,8 +358,8 @@ class ImportDialog(QDialog):
         lay.addWidget(self.buttons)
 
         self.format_combo.currentIndexChanged.connect(self._format_changed)
-        self.test_group.idToggled.connect(self._update_ok)
-        self.test_edit.textChanged.connect(self._update_ok)
+        self.test_group.idToggled.connect(self._test_choice_changed)
+        self.test_edit.textChanged.connect(self._test_choice_changed)
         self._update_ok()
         self.resize(900, 720)
         QTimer.singleShot(0, self.refresh)  # after the caller connected its signals
@@ -367,7 +394,7 @@ class ImportDialog(QDialog):
         self._mapping_changed()
 
     def is_busy(self) -> bool:
-        return any(w.is_running() for w in self._workers)
+        return any(w.is_running() for w in self._workers + self._test_workers)
 
     # -- preview and validation -----------------------------------------------------------------------
     def refresh(self) -> None:
@@ -383,18 +410,22 @@ class ImportDialog(QDialog):
         self.raw_view.clear()
         self._update_ok()
         mapping = self._mapping if self._columns else None
+        self._test_choice_changed()  # the test file is read with this file's format and mapping
         worker = Worker(tasks.preview_dataset, self.path, self._fmt, mapping, title="Preview")
         worker.finished.connect(lambda p, g=self._gen: self._on_preview(p, g))
         worker.failed.connect(lambda m, d, g=self._gen: self._on_worker_failed(m, g))
         self._run(worker)
 
-    def _run(self, worker: Worker) -> None:
-        self._workers = [w for w in self._workers if w.is_running()] + [worker]
+    def _run(self, worker: Worker, test: bool = False) -> None:
+        if test:
+            self._test_workers = [w for w in self._test_workers if w.is_running()] + [worker]
+        else:
+            self._workers = [w for w in self._workers if w.is_running()] + [worker]
         worker.ended.connect(self._update_ok)
         _start_worker(worker)
 
-    def _stop_workers(self) -> None:
-        for w in self._workers:
+    def _stop_workers(self, test: bool = False) -> None:
+        for w in (self._test_workers if test else self._workers):
             w.cancel()
 
     def _on_worker_failed(self, message: str, gen: int) -> None:
@@ -449,15 +480,22 @@ class ImportDialog(QDialog):
         self.tabs.setTabText(1, f"P&roblems ({report.rejected:,})" if report.rejected else "P&roblems")
         text = f"{report.records:,} records: <b>{report.loaded:,}</b> can be imported"
         if report.rejected:
-            counts = ", ".join(f"{k} {v:,}" for k, v in sorted(report.error_counts.items()))
-            text += (f", <span style='{ERROR_STYLE}'>{report.rejected:,} with problems</span> ({counts}) "
-                     "will be skipped — see Problems")
-            if len(report.errors) > len(shown):
-                text += f" (the first {len(shown):,} of {len(report.errors):,} are listed)"
+            # Records, not problems: one record may have several (OpenAI counts per message).
+            counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in sorted(
+                report.rejected_by_key.items(), key=lambda kv: (-kv[1], kv[0])))
+            text += (f", <span style='{ERROR_STYLE}'>{report.rejected:,} with problems</span> will be "
+                     f"skipped (records with {counts}) — see Problems")
+            total = sum(report.error_counts.values())
+            if len(shown) < total:
+                text += f" (the first {len(shown):,} of {total:,} problems are listed)"
         warn = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in report.warnings.items() if v)
         if warn:
             text += f". Warnings: {warn}"
-        self.status_label.setText(text + ".")
+        text += "."
+        mixed = mixed_formats_note(report)
+        if mixed:
+            text += f"<br><span style='{ERROR_STYLE}'>{mixed}</span>"
+        self.status_label.setText(text)
         self.validation_ready.emit(report)
         self._update_ok()
 
@@ -572,6 +610,81 @@ class ImportDialog(QDialog):
         self.seed_spin.setValue(seed)
         self.test_from_split.setChecked(True)
 
+    def _chosen_test_file(self) -> str:
+        """The test file to check ("" when none is chosen, or it can't be one)."""
+        if not self.test_from_file.isChecked():
+            return ""
+        test = self.test_edit.text().strip()
+        if not test:
+            return ""
+        test = os.path.abspath(os.path.expanduser(test))
+        return test if os.path.isfile(test) and test != self.path else ""
+
+    def _test_reading(self, test: str) -> tuple[str, Optional[dict]]:
+        return heldout_reading(self.path, test, self._fmt, dict(self._mapping) if self._mapping else None)
+
+    def _test_choice_changed(self, *_args) -> None:
+        """The test choice changed: forget the old check, check the new file shortly."""
+        test = self._chosen_test_file()
+        key = repr((test, self._test_reading(test))) if test else ""
+        if key != self._test_checked:
+            self._stop_workers(test=True)
+            self._test_gen += 1
+            self.test_report, self._test_error, self._test_checked = None, "", ""
+            self.test_summary.hide()
+            if test:
+                self._test_timer.start()
+        self._update_ok()
+
+    def check_test_file(self) -> None:
+        """Validate the chosen test file (in a worker), as the import will read it."""
+        test = self._chosen_test_file()
+        if not test:
+            return
+        fmt, mapping = self._test_reading(test)
+        self._test_gen += 1
+        gen = self._test_gen
+        self._test_checked = repr((test, (fmt, mapping)))
+        self.test_report, self._test_error = None, ""
+        self.test_summary.setStyleSheet(MUTED_STYLE)
+        self.test_summary.setText(f"Checking {os.path.basename(test)}…")
+        self.test_summary.show()
+        worker = Worker(validate_path, test, fmt, mapping, title="Checking the test file")
+        worker.finished.connect(lambda r, g=gen: self._on_test_checked(r, g))
+        worker.failed.connect(lambda m, d, g=gen: self._on_test_failed(m, g))
+        self._run(worker, test=True)
+        self._update_ok()
+
+    def _on_test_checked(self, report: ValidationReport, gen: int) -> None:
+        if gen != self._test_gen:
+            return
+        self.test_report = report
+        kind = CONTAINER_LABELS.get(report.container, report.container)
+        what = FORMAT_LABELS.get(report.format, report.format)
+        text = f"Test file: {report.records:,} records ({what}, {kind}): <b>{report.loaded:,}</b> can be imported"
+        if report.rejected:
+            counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in sorted(
+                report.rejected_by_key.items(), key=lambda kv: (-kv[1], kv[0])))
+            text += f", {report.rejected:,} with problems will be skipped (records with {counts})"
+        mixed = mixed_formats_note(report)
+        self.test_summary.setStyleSheet(ERROR_STYLE if report.loaded == 0 or mixed else MUTED_STYLE)
+        self.test_summary.setText(text + "." + (f" {mixed}" if mixed else ""))
+        self.test_summary.show()
+        self._update_ok()
+
+    def _on_test_failed(self, message: str, gen: int) -> None:
+        if gen != self._test_gen:
+            return
+        self._test_error = f"The test file can't be read: {message}"
+        self.test_summary.setStyleSheet(ERROR_STYLE)
+        self.test_summary.setText(self._test_error)
+        self.test_summary.show()
+        self._update_ok()
+
+    def test_file_pending(self) -> bool:
+        """A test file is chosen whose check has not finished."""
+        return bool(self._chosen_test_file()) and self.test_report is None and not self._test_error
+
     # -- state ------------------------------------------------------------------------------------------------
     def problem(self) -> str:
         """Why the import can't go ahead ("" when it can)."""
@@ -590,6 +703,10 @@ class ImportDialog(QDialog):
                 return f"{test}: no such file."
             if test == self.path:
                 return "The test file is the file being imported: choose another one."
+            if self._test_error:
+                return self._test_error
+            if self.test_report is not None and self.test_report.loaded == 0:
+                return "No record of the test file can be imported (see above)."
         if self.report is not None and self.report.loaded == 0:
             return "No record of this file can be imported with these options."
         return ""
@@ -603,14 +720,16 @@ class ImportDialog(QDialog):
             return  # the missing-column message stays
         problem = self.problem()
         _show_error(self.error_label, problem)
-        self.ok_button.setEnabled(self.preview is not None and not problem)
+        self.ok_button.setEnabled(self.preview is not None and not problem and not self.test_file_pending())
 
     def accept(self) -> None:
         self._update_ok()
         if self.ok_button.isEnabled():
             self._stop_workers()  # the import validates again anyway
+            self._stop_workers(test=True)
             super().accept()
 
     def reject(self) -> None:
         self._stop_workers()
+        self._stop_workers(test=True)
         super().reject()

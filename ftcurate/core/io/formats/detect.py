@@ -118,7 +118,7 @@ def vote(path: str, container: str, raw: Iterator[RawItem]) -> Votes:
             break
     else:
         return v  # the whole file was read
-    probed = _probe_jsonl(path) if container == "jsonl" else _probe_array(path) if container == "json" else []
+    probed = _probe_jsonl(path) if container == "jsonl" else _probe_array(path) if container == "json" else ()
     for obj in probed:
         v.add(obj)
     return v
@@ -132,8 +132,7 @@ def _probes(path: str) -> Iterator[bytes]:
             yield f.read(PROBE_BYTES)
 
 
-def _probe_jsonl(path: str) -> list:
-    out = []
+def _probe_jsonl(path: str) -> Iterator[Any]:
     for chunk in _probes(path):
         lines = chunk.split(b"\n")[1:-1]  # whole lines only
         got = 0
@@ -141,19 +140,19 @@ def _probe_jsonl(path: str) -> list:
             if not line.strip():
                 continue
             try:
-                out.append(rawio.loads(line))
+                obj = rawio.loads(line)
             except (ValueError, RecursionError):
                 continue
+            yield obj
             got += 1
             if got >= PROBE_RECORDS:
                 break
-    return out
 
 
 _ONE_LINE_START = re.compile(r"\}[ \t\r\n]*,[ \t\r\n]*(?=\{)")
 
 
-def _probe_array(path: str) -> list:
+def _probe_array(path: str) -> Iterator[Any]:
     """Records that start after an element boundary (``,`` then a new line with the first
     element's indent and ``{``, or ``}, {`` in a one-line array) at each probe."""
     decoder = json.JSONDecoder()
@@ -162,7 +161,6 @@ def _probe_array(path: str) -> list:
     m = re.match(r"\[[ \t\r]*\n([ \t]*)\{", head)
     # A new line with the first element's indent, or "}, {" in a one-line array.
     starts = re.compile(r",[ \t\r]*\n" + re.escape(m.group(1)) + r"(?=\{)") if m else _ONE_LINE_START
-    out = []
     for chunk in _probes(path):
         text = chunk.decode("utf-8", errors="replace")
         got = 0
@@ -174,8 +172,7 @@ def _probe_array(path: str) -> list:
             rest = text[stop:stop + 64].lstrip()
             if not rest or rest[0] not in ",]" or schema_of(obj)[0] is None:
                 continue
-            out.append(obj)
+            yield obj
             got += 1
             if got >= PROBE_RECORDS:
                 break
-    return out

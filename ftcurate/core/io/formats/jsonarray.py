@@ -33,12 +33,16 @@ from .base import DatasetError, RawItem
 BOM = codecs.BOM_UTF8
 CHUNK_BYTES = 4 * 1024 * 1024  # read at a time; the window holds about this much text
 TAIL_BYTES = 1024 * 1024  # read from the end of the file to learn the records' keys
+# A broken element is read on this far at most, when a record's start was found after it
+# (the window stays bounded when a quote is missing in a one-line array).
+MAX_ELEMENT_CHARS = 64 * 1024 * 1024
 SNIPPET_CHARS = 60
 
 _WS = re.compile(r"[ \t\n\r]*")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 # Text between elements that is not a value, a separator or the end of the array.
 _JUNK = re.compile(r'[^{\["\],]*')
+_VALUE_START = frozenset('{["-0123456789tfnNI')  # what a JSON value (as Python reads it) starts with
 
 TRUNCATED_IN = "the file ends in the middle of this record (truncated JSON array)"
 TRUNCATED_AFTER = ("the file ends before the array is closed (no closing ']'): "
@@ -126,6 +130,7 @@ def iter_json_array(path: str, chunk_bytes: Optional[int] = None) -> Iterator[Ra
         index = 0
         state = "value"  # what comes next: "value" (an element or "]"), "sep" ("," or "]")
         keys = _Keys(path, decoder)
+        indent: Optional[str] = None  # the first element's indent ("": a one-line array)
         while True:
             if pos > w.chunk:
                 pos = w.drop(pos)
@@ -136,43 +141,70 @@ def iter_json_array(path: str, chunk_bytes: Optional[int] = None) -> Iterator[Ra
                 yield RawItem(index, end_line, error=("truncated_json", TRUNCATED_AFTER))
                 return
             c = text[pos]
+            if c == "]":
+                nxt, nxt_line = _skip_ws(w, pos + 1, line)
+                text = w.text
+                if nxt >= len(text):
+                    return  # the end
+                if text[nxt] not in ",{[":
+                    # Text after the closing bracket: more records may follow (a bracket in
+                    # the wrong place, a broken record's end); else it is not read.
+                    start = _next_record(w, nxt, decoder, keys.get(), indent)
+                    text = w.text
+                    if start is None:
+                        yield from _after_end(w, pos + 1, line, index)
+                        return
+                    yield RawItem(index, line, error=(
+                        "unexpected_text", f"unexpected text between array elements: {_snippet(text[pos:start])!r}"
+                        " (a ']' that closes the array, but more records follow)"))
+                    index += 1
+                    line += text.count("\n", pos, start)
+                    pos = start
+                    state = "value"
+                    continue
+                # A "]" with more elements after it: not the end.
+                stop = nxt + 1 if text[nxt] in ",[" else nxt
+                yield RawItem(index, line, error=(
+                    "unexpected_text", f"unexpected text between array elements: {_snippet(text[pos:stop])!r} "
+                    "(a ']' that closes the array, but more elements follow)"))
+                index += 1
+                pos, line = stop, nxt_line
+                state = "value"
+                continue
             if state == "sep":
                 if c == ",":
                     pos += 1
                     state = "value"
-                elif c == "]":
-                    yield from _after_end(w, pos + 1, line, index)
-                    return
-                elif c in '{["':
+                    continue
+                if c in '{["':
                     state = "value"  # a missing comma: this is the next element
-                else:
-                    stop = _junk_end(w, pos)
-                    text = w.text
-                    yield RawItem(index, line, error=(
-                        "unexpected_text", "unexpected text between array elements: "
-                        f"{_snippet(text[pos:stop])!r} (expected ',' or ']')"))
-                    index += 1
-                    line += text.count("\n", pos, stop)
-                    pos = stop
+                    continue
+            elif c in _VALUE_START:
+                # -- an element starts here
+                if indent is None and index == 0:
+                    indent = _indent_at(text, pos) or ""
+                item, stop, how = _element(w, pos, line, index, decoder, keys)
+                text = w.text
+                yield item
+                if how == "truncated":
+                    return
+                index += 1
+                if item.error is None:
+                    keys.learn(item.obj)
+                line += text.count("\n", pos, stop)
+                pos = stop
+                state = "sep" if how == "ok" else "value"
                 continue
-            if c == "]":  # "[]", or a trailing comma: the end
-                yield from _after_end(w, pos + 1, line, index)
-                return
-            # -- an element starts here
-            item, stop, how = _element(w, pos, line, index, decoder, keys)
+            # Text that is not an element where a separator or an element should be.
+            stop = _junk_end(w, pos)
             text = w.text
-            yield item
-            if how == "truncated":
-                return
+            yield RawItem(index, line, error=(
+                "unexpected_text", f"unexpected text between array elements: {_snippet(text[pos:stop])!r} "
+                f"(expected {'a record' if state == 'value' else repr(',') + ' or ' + repr(']')})"))
             index += 1
-            if item.error is None:
-                keys.learn(item.obj)
             line += text.count("\n", pos, stop)
             pos = stop
-            state = "sep" if how == "ok" else "value"
-            if how == "end":
-                yield from _after_end(w, pos + 1, line, index)
-                return
+            state = "sep"
 
 
 def _skip_ws(w: _Window, pos: int, line: int) -> tuple[int, int]:
@@ -195,7 +227,7 @@ def _junk_end(w: _Window, pos: int) -> int:
 
 
 def _after_end(w: _Window, pos: int, line: int, index: int) -> Iterator[RawItem]:
-    """After the closing bracket only whitespace may follow."""
+    """After the closing bracket only whitespace may follow (else one item says it is not read)."""
     pos, line = _skip_ws(w, pos, line)
     if pos < len(w.text):
         yield RawItem(index, line, error=(
@@ -224,14 +256,21 @@ def _element(w: _Window, pos: int, line: int, index: int, decoder: json.JSONDeco
                 return RawItem(index, line, error=(
                     "invalid_utf8", "the record contains bytes that are not valid UTF-8")), end, "ok"
             return RawItem(index, line, obj=obj), end, "ok"
+        # Junk right before an element ("nonsense{...}"): the junk is the error, not the element.
+        j = _JUNK.match(text, pos).end()
+        if pos < j < len(text) and text[j] in "{[" and _decodes(text, j, decoder):
+            return RawItem(index, line, error=("unexpected_text", "unexpected text between array elements: "
+                                                f"{_snippet(text[pos:j])!r} (expected a record)")), j, "value"
         # A broken element, or one that goes on past the window.
         stop, _cut = _scan_element(text, pos)
         nxt = _resync(text, pos, decoder, keys.get(), stop)
         if stop is None and not w.eof:
             # Not closed in the window. Broken when the decoder failed before the next
-            # element's start; else (a long element, or no next start in sight) read on.
-            if nxt is None or err_pos is None or err_pos >= nxt:
-                w.more(len(text))  # the window doubles while one element needs it
+            # element's start; else it may be a long element: read on (the window doubles
+            # while one element needs it), up to MAX_ELEMENT_CHARS when a next record is in sight.
+            long_enough = len(text) - pos > MAX_ELEMENT_CHARS
+            if nxt is None or ((err_pos is None or err_pos >= nxt) and not long_enough):
+                w.more(len(text))
                 continue
         broken = RawItem(index, line, error=("invalid_json", message))
         if nxt is not None:
@@ -266,10 +305,13 @@ class _Keys:
 # newline cannot be in a JSON string, so a broken string is taken to end at the line end.
 _STR_BODY = re.compile(r'[^"\\\n]*(?:\\.[^"\\\n]*)*')
 _STRUCT = re.compile(r'["{}\[\],]')
+_OPENERS = re.compile(r"[{\[]+")
+_CLOSERS = re.compile(r"[}\]]+")
 
 
 def _scan_element(text: str, pos: int) -> tuple[Optional[int], bool]:
-    """Walk one (possibly broken) element from ``pos``, tracking strings and bracket depth.
+    """Walk one (possibly broken) element from ``pos``, tracking strings and bracket depth
+    (runs of brackets at a time: 100,000-deep nesting is walked quickly).
 
     Returns (position of the ``,`` or ``]`` that ends it at depth 0, or None when the text
     ends first; whether the text ended inside the element, i.e. it was cut off)."""
@@ -288,15 +330,21 @@ def _scan_element(text: str, pos: int) -> tuple[Optional[int], bool]:
                 return None, True
             i = k + 1
         elif c in "{[":
-            depth += 1
-            i = j + 1
+            k = _OPENERS.match(text, j).end()
+            depth += k - j
+            i = k
         elif c in "}]":
-            if depth == 0:
-                if c == "]":
-                    return j, False
-            else:
-                depth -= 1
-            i = j + 1
+            k = _CLOSERS.match(text, j).end()
+            if k - j <= depth:
+                depth -= k - j
+            else:  # closers past depth 0: a "]" ends the element, a "}" is skipped
+                q = j + depth
+                depth = 0
+                while q < k:
+                    if text[q] == "]":
+                        return q, False
+                    q += 1
+            i = k
         else:  # ","
             if depth == 0:
                 return j, False
@@ -314,17 +362,18 @@ def _indent_at(text: str, pos: int) -> Optional[str]:
 
 
 _OBJECT_BOUNDARY = re.compile(r"\}[ \t\r\n]*,[ \t\r\n]*(?=\{)")
+_COMMA_OBJECT = re.compile(r",[ \t\r\n]*(?=\{)")
 
 
 def _resync(text: str, pos: int, decoder: json.JSONDecoder, known_keys: set, stop: Optional[int] = None,
-            tries: int = 64) -> Optional[int]:
+            tries: int = 256) -> Optional[int]:
     """Where the element after a broken one starts, found without trusting its brackets.
 
     In a pretty-printed array it is the next line with the same indent that starts with
     ``{`` or ``[`` after a comma, which survives broken brackets and quotes. In a one-line
-    array it is right after ``stop`` (the comma where the bracket walk ended the element)
-    when a record starts there, else the next ``}, {`` boundary (among the next ``tries``)
-    where a record starts. A record: an object that decodes, is followed by ``,`` or ``]``
+    array it is the first place where a record starts: after a ``, {`` (``}, {`` while the
+    records' keys are unknown; among the next ``tries``), or after ``stop`` (the comma where
+    the bracket walk ended the element). A record: an object that decodes, is followed by ``,`` or ``]``
     and shares a key with ``known_keys`` (an empty set: any object). None when there is
     none in the text."""
     indent = _indent_at(text, pos)
@@ -332,16 +381,48 @@ def _resync(text: str, pos: int, decoder: json.JSONDecoder, known_keys: set, sto
         sibling = re.compile(r",[ \t\r\n]*\n" + re.escape(indent) + r"(?=[{\[])")
         m = sibling.search(text, pos + 1)
         return m.end() if m is not None else None
+    best = None
     if stop is not None and text[stop] == ",":
         start = _WS.match(text, stop + 1).end()
         if _record_at(text, start, decoder, known_keys):
-            return start
-    for k, m in enumerate(_OBJECT_BOUNDARY.finditer(text, pos + 1)):
-        if k >= tries:
+            best = start
+    # The first record start wins (a lost quote can make the bracket walk skip records).
+    # With the records' keys known, any ", {" may start one (a lost quote can hide the "}");
+    # without, only "}, {" does.
+    boundary = _COMMA_OBJECT if known_keys else _OBJECT_BOUNDARY
+    for k, m in enumerate(boundary.finditer(text, pos + 1)):
+        if k >= tries or (best is not None and m.end() >= best):
             break
         if _record_at(text, m.end(), decoder, known_keys):
             return m.end()
-    return None
+    return best
+
+
+def _next_record(w: _Window, pos: int, decoder: json.JSONDecoder, known_keys: set,
+                 indent: Optional[str]) -> Optional[int]:
+    """Where the next record starts after ``pos`` (a new line with the elements' indent after
+    a comma, or ", {" in a one-line array, where a record decodes), reading on up to
+    MAX_ELEMENT_CHARS; None when there is none."""
+    starts = (re.compile(r",[ \t\r]*\n" + re.escape(indent) + r"(?=\{)") if indent
+              else (_COMMA_OBJECT if known_keys else _OBJECT_BOUNDARY))
+    at = pos
+    while True:
+        text = w.text
+        for m in starts.finditer(text, at):
+            if _record_at(text, m.end(), decoder, known_keys):
+                return m.end()
+            at = m.end()
+        if w.eof or len(text) - pos > MAX_ELEMENT_CHARS or not w.more(len(text)):
+            return None
+        at = max(pos, at - 64)
+
+
+def _decodes(text: str, start: int, decoder: json.JSONDecoder) -> bool:
+    try:
+        decoder.raw_decode(text, start)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _record_at(text: str, start: int, decoder: json.JSONDecoder, known_keys: set) -> bool:
