@@ -183,6 +183,40 @@ def cmd_export(args) -> int:
     return EXIT_ERRORS if damaged else EXIT_OK
 
 
+def _pick_source(project, args, cmd: str = "decide") -> dict:
+    """The source whose record indices the command takes: ``--source N``, else the first
+    completely imported training file."""
+    sources = project.sources()
+    if getattr(args, "source", None) is not None:
+        src = next((s for s in sources if s["id"] == args.source), None)
+        if src is None:
+            raise CliError(f"the project has no source {args.source} (its sources: "
+                           f"{_few(s['id'] for s in sources) or 'none'})", "bad_source")
+        if not src["complete"]:
+            print(f"ftcurate {cmd}: warning: " + _incomplete_line(src, args.project), file=sys.stderr)
+        return src
+    train = [s for s in sources if s["role"] == "train"]
+    src = next((s for s in train if s["complete"]), None)
+    if src is None and train:
+        raise CliError(_incomplete_line(train[0], args.project) + f"; or pass --source {train[0]['id']} "
+                       "to decide on the records stored so far", "incomplete_source")
+    if src is None:
+        raise CliError("the project has no imported training file", "no_source")
+    return src
+
+
+def _record_ids(project, source_id: int, indices) -> list[int]:
+    """Row ids of the records at these 0-based indices of a source file."""
+    ids = []
+    for idx in indices:
+        try:
+            ids.append(project.id_for_index(source_id, idx))
+        except KeyError:
+            raise CliError(f"record index {idx} is not in the project (bad or rejected at import)",
+                           "bad_index") from None
+    return ids
+
+
 def cmd_decide(args) -> int:
     with _open_project(args.project, wait=args.wait) as project:
         reviewer = args.reviewer or project.reviewer
@@ -191,38 +225,71 @@ def cmd_decide(args) -> int:
             word = "undone" if args.undo else "redone"
             print(f"{word} {len(ids)} record(s)" if ids is not None else f"nothing to {word[:-2]}o", flush=True)
             return EXIT_OK
-        sources = project.sources()
-        if args.source is not None:
-            src = next((s for s in sources if s["id"] == args.source), None)
-            if src is None:
-                raise CliError(f"the project has no source {args.source} (its sources: "
-                               f"{_few(s['id'] for s in sources) or 'none'})", "bad_source")
-            if not src["complete"]:
-                print("ftcurate decide: warning: " + _incomplete_line(src, args.project), file=sys.stderr)
-        else:
-            train = [s for s in sources if s["role"] == "train"]
-            src = next((s for s in train if s["complete"]), None)
-            if src is None and train:
-                raise CliError(_incomplete_line(train[0], args.project) + f"; or pass --source {train[0]['id']} "
-                               "to decide on the records stored so far", "incomplete_source")
-            if src is None:
-                raise CliError("the project has no imported training file", "no_source")
-        source_id = src["id"]
+        source_id = _pick_source(project, args)["id"]
         action, indices = ("approve", args.approve) if args.approve else (
             ("reject", args.reject) if args.reject else ("reset", args.reset))
-        ids = []
-        for idx in indices:
-            try:
-                ids.append(project.id_for_index(source_id, idx))
-            except KeyError:
-                raise CliError(f"record index {idx} is not in the project (bad or rejected at import)",
-                               "bad_index") from None
+        ids = _record_ids(project, source_id, indices)
         do = getattr(project, action)
         word = {"approve": "approved", "reject": "rejected", "reset": "reset"}[action]
         for idx, rid in zip(indices, ids):
             do([rid], reviewer=reviewer)
             # Printed only once the decision is committed.
             print(f"{word} {idx}", flush=True)
+    return EXIT_OK
+
+
+def cmd_labels(args) -> int:
+    """The label set (define, undefine, list) and labels on records (add, remove)."""
+    from .core.project.annotation import AnnotationError, define_labels, label_set, parse_label_def
+
+    writes = bool(args.define or args.undefine or args.add or args.remove)
+    with _open_project(args.project, readonly=not writes, wait=getattr(args, "wait", 0.0)) as project:
+        try:
+            if args.define or args.undefine:
+                define_labels(project, [parse_label_def(d, i) for i, d in enumerate(args.define or [])],
+                              remove=args.undefine or [])
+        except AnnotationError as exc:
+            raise CliError(str(exc), "bad_label") from None
+        for label, indices, call in ((args.add, args.records, "add_label"), (args.remove, args.records, "remove_label")):
+            if not label:
+                continue
+            if not indices:
+                raise CliError("say which records: --records IDX [IDX ...]", "bad_arguments")
+            ids = _record_ids(project, _pick_source(project, args, "labels")["id"], indices)
+            getattr(project, call)(ids, label.strip(), reviewer=args.reviewer or project.reviewer)
+            print(f"{'labelled' if call == 'add_label' else 'unlabelled'} {len(ids)} record(s) {label.strip()!r}",
+                  flush=True)
+        counts = project.all_labels()
+        defs = label_set(project)
+    in_set = {d.name for d in defs}
+    payload = {"label_set": [d.to_dict() for d in defs],
+               "labels": [{"name": k, "records": n, "in_set": k in in_set} for k, n in counts.items()]}
+    lines = [f"{d.name}  {d.color}  key {d.key or '-'}  {counts.get(d.name, 0):,} record(s)" for d in defs]
+    lines += [f"{k}  (not in the label set)  {n:,} record(s)" for k, n in counts.items() if k not in in_set]
+    _emit(args, payload, "\n".join(lines) or "no labels (define some: --define NAME[:COLOUR[:KEY]])")
+    return EXIT_OK
+
+
+def cmd_guidelines(args) -> int:
+    """Show or set the project's review guidelines (Markdown)."""
+    from .core.project.annotation import AnnotationError, guidelines, set_guidelines
+
+    writes = args.set is not None or args.clear
+    with _open_project(args.project, readonly=not writes) as project:
+        if args.set is not None:
+            try:
+                with open(args.set, encoding="utf-8") as f:
+                    text = f.read()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CliError(f"{args.set}: cannot read it ({exc})", "unreadable") from None
+            try:
+                set_guidelines(project, text)
+            except AnnotationError as exc:
+                raise CliError(str(exc), "bad_guidelines") from None
+        elif args.clear:
+            set_guidelines(project, "")
+        text = guidelines(project)
+    _emit(args, {"guidelines": text}, text or "no guidelines yet (set them: --set FILE.md)")
     return EXIT_OK
 
 
@@ -540,6 +607,28 @@ def build_parser() -> argparse.ArgumentParser:
                     help="if another ftcurate has the project open, wait up to SECONDS (default 10) for it "
                          "instead of failing at once")
     sp.set_defaults(func=cmd_decide)
+
+    sp = sub.add_parser("labels", help="the project's label set (name, colour, key) and labels on records")
+    sp.add_argument("project")
+    sp.add_argument("--define", action="append", metavar="NAME[:COLOUR[:KEY]]",
+                    help="add or change a label of the set, e.g. math:#1c7ed6:1 (repeatable)")
+    sp.add_argument("--undefine", action="append", metavar="NAME", help="drop a label from the set (repeatable)")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--add", metavar="LABEL", help="give LABEL to the --records")
+    g.add_argument("--remove", metavar="LABEL", help="take LABEL from the --records")
+    sp.add_argument("--records", type=int, nargs="+", metavar="IDX", help="0-based record indices in the file")
+    sp.add_argument("--source", type=int, help="source id (default: the first completely imported training file)")
+    sp.add_argument("--reviewer")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_labels)
+
+    sp = sub.add_parser("guidelines", help="show or set the project's review guidelines (Markdown)")
+    sp.add_argument("project")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--set", metavar="FILE", help="a Markdown file with the guidelines")
+    g.add_argument("--clear", action="store_true", help="remove the guidelines")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_guidelines)
 
     sp = sub.add_parser("scan", help="quality scan: duplicates, near duplicates, outliers, leakage, flags")
     sp.add_argument("train", help="dataset file, or a project (.ftcurate)")
