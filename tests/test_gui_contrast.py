@@ -39,7 +39,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 pg = pytest.importorskip("pyqtgraph")
 
-from PySide6.QtCore import QModelIndex, QPoint, QRect, QStandardPaths, Qt  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QRect, QStandardPaths, Qt  # noqa: E402
 from PySide6 import QtGui  # noqa: E402
 from PySide6.QtGui import QColor, QFont, QImage, QPalette  # noqa: E402
 from PySide6.QtWidgets import (QAbstractButton, QAbstractItemView, QAbstractScrollArea, QAbstractSpinBox,  # noqa: E402
@@ -86,6 +86,10 @@ class Pixels:
         self.dpr = image.devicePixelRatio()
 
     def background(self, rect: QRect) -> QColor:
+        """The most frequent colour of the pixels in ``rect`` (a tiny rectangle - a lone
+        glyph - is widened a little, so that its glyph does not outnumber its background)."""
+        if rect.width() < 24 or rect.height() < 14:
+            rect = rect.adjusted(-4, -4, 4, 4)
         d = self.dpr
         x0, y0 = max(0, int(rect.left() * d)), max(0, int(rect.top() * d))
         x1, y1 = int((rect.right() + 1) * d), int((rect.bottom() + 1) * d)
@@ -498,6 +502,8 @@ def visit(qtbot, window: MainWindow, key: str) -> None:
         view = window.views["overview"]
         qtbot.waitUntil(lambda: view.data is not None and not view.is_computing(), timeout=LOAD_TIMEOUT)
     qtbot.waitUntil(lambda: not any(x.is_running() for x in window._workers), timeout=LOAD_TIMEOUT)
+    for _ in range(5):  # lay out what changed (nested layouts ask one level at a time)
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
     for chart in window.findChildren(pg.PlotWidget):
         chart.repaint()
 

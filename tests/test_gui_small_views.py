@@ -19,7 +19,7 @@ from PySide6.QtGui import QFontMetricsF  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from ftcurate.gui.charts import StepAxis  # noqa: E402
-from test_gui_contrast import project_path, visit, window  # noqa: E402,F401 - fixtures
+from test_gui_contrast import project_path, visit, window  # noqa: E402,F401,F811 - fixtures
 
 TABS = ("map", "overview", "training", "training:evaluate")
 
