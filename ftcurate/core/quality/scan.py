@@ -337,14 +337,15 @@ def _leakage(recs, trecs, keys, tkeys, s: ScanSettings, cache, progress=None, ca
     dfs: dict[str, dict] = {}
     tpos = {k: i for i, k in enumerate(tkeys)}
     kpos = {k: i for i, k in enumerate(keys)}
-    field_text = {"prompt": (lambda r: r.prompt_text), "answer": (lambda r: r.answer_text)}
+    # prompts: the user turns (a shared system prompt's words say nothing about the pair)
+    field_text = {"prompt": (lambda r: user_text(r) or r.prompt_text), "answer": (lambda r: r.answer_text)}
     for h in out:
         raw = h.pop("_h")
         if h["method"] == "ngram" and getattr(raw, "evidence", None):
             h["evidence"] = dict(raw.evidence)
             continue
-        get = user_text if h["method"] == "semantic" else field_text.get(h["field"], lambda r: r.text)
-        fkey = "user" if h["method"] == "semantic" else h["field"]
+        get = field_text.get(h["field"], lambda r: r.text)
+        fkey = h["field"]
         if fkey not in dfs:
             dfs[fkey] = word_document_frequency([get(r) for r in trecs])
         ev: dict = {"matched_words": matched_words(get(recs[kpos[h["index"]]]), get(trecs[tpos[h["test_index"]]]),
