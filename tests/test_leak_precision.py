@@ -22,7 +22,7 @@ from ftcurate.core.quality.scan import ScanSettings, scan_records
 DATA = Path(__file__).resolve().parent / "data"
 LEAK_ONLY = ScanSettings(near_duplicates=False, outliers=False, semantic_duplicates=False, length_outliers=False)
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # MiniLM embeds a few hundred texts
 
 
 def rec(prompt: str, answer: str = "") -> Record:
