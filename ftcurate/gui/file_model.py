@@ -66,9 +66,12 @@ class FileTableModel(BlockCachedModel, QAbstractTableModel):
     COL_FIRST_USER = _col(COLUMNS, "First user turn")
     COL_ANSWER = _col(COLUMNS, "Answer chars")
 
+    COL_LABELS = _col(COLUMNS, "Labels")
+
     def empty_columns(self) -> list[int]:
-        """Nothing is scanned while a file is read from disk: no flags, no scores."""
-        return [self.COL_FLAGS, self.COL_SCORE]
+        """Nothing is scanned or labelled while a file is read from disk."""
+        return [self.COL_FLAGS, self.COL_SCORE, self.COL_LABELS]
+
     IdRole = RecordTableModel.IdRole  # always None here: records have no store id yet
     StatusRole = RecordTableModel.StatusRole  # "importing" or "invalid"
     RecordIndexRole = Qt.ItemDataRole.UserRole + 20  # record number in the file (0-based)

@@ -29,6 +29,7 @@ from .models import ImportProblemsModel, RecordTableModel
 from .scan_view import FindingsPanel
 from .widgets import ConversationView, RecordsTable, ShortcutsDialog, StartPage, app_icon, list_table
 from .workers import Worker
+from .annotation_ops import AnnotationMixin
 from .review_ops import ReviewMixin
 from .scan_control import ScanMixin
 from .window_chrome import ChromeMixin
@@ -63,7 +64,7 @@ def _close_result(result) -> None:
         project.close()
 
 
-class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
+class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, QMainWindow):
     """``interactive=False`` (screenshot mode, tests) reports errors by signal and status
     bar only, never with a modal message box."""
 
@@ -114,6 +115,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         self._build_actions()
         self._build_central()
         self._build_tab_actions()
+        self._build_annotation()
         self._build_dock()
         self._build_menus()
         self._build_toolbar()
@@ -219,7 +221,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
     COLUMN_WIDTHS = ((RecordTableModel.COL_INDEX, 56), (RecordTableModel.COL_STATUS, 104),
                      (RecordTableModel.COL_SPLIT, 64), (RecordTableModel.COL_MSGS, 48),
                      (RecordTableModel.COL_TOKENS, 60), (RecordTableModel.COL_FLAGS, 96),
-                     (RecordTableModel.COL_SCORE, 56))
+                     (RecordTableModel.COL_SCORE, 56), (RecordTableModel.COL_LABELS, 120))
 
     # the review views beside the Records tab: (key, tab title, tooltip, module, class)
     VIEW_SPECS = (
@@ -351,11 +353,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         state = self.project.meta_get("gui_state") or {}
         if not isinstance(state, dict):
             return
-        sort = state.get("sort")
-        if isinstance(sort, list) and len(sort) == 2 and sort[0] in RecordTableModel._SORT_KEYS:
-            col = RecordTableModel._SORT_KEYS.index(sort[0])
-            order = Qt.SortOrder.DescendingOrder if sort[1] else Qt.SortOrder.AscendingOrder
-            self.table.horizontalHeader().setSortIndicator(col, order)  # sorts the model too
+        self._apply_sort(state.get("sort"))
         filt = state.get("filter")
         if isinstance(filt, dict) and any(filt.values()):
             self.filter_bar.set_state(filt)
@@ -739,6 +737,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         else:
             self.detail.show_placeholder("This project has no records.")
         self.table.setFocus()
+        self._refresh_annotation()
         self.restore_view_state()
 
     def close_project(self) -> None:
@@ -775,6 +774,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, QMainWindow):
         if project is not None:
             project.close()
         self.stack.setCurrentWidget(self.start_page)
+        self._refresh_annotation()
         self._refresh_start_page()
         self._update_title()
         self._update_counts()

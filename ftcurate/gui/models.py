@@ -161,10 +161,10 @@ class RecordTableModel(BlockCachedModel, QAbstractTableModel):
     a block of rows at a time.
     """
 
-    COLUMNS = ("#", "Status", "Split", "Msgs", "Tokens", "Flags", "Score", "First user turn")
+    COLUMNS = ("#", "Status", "Split", "Msgs", "Tokens", "Flags", "Score", "First user turn", "Labels")
     (COL_INDEX, COL_STATUS, COL_SPLIT, COL_MSGS, COL_TOKENS, COL_FLAGS, COL_SCORE,
-     COL_FIRST_USER) = range(8)
-    _SORT_KEYS = ("id", "status", "split", "messages", "tokens", "flags", "score", None)
+     COL_FIRST_USER, COL_LABELS) = range(9)
+    _SORT_KEYS = ("id", "status", "split", "messages", "tokens", "flags", "score", None, None)
     _TIPS = (
         "Record number in its source file (0-based)",
         "Review status",
@@ -174,6 +174,7 @@ class RecordTableModel(BlockCachedModel, QAbstractTableModel):
         "What the last quality scan found",
         "Outlier score of the last scan (higher: more unusual)",
         "The first user message",
+        "Labels of the record (the label set's colours; Edit ▸ Label set…)",
     )
     _RIGHT = (COL_INDEX, COL_MSGS, COL_TOKENS, COL_SCORE)
     IdRole = Qt.ItemDataRole.UserRole + 1
@@ -189,6 +190,8 @@ class RecordTableModel(BlockCachedModel, QAbstractTableModel):
         self.sort_key: tuple[str, bool] = ("id", False)
         self._italic = QFont()
         self._italic.setItalic(True)
+        self._label_colors: dict[str, str] = {}
+        self._label_icons: dict[tuple, QIcon] = {}
 
     # -- content ---------------------------------------------------------------------------
     @property
@@ -208,10 +211,38 @@ class RecordTableModel(BlockCachedModel, QAbstractTableModel):
         self._set_ids(ids)
         self.endResetModel()
 
+    def set_label_colors(self, colors: dict[str, str]) -> None:
+        """The label set's colours (label name -> #rrggbb) for the Labels column."""
+        self._label_colors = dict(colors)
+        self._label_icons.clear()
+        self.refresh_all()
+
+    def _labels_icon(self, labels: tuple) -> Optional[QIcon]:
+        """Dots in the colours of the record's labels that are in the label set."""
+        colors = tuple(self._label_colors[x] for x in labels if x in self._label_colors)[:6]
+        if not colors:
+            return None
+        icon = self._label_icons.get(colors)
+        if icon is None:
+            pm = QPixmap(10 * len(colors) + 2, 12)
+            pm.fill(Qt.GlobalColor.transparent)
+            p = QPainter(pm)
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            p.setPen(Qt.PenStyle.NoPen)
+            for i, c in enumerate(colors):
+                p.setBrush(QColor(c))
+                p.drawEllipse(1 + 10 * i, 2, 8, 8)
+            p.end()
+            icon = self._label_icons[colors] = QIcon(pm)
+        return icon
+
     def empty_columns(self) -> list[int]:
-        """Columns with nothing to show yet: Flags and Score before a scan found anything."""
+        """Columns with nothing to show yet: Flags and Score before a scan found anything,
+        Labels before any record has one."""
         f = self._frame
         out = []
+        if f is None or not len(f) or not f.labeled.any():
+            out.append(self.COL_LABELS)
         if f is None or not len(f) or not f.flags.any():
             out.append(self.COL_FLAGS)
         if f is None or not len(f) or bool(np.isnan(f.score).all()):
@@ -394,9 +425,13 @@ class RecordTableModel(BlockCachedModel, QAbstractTableModel):
                 return "" if sc != sc else f"{sc:.3f}"
             if col == self.COL_FIRST_USER:
                 return item.first_user
+            if col == self.COL_LABELS:
+                return ", ".join(item.labels)
         elif role == Qt.ItemDataRole.DecorationRole:
             if col == self.COL_STATUS:
                 return status_icon(item.status)
+            if col == self.COL_LABELS and item.labels:
+                return self._labels_icon(item.labels)
         elif role == Qt.ItemDataRole.ForegroundRole:
             if col == self.COL_STATUS:
                 return readable(STATUS_COLORS.get(item.status, "#868e96"))

@@ -360,9 +360,18 @@ class ReviewMixin:
             self.notes.labels.selectAll()
 
     def _refresh_labels(self) -> None:
+        """Labels in use, and the label set's labels even before any record has them."""
         labels = self.project.all_labels() if self.project is not None else {}
+        for d in getattr(self, "label_defs", []):
+            labels.setdefault(d.name, 0)
+        labels = dict(sorted(labels.items()))
         self.filter_bar.set_labels(labels)
         self.notes.set_known_labels(labels)
+        self.frame_labels_changed()
+
+    def frame_labels_changed(self) -> None:
+        """The Labels column shows or hides with the labels in use."""
+        self.table.update_empty_columns()
 
     def edit_current(self) -> None:
         """Edit the current record in a dialog; the checked result is saved as an edit."""

@@ -533,9 +533,9 @@ class RecordsTable(QTableView):
 class ShortcutsDialog(QDialog):
     """Lists the shortcuts of the given actions (so the sheet always matches the menus)."""
 
-    def __init__(self, actions: Iterable, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, actions: Iterable, parent: Optional[QWidget] = None, guidelines: str = "") -> None:
         super().__init__(parent)
-        self.setWindowTitle("Keyboard shortcuts")
+        self.setWindowTitle("Keyboard shortcuts and guidelines" if guidelines else "Keyboard shortcuts")
         layout = QVBoxLayout(self)
         rows = []
         for action in actions:
@@ -567,6 +567,14 @@ class ShortcutsDialog(QDialog):
             table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         table.setMinimumHeight(min(full, room))
         layout.addWidget(table)
+        self.guidelines = None
+        if guidelines:  # the project's review guidelines, under the keys
+            self.guidelines = QTextBrowser()
+            self.guidelines.setObjectName("ShortcutsGuidelines")
+            self.guidelines.setMarkdown(guidelines)
+            self.guidelines.setMinimumHeight(160)
+            layout.addWidget(QLabel("<b>Guidelines of this project</b>"))
+            layout.addWidget(self.guidelines, 1)
         note = QLabel("Single-letter keys act on what you see: never while you type in a box, and "
                       "not while the keyboard focus is in a hidden panel. Alt+1…Alt+6 or Ctrl+Tab move "
                       "between tabs; Tab moves between the parts of a tab. Decisions are saved at once "

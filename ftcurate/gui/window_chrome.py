@@ -185,6 +185,7 @@ class ChromeMixin:
         m.addAction(self.act_clear_filters)
         m.addSeparator()
         m.addAction(self.act_reviewer)
+        edit_menu = m
 
         m = mb.addMenu("&Scan")
         m.addAction(self.act_scan)
@@ -203,6 +204,7 @@ class ChromeMixin:
             m.addAction(act)
         m.addSeparator()
         m.addAction(self.act_advance)
+        review_menu = m
 
         self.view_menu = mb.addMenu("&View")
         self.tab_menu = self.view_menu.addMenu("&Go to")
@@ -222,6 +224,7 @@ class ChromeMixin:
             act.triggered.connect(lambda checked=False, k=key: self.set_theme(k))
         self.view_menu.addAction(self.problems_dock.toggleViewAction())
         self.view_menu.addAction(self.findings_dock.toggleViewAction())
+        self._annotation_menus(edit_menu, review_menu, self.view_menu)
 
         m = mb.addMenu("&Help")
         m.addAction(self.act_shortcuts)
@@ -309,7 +312,7 @@ class ChromeMixin:
         # (with its own keys) is in front
         for act in (self.act_approve, self.act_reject, self.act_reset, self.act_next, self.act_prev,
                     self.act_next_unreviewed, self.act_edit, self.act_labels, self.act_approve_shown,
-                    self.act_reject_shown, self.act_label_shown):
+                    self.act_reject_shown, self.act_label_shown, *self._label_actions):
             act.setEnabled(on_records)
         if self.is_previewing():  # browsing a big file while it imports
             self.act_next.setEnabled(True)
@@ -336,14 +339,17 @@ class ChromeMixin:
                    self.act_reject_shown, self.act_label_shown, self.act_undo, self.act_redo, self.act_find,
                    self.act_clear_filters, self.act_scan, self.act_export, self.act_import, self.act_open_dataset,
                    self.act_open_project, self.act_close, self.act_shortcuts, self.act_quit,
-                   *self.tab_actions, self.act_next_tab, self.act_prev_tab]
+                   *self.tab_actions, self.act_next_tab, self.act_prev_tab, *self.annotation_actions()]
         for view in self.views.values():
             actions += list(view.actions()) if hasattr(view, "actions") else []
         return actions
 
     def show_shortcuts(self) -> None:
         if self._shortcuts_dialog is None:
-            self._shortcuts_dialog = ShortcutsDialog(self.review_actions(), self)
+            from ..core.project.annotation import guidelines
+
+            text = guidelines(self.project) if self.project is not None else ""
+            self._shortcuts_dialog = ShortcutsDialog(self.review_actions(), self, guidelines=text)
         self._shortcuts_dialog.show()
         self._shortcuts_dialog.raise_()
 
