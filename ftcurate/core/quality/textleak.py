@@ -22,12 +22,18 @@ the train text, ``test_index`` the test text. Hits are sorted by (index, test_in
   grams spanning its end and the question's first words look shared); then grams found in
   more than ``max_gram_frequency`` test texts or train texts are ignored, and left out of the
   score's denominator. ``max_gram_frequency=None`` turns both off.
+  A hit also needs a meaningful share: ``score >= min_share`` (0.2; one shared 13-gram of
+  boilerplate in a long test answer is not a leak), and, when the test text holds two or more
+  numbers, the train text must keep 80% of them (:func:`numbers_agree`; a problem made from the
+  same template with other numbers is a different problem). ``evidence`` holds one shared
+  n-gram (:func:`shared_ngram`). ``min_share=0, numbers=False`` is plain decontamination.
 * :func:`minhash_leaks`: MinHash + LSH over word-5-gram shingles (see :mod:`ftcurate.core.quality.dedup`):
   the test signatures are banded, each train signature is looked up, candidates are verified
   with the MinHash estimate (``score``) >= ``threshold``. With ``storage_config`` the test
   signatures go into a datasketch ``MinHashLSH`` in that storage and every train signature is
   queried against it (plain integer keys, nothing is unpickled: see
-  :mod:`ftcurate.core.quality.dedup`).
+  :mod:`ftcurate.core.quality.dedup`). Pairs whose numbers differ are dropped as above.
+* :func:`matched_words`: the evidence of the other methods, the content words both texts share.
 * :func:`duplicate_groups_within`: exact duplicate groups inside one set (e.g. the test set).
 """
 
