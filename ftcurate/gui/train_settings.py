@@ -38,8 +38,9 @@ _KEY_MODEL = "train/model_dir"
 _KEY_CONFIG = "train/config"
 _KEY_TRAIN_FILE = "train/train_file"
 
-# Fields with a widget of their own outside the settings form.
-OWN_WIDGETS = ("model_dir", "output_dir", "allow_leakage")
+# Fields with a widget of their own outside the settings form, or none at all ("data" is written
+# by training; "uncurated" runs start from the "also train on the uncurated data" box).
+OWN_WIDGETS = ("model_dir", "output_dir", "allow_leakage", "data", "uncurated")
 # The settings form, section by section; fields not named here land in "Other".
 SECTIONS = (
     ("Adapter", ("method", "lora_r", "lora_alpha", "lora_dropout", "target_modules")),

@@ -70,6 +70,12 @@ class TrainConfig:
     logging_steps: int = _opt(1, "Record the training loss every N steps (metrics.jsonl and the chart).")
     gradient_checkpointing: bool = _opt(False, "Recompute activations in the backward pass: much less memory "
                                                "for long sequences, about 30% slower.")
+    data: str = _opt("", "The training data: a project (.ftcurate) or a dataset file. Training records it in "
+                         "run_config.json (relative to the run folder, like the model); evaluation takes its "
+                         "few-shot examples from it.")
+    uncurated: bool = _opt(False, "Train on every imported training record of the project, whatever its review "
+                                  "state (the raw, uncurated data; records the last scan found leaking held-out "
+                                  "items are still left out), to measure what the curation gained.")
 
     # -- checks ------------------------------------------------------------------------
 

@@ -266,6 +266,7 @@ def run_config_dict(config: TrainConfig, output_dir: str, full_paths: bool = Fal
     d = redact_settings(config.to_dict())
     d["model_dir"] = portable_path(config.model_dir, output_dir, full_paths)
     d["output_dir"] = redact(os.path.abspath(output_dir)) if full_paths else "."
+    d["data"] = portable_path(config.data, output_dir, full_paths)
     return d
 
 
@@ -292,7 +293,26 @@ def load_run_config(path: str) -> TrainConfig:
             config.model_dir = os.path.abspath(config.model_dir)
     if config.output_dir:
         config.output_dir = resolve_path(config.output_dir, base)
+    if config.data and not os.path.isabs(os.path.expanduser(config.data)):
+        beside = resolve_path(config.data, base)
+        if os.path.exists(beside):
+            config.data = beside
     return config
+
+
+def run_training_data(run_dir: str) -> Optional[tuple[str, bool]]:
+    """``(path, uncurated)`` of the data a run was trained on, when its ``run_config.json``
+    names it and it can still be found (relative to the run folder, or in full); else None."""
+    try:
+        with open(os.path.join(run_dir, RUN_CONFIG_FILE), encoding="utf-8") as f:
+            d = json.load(f)
+    except (OSError, ValueError):
+        return None
+    value = d.get("data") if isinstance(d, dict) else None
+    if not isinstance(value, str) or not value:
+        return None
+    path = resolve_path(value, run_dir)
+    return (path, d.get("uncurated") is True) if os.path.exists(path) else None
 
 
 def run_model_dir(run_dir: str) -> Optional[str]:

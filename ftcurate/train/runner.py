@@ -38,7 +38,7 @@ import pickle
 import shutil
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Optional
 
 from ..core.progress import Cancelled, CancelCheck, ProgressCallback
@@ -843,6 +843,8 @@ def train(config: TrainConfig, data: TrainData, progress: Optional[ProgressCallb
             collator = PaddedCollator(tokenizer.pad_token_id)
         args = _training_arguments(config, output_dir, device, bool(eval_rows), bf16, fp16,
                                    group_by_length=not packing)
+        if data.source:  # the run file says what was trained on (evaluation's few-shot examples)
+            config = replace(config, data=data.source)
         save_run_config(config, output_dir, full_paths)
         if resume_from:
             _resume_metrics(run, checkpoint_step(resume_from))
