@@ -67,6 +67,13 @@ class ScanSettings:
                                               "test prompt.")
     semantic_leakage: bool = _opt(True, "Find rephrased test items (same question in other words) with "
                                         "embeddings: a fast shortlist confirmed by the accurate model.")
+    engine: str = _opt("local", "Where the scan runs: 'local' (this process) or 'ray' (a Ray cluster, see "
+                              "docs/scaling.md; same report).")
+    ray_address: str = _opt("", "Ray cluster for engine 'ray': empty starts Ray on this machine, 'auto' joins the "
+                                "cluster this machine is part of, 'HOST:PORT' or 'ray://HOST:PORT' a remote one.")
+    against_index: str = _opt("", "Corpus index to check the records against (a folder, or redis://HOST:PORT/DB): "
+                                  "copies, near-duplicates and semantic duplicates of records already indexed with "
+                                  "`ftcurate index add`. Empty: no check.")
     heuristics: HeuristicSettings = field(default_factory=HeuristicSettings,
                                           metadata={"help": "Per-record checks (empty, placeholder, truncated, "
                                                             "too long, refusal, PII, mojibake, repetition...)."})
@@ -191,6 +198,8 @@ def _stage_names(s: "ScanSettings", n: int, have_test: bool, validation: bool) -
         names.append("leakage")
     if validation:
         names.append("validation leakage")
+    if s.against_index:
+        names.append("against index")
     return names
 
 
@@ -219,10 +228,14 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     have_test = bool(test) and s.leakage
     if s.near_duplicates and s.lsh_storage:
         dedup.check_lsh_storage(s.lsh_storage)  # a Redis server that is down: say so before any work
+    if s.against_index:
+        from ..index import check_index
+
+        check_index(s.against_index)  # a missing folder, Redis down: say so before any work
     st = _Stages(progress, cancel, _stage_names(s, len(recs), have_test, bool(validation) and s.leakage),
                  len(recs))
     report: dict = {"version": REPORT_VERSION, "records": len(recs), "test_records": len(trecs),
-                    "settings": s.to_dict()}
+                    "settings": public_settings(s)}
 
     def emit(section: str, value) -> None:
         report[section] = value
@@ -307,8 +320,22 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
         vrecs = [r for _, r in validation]
         emit("validation_leakage", st.run("validation leakage", _leakage, recs, vrecs, keys, vkeys, s, cache,
                                           timing="leakage"))
+    if s.against_index:  # records already in a corpus index (ftcurate.core.index)
+        from ..index import against_index
+
+        emit("against_index", st.run("against index", against_index, s.against_index, recs, keys, cache=cache))
     report["timings"] = st.timings
     return report
+
+
+def public_settings(s: ScanSettings) -> dict:
+    """The settings as a report keeps them: a password in ``against_index`` is left out."""
+    d = s.to_dict()
+    if d.get("against_index"):
+        from ..index import redact_location
+
+        d["against_index"] = redact_location(d["against_index"])
+    return d
 
 
 def _leakage(recs, trecs, keys, tkeys, s: ScanSettings, cache, progress=None, cancel=None) -> list[dict]:
@@ -456,7 +483,17 @@ def scan_files(train_path: str, test_path: Optional[str] = None, fmt: str = "aut
                on_result=None) -> dict:
     """Scan a dataset file (and a held-out file). Indices in the report are 0-based record
     positions in the files (JSONL: non-blank lines; JSON: array elements); records that
-    fail validation are not scanned and are counted in ``rejected``."""
+    fail validation are not scanned and are counted in ``rejected``.
+
+    ``settings.engine`` 'ray', or a folder of shards as ``train_path``: see
+    :mod:`ftcurate.core.engines` (same report)."""
+    import os
+
+    if (settings is not None and settings.engine != "local") or os.path.isdir(train_path):
+        from ..engines import scan_files as engine_scan_files
+
+        return engine_scan_files(train_path, test_path, fmt, mapping, settings, progress=progress, cancel=cancel,
+                                 on_result=on_result)
     reader, train, rejected = _load(train_path, fmt, mapping)
     test, test_rejected = [], 0
     if test_path:
@@ -486,12 +523,18 @@ def scan_project(project, settings: Optional[ScanSettings] = None, include_rejec
                 if include_rejected or sr.status != "rejected" or split != "train"]
 
     train = items("train")
-    report = scan_records(train, items("test"), items("validation"), settings=s,
-                          cache=ProjectCache(project, "embedding"), flag_cache=ProjectCache(project, "heuristics"),
-                          progress=progress, cancel=cancel, on_result=on_result)
+    if s.engine != "local":  # e.g. a Ray cluster (ftcurate.core.engines); no per-record cache there
+        from ..engines import scan_records_with
+
+        report = scan_records_with(s.engine, train, items("test"), items("validation"), settings=s,
+                                   progress=progress, cancel=cancel, on_result=on_result)
+    else:
+        report = scan_records(train, items("test"), items("validation"), settings=s,
+                              cache=ProjectCache(project, "embedding"), flag_cache=ProjectCache(project, "heuristics"),
+                              progress=progress, cancel=cancel, on_result=on_result)
     report["index"] = "record_id"
     report["scanned_ids"] = [rid for rid, _ in train]  # the order of outlier_scores["scores"]
-    project.save_scan("quality", s.to_dict(), report)
+    project.save_scan("quality", public_settings(s), report)
     return report
 
 
@@ -519,6 +562,13 @@ def summary(report: dict) -> str:
             by[h["method"]] = by.get(h["method"], 0) + 1
         lines.append(f"  leaking training records: {len(leaked)} (" + ", ".join(f"{k} {v}" for k, v in by.items())
                      + ")")
+    if report.get("against_index") is not None:
+        hits = report.get("against_index") or []
+        by: dict = {}
+        for h in hits:
+            by[h.get("method")] = by.get(h.get("method"), 0) + 1
+        lines.append(f"  already in the corpus index: {len({h['index'] for h in hits})} records"
+                     + (" (" + ", ".join(f"{k} {v}" for k, v in by.items()) + ")" if by else ""))
     flags: dict = {}
     for f in report.get("flags", []):
         flags[f["flag"]] = flags.get(f["flag"], 0) + 1
