@@ -238,6 +238,38 @@ def cmd_decide(args) -> int:
     return EXIT_OK
 
 
+def cmd_dismiss(args) -> int:
+    """Dismiss findings the scan got wrong (not a duplicate / leak / outlier / problem)."""
+    from .core.project import dismissals as dm
+
+    with _open_project(args.project, wait=args.wait) as project:
+        reviewer = args.reviewer or project.reviewer
+        source_id = _pick_source(project, args, "dismiss")["id"]
+        if args.duplicate:
+            a, b = _record_ids(project, source_id, args.duplicate)
+            dm.dismiss_pair(project, a, b, args.reason, reviewer)
+            what = f"not a duplicate: {args.duplicate[0]} and {args.duplicate[1]}"
+        elif args.leak:
+            train = _record_ids(project, source_id, args.leak[:1])[0]
+            tests = [s for s in project.sources() if s["role"] == "test" and s["complete"]]
+            test_src = args.test_source if args.test_source is not None else (tests[0]["id"] if tests else None)
+            if test_src is None:
+                raise CliError("the project has no held-out (test) file", "no_source")
+            test = _record_ids(project, test_src, args.leak[1:])[0]
+            dm.dismiss_leak(project, train, test, args.reason, reviewer)
+            what = f"not a leak: training record {args.leak[0]}, held-out record {args.leak[1]}"
+        else:
+            kind, indices = ((dm.OUTLIER, args.outlier) if args.outlier else
+                             (dm.LENGTH_OUTLIER, args.length_outlier) if args.length_outlier else
+                             (dm.FLAG + args.flag[0], [int(i) for i in args.flag[1:]]))
+            if not indices:
+                raise CliError("say which records: --flag NAME IDX [IDX ...]", "bad_arguments")
+            dm.dismiss_finding(project, _record_ids(project, source_id, indices), kind, args.reason, reviewer)
+            what = f"{dm.says(kind)}: " + ", ".join(map(str, indices))
+    print(f"dismissed ({what})", flush=True)
+    return EXIT_OK
+
+
 def cmd_labels(args) -> int:
     """The label set (define, undefine, list) and labels on records (add, remove)."""
     from .core.project.annotation import AnnotationError, define_labels, label_set, parse_label_def
@@ -308,11 +340,13 @@ def cmd_scan(args) -> int:
         if args.test:
             raise CliError("to scan a project against a test file, import it: ftcurate import TEST "
                            "--project P --role test", "bad_arguments")
+        from .core.project.dismissals import apply_dismissals
         from .core.project.numbering import number_report
 
         with _open_project(args.train) as project:
             # records named by their index in the source file: the numbers `decide` takes
-            report = number_report(project, scan_project(project, settings, progress=progress))
+            report = number_report(project, apply_dismissals(project, scan_project(project, settings,
+                                                                                   progress=progress)))
     else:
         report = scan_files(args.train, args.test, args.format, _mapping(args), settings, progress=progress)
     if progress:
@@ -607,6 +641,24 @@ def build_parser() -> argparse.ArgumentParser:
                     help="if another ftcurate has the project open, wait up to SECONDS (default 10) for it "
                          "instead of failing at once")
     sp.set_defaults(func=cmd_decide)
+
+    sp = sub.add_parser("dismiss", help="dismiss a finding the scan got wrong (a decision: undo with decide --undo)")
+    sp.add_argument("project")
+    g = sp.add_mutually_exclusive_group(required=True)
+    g.add_argument("--duplicate", type=int, nargs=2, metavar=("IDX", "IDX"), help="these two are not duplicates")
+    g.add_argument("--leak", type=int, nargs=2, metavar=("TRAIN_IDX", "TEST_IDX"),
+                   help="this training record does not leak that held-out record")
+    g.add_argument("--outlier", type=int, nargs="+", metavar="IDX", help="not outliers")
+    g.add_argument("--length-outlier", type=int, nargs="+", metavar="IDX", help="not length outliers")
+    g.add_argument("--flag", nargs="+", metavar=("NAME", "IDX"), help="not a problem: a heuristic flag, e.g. "
+                                                                      "--flag refusal 12 40")
+    sp.add_argument("--reason", default="", help="why (kept in the decision log)")
+    sp.add_argument("--reviewer")
+    sp.add_argument("--source", type=int, help="source id of the training records (default: the first complete one)")
+    sp.add_argument("--test-source", type=int, help="source id of the held-out file (default: the first one)")
+    sp.add_argument("--wait", type=float, nargs="?", const=10.0, default=0.0, metavar="SECONDS",
+                    help="wait up to SECONDS for another ftcurate that has the project open")
+    sp.set_defaults(func=cmd_dismiss)
 
     sp = sub.add_parser("labels", help="the project's label set (name, colour, key) and labels on records")
     sp.add_argument("project")

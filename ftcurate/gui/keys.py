@@ -85,5 +85,9 @@ def key_shortcut(window: QWidget, action: QAction, keys: Iterable[QKeySequence],
                 blocked(act)
 
         sc.activated.connect(fire)
+        # a disabled action's key is free for others (a view's own key, e.g. N in Duplicates):
+        # an enabled shortcut would make the key ambiguous and neither would fire
+        sc.setEnabled(action.isEnabled())
+        action.enabledChanged.connect(sc.setEnabled)
         out.append(sc)
     return out

@@ -22,6 +22,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 
 from ..core.project import review
+from ..core.project.dismissals import dismiss_leak
 from ..core.project.review import LeakEvidence, LeakPair
 from ..core.project.store import Project, StoredRecord
 from .models import STATUS_COLORS, STATUS_LABELS
@@ -161,6 +162,11 @@ class LeakView(PairReviewView):
         self.act_move = a("Move to test", self.move_to_test, ["T"],
                           "Move the training record into the test split (the validation split for a "
                           "validation leak), where it is held out with the record it matches")
+        self.act_not_leak = a("Not a leak", self.not_a_leak, ["N"],
+                              "The training record is a different item from the held-out one: dismiss the finding "
+                              "(the training gate stops counting it; a rescan keeps it dismissed; Ctrl+Z undoes)")
+        self.act_not_leak_why = a("Not a leak, with a reason…", lambda: self.not_a_leak(ask=True), ["Shift+N"],
+                                  "Dismiss the finding and say why (kept in the decision log)", button=False)
         self.button_row.add_gap(12)
         self.act_prev = a("◀ Previous", self.previous_pair, ["Shift+Space", "PgUp"], "Go to the previous leak",
                           repeat=True)
@@ -253,6 +259,15 @@ class LeakView(PairReviewView):
     def remove_leak(self) -> None:
         """Reject the current pair's training record (one undo step)."""
         self._decide(review.remove_leak, "removed")
+
+    def not_a_leak(self, ask: bool = False) -> None:
+        """Dismiss the current leak as "not a leak" (one undo step; survives a rescan)."""
+        reason = ""
+        if ask:
+            reason = self.ask_reason("Not a leak", "Why is the training record not the held-out item?")
+            if reason is None:
+                return
+        self._decide(lambda project, pair: dismiss_leak(project, pair.train, pair.test, reason), "dismissed")
 
     def move_to_test(self) -> None:
         """Move the current pair's training record to the held-out split it leaks (one undo step)."""

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDockWidget, QFileDia
                                QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
 from ..core.quality.scan import ScanSettings
+from ..core.project.dismissals import apply_dismissals
 from ..core.project.store import Project
 from ..core.io.lineindex import LineIndex
 from ..core.project.table import RecordFrame
@@ -49,7 +50,8 @@ def _with_frame(opener, *args, progress=None, cancel=None):
             stored = result.project.load_scan("quality")
         except Exception:  # noqa: BLE001 - an unreadable old report is as good as none
             stored = None
-        result.report = stored[1] if stored and isinstance(stored[1], dict) else None
+        result.raw_report = stored[1] if stored and isinstance(stored[1], dict) else None
+        result.report = apply_dismissals(result.project, result.raw_report)  # what the reviewer sees
         result.frame = RecordFrame.from_project(result.project, result.report, progress=progress, cancel=cancel)
     except BaseException:
         _close_result(result)
@@ -100,7 +102,8 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, QMainWind
         self._docks_in_front: list = []
         self._remember_geometry = restore_geometry
         self._scan_worker: Optional[Worker] = None
-        self.report: Optional[dict] = None  # the last quality scan report of the open project
+        self.report: Optional[dict] = None  # the last quality scan report of the open project, as reviewed
+        self._raw_report: Optional[dict] = None  # the same as scanned (before dismissals)
         self.frame = RecordFrame()  # the table's columns (numpy) of the open project
         self._findings_index: Optional[dict] = None  # record id -> [(kind, reason)], built on demand
         self._numbers: Optional[dict] = None  # record id -> its index in its file, for the report's records
@@ -690,13 +693,16 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, QMainWind
             self.close_project()
         self.project = project
         self.project_info = info
+        raw = getattr(info, "raw_report", None) if info is not None else None
         report = getattr(info, "report", None) if info is not None else None
         if report is None:
             try:
                 stored = project.load_scan("quality")
             except Exception:  # noqa: BLE001 - an unreadable old report is as good as none
                 stored = None
-            report = stored[1] if stored and isinstance(stored[1], dict) else None
+            raw = stored[1] if stored and isinstance(stored[1], dict) else None
+            report = apply_dismissals(project, raw)
+        self._raw_report = raw if raw is not None else report  # as scanned; self.report: dismissals applied
         self.report = report
         frame = getattr(info, "frame", None) if info is not None else None
         self.frame = frame if frame is not None else RecordFrame.from_project(project, report)
@@ -761,6 +767,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, QMainWind
         project, self.project = self.project, None
         self.project_info = None
         self.report = None
+        self._raw_report = None
         self.frame = RecordFrame()
         self._findings_index = None
         self._numbers = None

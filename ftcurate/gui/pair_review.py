@@ -641,6 +641,13 @@ class PairReviewView(QWidget):
         finally:
             self._syncing = False
 
+    def ask_reason(self, title: str, prompt: str) -> Optional[str]:
+        """An optional reason (None: cancelled). Tests replace it: offscreen nobody answers."""
+        from PySide6.QtWidgets import QInputDialog
+
+        text, ok = QInputDialog.getText(self, title, prompt)
+        return text if ok else None
+
     def _confirm(self, title: str, text: str) -> bool:
         """Ask before a bulk change (always yes when not interactive: tests, screenshots)."""
         if not self.interactive:

@@ -24,6 +24,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QDoubleSpinBox, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout
 
 from ..core.project import review
+from ..core.project.dismissals import dismiss_pair
 from ..core.project.review import DuplicatePair
 from ..core.project.store import Project, StoredRecord
 from .models import STATUS_COLORS
@@ -119,6 +120,12 @@ class PairView(PairReviewView):
         self.act_keep_both = a("Approve both", self.keep_both, ["B"],
                                "Keep both records (approve them): they are not copies worth removing")
         self.act_reject_both = a("Reject both", self.reject_both, ["X"], "Reject both records")
+        self.act_not_duplicate = a("Not a duplicate", self.not_a_duplicate, ["N"],
+                                   "The two records are different examples: dismiss the finding, keep both as "
+                                   "they are (a rescan keeps it dismissed; Ctrl+Z undoes)")
+        self.act_not_duplicate_why = a("Not a duplicate, with a reason…", lambda: self.not_a_duplicate(ask=True),
+                                       ["Shift+N"], "Dismiss the finding and say why (kept in the decision log)",
+                                       button=False)
         self.button_row.add_gap(12)
         self.act_prev = a("◀ Previous", self.previous_pair, ["Shift+Space", "PgUp"], "Go to the previous pair",
                           repeat=True)
@@ -240,6 +247,15 @@ class PairView(PairReviewView):
     def reject_both(self) -> None:
         """Reject both records (one undo step)."""
         self._decide(review.reject_both)
+
+    def not_a_duplicate(self, ask: bool = False) -> None:
+        """Dismiss the current pair as "not a duplicate" (one undo step; survives a rescan)."""
+        reason = ""
+        if ask:
+            reason = self.ask_reason("Not a duplicate", "Why are these two different examples?")
+            if reason is None:
+                return
+        self._decide(lambda project, pair: dismiss_pair(project, pair.left, pair.right, reason))
 
     def threshold(self) -> float:
         return round(self.threshold_spin.value(), 2)

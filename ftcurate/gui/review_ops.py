@@ -12,6 +12,7 @@ from typing import Iterable, Optional
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, Qt, Slot
 from PySide6.QtWidgets import QDialog, QInputDialog, QMessageBox, QWidget
 
+from ..core.project.dismissals import dismiss, findings_of, says
 from ..core.project.store import Project
 from . import settings as appsettings
 from . import tasks
@@ -429,24 +430,63 @@ class ReviewMixin:
         if ids is None:
             self.statusBar().showMessage("Nothing to undo" if undo else "Nothing to redo", 4000)
             return
-        self._after_change(ids)
+        self._after_change(ids, dismissal=(info or {}).get("action") == "dismiss")
         self._refresh_labels()
         self.select_ids(ids)
         what = (info or {}).get("action", "decision").replace("_", " ")
         self.statusBar().showMessage(
             f"{'Undid' if undo else 'Redid'} {what} of {len(ids):,} record{'s' if len(ids) != 1 else ''}", 4000)
 
-    def _after_change(self, ids: list, source: Optional[QWidget] = None) -> None:
-        """The store changed these records: repaint the table, counts and the other views."""
+    def _after_change(self, ids: list, source: Optional[QWidget] = None, dismissal: Optional[bool] = None) -> None:
+        """The store changed these records: repaint the table, counts and the other views.
+        A dismissed finding (``dismissal``; by default: the last decision was one) changes
+        the report everyone shows."""
         self.model.refresh(ids)
         self._update_counts()
         self._update_enabled()
-        if self.current_id() in ids:
+        if dismissal is None:
+            dismissal = (self.project.peek_undo() or {}).get("action") == "dismiss" if self.project else False
+        if dismissal:
+            self.reapply_dismissals()  # the views, flags and findings without it
+        elif self.current_id() in ids:
             self._show_current()
-        for view in self.views.values():
-            if view is not source:
-                view.refresh(list(ids))
+        if not dismissal:
+            for view in self.views.values():
+                if view is not source:
+                    view.refresh(list(ids))
         self.records_changed.emit(list(ids))
+
+    def dismiss_current_finding(self) -> None:
+        """Dismiss one finding of the current record as wrong ("not a duplicate of 12",
+        "not an outlier", ...), with an optional reason: a decision (Ctrl+Z undoes it) that a
+        rescan keeps."""
+        rid = self.current_id()
+        if self.project is None or rid is None:
+            return
+        found = findings_of(self.report, rid)
+        if not found:
+            self.statusBar().showMessage("The last scan found nothing about this record to dismiss", 4000)
+            return
+        numbers = self._record_numbers(self.report)
+        labels = []
+        for f in found:
+            other = f" {numbers.get(f['other'], '?')}" if f["other"] is not None else ""
+            what = f["what"] + (" of" if f["kind"] == "duplicate" else "") + other
+            labels.append(f"{says(f['kind']).capitalize()} — {what}")
+        choice = self.ask_choice("Dismiss a finding", "Which finding of this record is wrong?", labels)
+        if choice is None:
+            return
+        finding = found[labels.index(choice)]
+        reason = self.ask_text("Why (optional)", "Why is it wrong? (kept in the decision log)") or ""
+        self.ensure_reviewer()
+        if self._apply("dismissal", lambda: dismiss(self.project, rid, finding, reason), [rid, *(
+                [finding["other"]] if finding["other"] is not None else [])]):
+            self.statusBar().showMessage(f"Dismissed: {choice} (saved; Ctrl+Z undoes)", 5000)
+
+    def ask_choice(self, title: str, prompt: str, items: list[str]) -> Optional[str]:
+        """Pick one of ``items`` (tests replace it: offscreen there is nobody to answer)."""
+        item, ok = QInputDialog.getItem(self, title, prompt, items, 0, False)
+        return item if ok else None
 
     def _reset_filter_widgets(self) -> None:
         """Every filter back to "all", search box empty, without firing the filter."""

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, Slot
 
 from ..core.quality.scan import scan_project
 from ..core.project.store import Project
+from ..core.project.dismissals import apply_dismissals
 from ..core.project.numbering import report_record_ids
 from .scan_view import scan_summary
 from .workers import Worker
@@ -98,7 +99,11 @@ class ScanMixin:
         return self._numbers
 
     def _set_report(self, report: Optional[dict]) -> None:
-        """A new scan report: table flags and scores, filter choices, views, detail pane."""
+        """A new scan report (as scanned): table flags and scores, filter choices, views and
+        detail pane show it with the reviewers' dismissals applied."""
+        self._raw_report = report
+        if self.project is not None and not self.project.closed:
+            report = apply_dismissals(self.project, report)
         self.report = report
         self._findings_index = None
         self._numbers = None
@@ -110,17 +115,19 @@ class ScanMixin:
             view.set_report(report)
         self._show_current()
 
-    def _show_report(self, report: Optional[dict]) -> None:
+    def _show_report(self, report: Optional[dict], show_dock: bool = True) -> None:
         self.findings.set_report(report, has_project=self.project is not None, numbers=self._record_numbers(report))
         self.findings_dock.setWindowTitle(f"Findings ({self.findings_model.total():,})" if report else "Findings")
-        self._set_dock(self.findings_dock, True)
+        if show_dock:
+            self._set_dock(self.findings_dock, True)
+
+    def reapply_dismissals(self) -> None:
+        """A finding was dismissed (or a dismissal undone): show the report again without it."""
+        self._set_report(self._raw_report)
+        self._show_report(self.report, show_dock=False)
 
     def _show_stored_scan(self, project: Project) -> None:
-        try:
-            stored = project.load_scan("quality")
-        except Exception:  # noqa: BLE001 - an unreadable old report is as good as none
-            stored = None
-        report = stored[1] if stored else None
+        report = self.report
         problems = self.problems_model.rowCount() > 0
         self._show_report(report if isinstance(report, dict) else None)
         if report or not problems:

@@ -149,7 +149,9 @@ def scan_summary(report: Optional[dict], short: bool = False) -> str:
     if short:
         parts = [parts[0], parts[1], parts[5], parts[7]]
     text = ", ".join(f"{c:,} {one if c == 1 else many}" for c, one, many in parts if c)
-    return "Scan: " + (text or "nothing found")
+    gone = sum((report.get("dismissed") or {}).values())
+    tail = f" ({gone:,} dismissed by reviewers)" if gone and not short else ""
+    return "Scan: " + (text or "nothing found") + tail
 
 
 class FindingsModel(RowsTableModel):

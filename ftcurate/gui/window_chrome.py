@@ -86,6 +86,9 @@ class ChromeMixin:
         self.act_restore = a("Restore &original", self.restore_current, [],
                              "Drop the edit of the current record and bring back the original")
         self.act_labels = a("&Label…", self.focus_labels, ["L"], "Type labels for the selected records")
+        self.act_dismiss = a("&Dismiss a finding…", self.dismiss_current_finding, ["Shift+D"],
+                             "The scan got this record wrong: dismiss one of its findings (not a duplicate, "
+                             "not a leak, not an outlier...), with an optional reason; a rescan keeps it dismissed")
         self.act_approve_shown = a("Approve all &shown…", lambda: self.decide_shown("approve"), ["Shift+A"],
                                    "Approve every record the current filter shows (asks first; one undo step)")
         self.act_reject_shown = a("Reject all s&hown…", lambda: self.decide_shown("reject"), ["Shift+R"],
@@ -194,7 +197,7 @@ class ChromeMixin:
 
         m = mb.addMenu("&Review")
         for act in (self.act_approve, self.act_reject, self.act_reset, self.act_edit, self.act_restore,
-                    self.act_labels):
+                    self.act_labels, self.act_dismiss):
             m.addAction(act)
         m.addSeparator()
         for act in (self.act_approve_shown, self.act_reject_shown, self.act_label_shown):
@@ -312,7 +315,7 @@ class ChromeMixin:
         # (with its own keys) is in front
         for act in (self.act_approve, self.act_reject, self.act_reset, self.act_next, self.act_prev,
                     self.act_next_unreviewed, self.act_edit, self.act_labels, self.act_approve_shown,
-                    self.act_reject_shown, self.act_label_shown, *self._label_actions):
+                    self.act_reject_shown, self.act_label_shown, self.act_dismiss, *self._label_actions):
             act.setEnabled(on_records)
         if self.is_previewing():  # browsing a big file while it imports
             self.act_next.setEnabled(True)
@@ -334,7 +337,7 @@ class ChromeMixin:
         self.act_redo.setIconText("Redo")
 
     def review_actions(self) -> list[QAction]:
-        actions = [self.act_approve, self.act_reject, self.act_reset, self.act_edit, self.act_labels,
+        actions = [self.act_approve, self.act_reject, self.act_reset, self.act_edit, self.act_labels, self.act_dismiss,
                    self.act_next, self.act_prev, self.act_next_unreviewed, self.act_approve_shown,
                    self.act_reject_shown, self.act_label_shown, self.act_undo, self.act_redo, self.act_find,
                    self.act_clear_filters, self.act_scan, self.act_export, self.act_import, self.act_open_dataset,

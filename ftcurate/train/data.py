@@ -211,11 +211,11 @@ def check_leakage(project) -> list[dict]:
     id, ``test_index``: the leaked record's id, ``method``, ``score``, ``field``) plus
     ``kind`` ("test" or "validation") and how a user finds the records: ``record`` and
     ``test_record``, each record's 0-based index in its source file, and ``source`` /
-    ``test_source``, those files' names. Empty when there is no stored scan."""
-    stored = project.load_scan("quality")
-    if not stored:
-        return []
-    _, report = stored
+    ``test_source``, those files' names. Leaks a reviewer dismissed ("not a leak") do not
+    count. Empty when there is no stored scan."""
+    from ..core.project.dismissals import stored_report
+
+    report = stored_report(project)
     if not isinstance(report, dict) or report.get("index", "record_id") != "record_id":
         return []
     hits = [(h, "test") for h in report.get("leakage") or []]

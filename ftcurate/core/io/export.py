@@ -195,7 +195,7 @@ def _decision_log(project: Project) -> tuple[str, int]:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["decision", "group", "time_utc", "reviewer", "record_id", "source_index", "action",
-                "status_before", "status_after", "labels_after", "note_after", "undone"])
+                "status_before", "status_after", "labels_after", "note_after", "undone", "dismissed_after"])
     index_of: dict[int, int] = {}
     rows = 0
     for h in reversed(project.history()):  # oldest first
@@ -211,8 +211,19 @@ def _decision_log(project: Project) -> tuple[str, int]:
         w.writerow(csv_row([h["id"], h.get("group"), _iso(h.get("ts")), h.get("reviewer") or "", rid, index_of[rid],
                             h["action"], before.get("status", ""), after.get("status", ""),
                             ";".join(after.get("labels") or []), after.get("note") or "",
-                            int(bool(h.get("undone")))]))
+                            int(bool(h.get("undone"))), _dismissed_text(after.get("dismissed"))]))
     return buf.getvalue(), rows
+
+
+def _dismissed_text(items) -> str:
+    """A record's dismissed findings for the decision log: "not a leak (why); not an outlier"."""
+    from ..project.dismissals import says
+
+    out = []
+    for d in items or []:
+        if isinstance(d, dict) and d.get("kind"):
+            out.append(says(str(d["kind"])) + (f" ({d['reason']})" if d.get("reason") else ""))
+    return "; ".join(out)
 
 
 def dataset_card(project: Project, result: ExportResult, fmt: str, include: str,

@@ -237,9 +237,10 @@ class State(NamedTuple):
     split: str
     reviewer: Optional[str]
     updated_at: Optional[float]
+    dismissed: str = "[]"  # JSON list of dismissed findings (see dismissed_list)
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "status": self.status,
             "edited": self.edited,
             "labels": json.loads(self.labels),
@@ -248,6 +249,9 @@ class State(NamedTuple):
             "reviewer": self.reviewer,
             "updated_at": self.updated_at,
         }
+        if self.dismissed != "[]":  # older log entries have none: kept that way when empty
+            d["dismissed"] = json.loads(self.dismissed)
+        return d
 
     @classmethod
     def from_json(cls, blob: Any) -> "State":
@@ -268,11 +272,12 @@ class State(NamedTuple):
             check_split(d.get("split")),
             reviewer if isinstance(reviewer, str) else None,
             ts if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None,
+            _jdump(dismissed_list(_jdump(d.get("dismissed") or []))),
         )
 
     @classmethod
     def from_row(cls, rid: int, idx: Any, source_id: Any, status: Any, edited: Any, labels: Any, note: Any,
-                 split: Any, reviewer: Any, updated_at: Any) -> "State":
+                 split: Any, reviewer: Any, updated_at: Any, dismissed: Any = "[]") -> "State":
         """The state of a stored record, checked (:class:`DamagedRecord` if it is not sound)."""
         try:
             check_status(status)
@@ -281,11 +286,28 @@ class State(NamedTuple):
                 content_record(edited, "edited content")
             labels_text = labels if labels is not None else "[]"
             labels_list(labels_text)
+            dismissed_text = dismissed if dismissed is not None else "[]"
+            dismissed_list(dismissed_text)
             return cls(status, edited, labels_text, check_text(note, "note"), split,
                        reviewer if isinstance(reviewer, str) else None,
-                       updated_at if isinstance(updated_at, (int, float)) else None)
+                       updated_at if isinstance(updated_at, (int, float)) else None, dismissed_text)
         except BadValue as exc:
             raise damaged(rid, source_id, idx, str(exc)) from None
+
+
+def dismissed_list(text: Any) -> list[dict]:
+    """A record's dismissed findings, checked: ``[{"kind": str, "other": str, "reason": str}]``
+    (:class:`BadValue` when the stored value is not that)."""
+    items = _json(text, "dismissed findings") if isinstance(text, str) else text
+    if not isinstance(items, list):
+        raise BadValue("dismissed findings are not a JSON list")
+    out = []
+    for item in items:
+        if not (isinstance(item, dict) and isinstance(item.get("kind"), str) and item["kind"]
+                and isinstance(item.get("other", ""), str) and isinstance(item.get("reason", ""), str)):
+            raise BadValue("a dismissed finding is not {kind, other, reason}")
+        out.append({"kind": item["kind"], "other": item.get("other", ""), "reason": item.get("reason", "")})
+    return out
 
 
 class StateJson:

@@ -23,7 +23,7 @@ from typing import Callable
 
 from .errors import ProjectDamaged, ProjectError, ProjectSchemaError, explain, sqlite_code
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: ``PRAGMA application_id`` of an ftcurate project ("FTCU").
 APPLICATION_ID = 0x46544355
@@ -153,8 +153,18 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Dismissed findings per record: the findings a reviewer judged wrong ("not a duplicate
+    of ...", "not a leak of ...", "not an outlier"), part of the record's review state (so a
+    dismissal is a decision: undone, redone and logged like one). JSON list of
+    ``{"kind", "other", "reason"}`` where ``other`` is the content hash of the other record
+    of a pair ("" for single-record findings): a rescan finds the same pair again and it
+    stays dismissed."""
+    run_script(conn, "ALTER TABLE reviews ADD COLUMN dismissed TEXT NOT NULL DEFAULT '[]'")
+
+
 #: ``MIGRATIONS[v]`` upgrades a project from schema version ``v`` to ``v + 1``.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1, _migrate_1_to_2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -42,7 +42,8 @@ from .imports import SOURCE_ROLES, SourcesMixin  # noqa: F401
 from .lock import FileLock, writer_active
 from .records import SPLITS, Record
 from .rows import (REVIEW_COLS, REVIEW_FROM, STATUSES, BadValue, State, StateJson, StoredRecord,  # noqa: F401
-                   chunks, damaged_history, few, history_state, jdump, norm_labels, row_to_stored, sha256_text,
+                   chunks, damaged_history, dismissed_list, few, history_state, jdump, norm_labels, row_to_stored,
+                   sha256_text,
                    unique_ids)
 from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, check_project, expected_schema, migrate  # noqa: F401
 
@@ -574,7 +575,7 @@ class Project(SourcesMixin):
             marks = ",".join("?" * len(chunk))
             for row in conn.execute(
                 "SELECT r.id, r.idx, r.source_id, v.status, v.edited, v.labels, v.note, r.split, v.reviewer, "
-                "v.updated_at, v.record_id "
+                "v.updated_at, v.record_id, v.dismissed "
                 f"FROM records r LEFT JOIN reviews v ON v.record_id = r.id WHERE r.id IN ({marks})",
                 chunk,
             ):
@@ -583,7 +584,7 @@ class Project(SourcesMixin):
                         raise DamagedRecord(f"record {row[1]} has no review row",
                                             [{"id": row[0], "source_id": row[2], "index": row[1],
                                               "reason": "its review row is missing"}])
-                    out[row[0]] = State.from_row(*row[:10])
+                    out[row[0]] = State.from_row(*row[:10], row[11])
                 except DamagedRecord as exc:
                     bad += exc.rows
         if bad:
@@ -611,11 +612,11 @@ class Project(SourcesMixin):
                 by_split.setdefault(st.split, []).append(rid)
         for st, rids in by_state.items():
             edited_hash = sha256_text(st.edited) if st.edited is not None else None
-            head = (st.status, st.edited, edited_hash, st.labels, st.note, st.reviewer, st.updated_at)
+            head = (st.status, st.edited, edited_hash, st.labels, st.note, st.reviewer, st.updated_at, st.dismissed)
             for chunk in chunks(rids):
                 conn.execute(
                     "UPDATE reviews SET status = ?, edited = ?, edited_hash = ?, labels = ?, note = ?, "
-                    f"reviewer = ?, updated_at = ? WHERE record_id IN ({','.join('?' * len(chunk))})",
+                    f"reviewer = ?, updated_at = ?, dismissed = ? WHERE record_id IN ({','.join('?' * len(chunk))})",
                     (*head, *chunk),
                 )
         for split, rids in by_split.items():
@@ -723,6 +724,48 @@ class Project(SourcesMixin):
     def set_note(self, record_id: int, note: str, reviewer: Optional[str] = None) -> int:
         note = note or ""
         return self._decide("set_note", [record_id], lambda st: st._replace(note=note), reviewer)
+
+    def dismiss(self, findings: Iterable[tuple[int, str, str]], reason: str = "",
+                reviewer: Optional[str] = None) -> int:
+        """Dismiss findings as wrong, one decision (one undo step): ``(record_id, kind, other)``
+        with ``other`` the content hash of the pair's other record ("" for a single-record
+        finding such as an outlier). See :mod:`ftcurate.core.project.dismissals`."""
+        reason = " ".join(str(reason or "").split())[:500]
+        adds: dict[int, list[dict]] = {}
+        for rid, kind, other in findings:
+            adds.setdefault(int(rid), []).append({"kind": str(kind), "other": str(other or ""), "reason": reason})
+        if not adds:
+            return 0
+
+        def per_record(rid: int, st: State) -> State:
+            have = {(d["kind"], d["other"]): d for d in dismissed_list(st.dismissed)}
+            for d in adds[rid]:
+                have[(d["kind"], d["other"])] = d
+            return st._replace(dismissed=jdump([have[k] for k in sorted(have)]))
+
+        return self._decide("dismiss", list(adds), lambda st: st, reviewer, per_record=per_record)
+
+    def dismissed(self) -> dict[int, list[dict]]:
+        """Record id -> its dismissed findings, for the records that have any."""
+        with self._mutex:
+            rows = self._db.execute("SELECT record_id, dismissed FROM reviews WHERE dismissed != '[]'").fetchall()
+        out: dict[int, list[dict]] = {}
+        for rid, text in rows:
+            try:
+                out[int(rid)] = dismissed_list(text)
+            except BadValue:
+                continue  # a damaged value dismisses nothing
+        return out
+
+    def content_hashes(self, ids: Iterable[int]) -> dict[int, str]:
+        """Record id -> the hash of its content as imported (what dismissals name)."""
+        out: dict[int, str] = {}
+        for chunk in chunks(sorted({int(i) for i in ids})):
+            with self._mutex:
+                rows = self._db.execute(f"SELECT id, content_hash FROM records WHERE id IN ({','.join('?' * len(chunk))})",
+                                        chunk).fetchall()
+            out.update({int(r): str(h) for r, h in rows})
+        return out
 
     def set_split(self, ids: Iterable[int] | int, split: str, reviewer: Optional[str] = None) -> int:
         if split not in SPLITS:
