@@ -405,7 +405,7 @@ def _train_config(args):
     overrides = {"model_dir": args.model, "output_dir": args.output, "max_steps": args.max_steps,
                  "epochs": args.epochs, "learning_rate": args.lr, "lora_r": args.lora_r, "method": args.method,
                  "batch_size": args.batch_size, "max_seq_len": args.max_seq_len, "eval_steps": args.eval_steps,
-                 "seed": args.seed}
+                 "seed": args.seed, "world_size": args.devices, "strategy": args.strategy}
     for name, value in overrides.items():
         if value is not None:
             setattr(config, name, value)
@@ -431,7 +431,9 @@ def _train_line(event: dict) -> Optional[str]:
     if kind == "warning":
         return "warning: " + event["message"]
     if kind == "start":
-        return (f"training on {event['device']}: {event['num_train']} examples, {event['num_eval']} validation, "
+        n = int(event.get("world_size") or 1)
+        on = f"{event['device']} x {n} processes ({event.get('strategy') or 'ddp'})" if n > 1 else event["device"]
+        return (f"training on {on}: {event['num_train']} examples, {event['num_eval']} validation, "
                 f"{event['max_steps']} steps" + (f", resuming {event['resumed_from']}" if event.get("resumed_from")
                                                  else ""))
     if kind == "early_stop":
@@ -444,12 +446,17 @@ def cmd_train(args) -> int:
     import signal
     import threading
 
-    from .train import LeakageError, TrainError, load_data, train
+    from .train import LeakageError, TrainError, distributed, load_data, train
     from .train.data import public_leak
 
     config = _train_config(args)
     _quiet_ml_libraries()
-    data = load_data(args.data, args.eval, val_fraction=args.val_fraction, seed=config.seed)
+    # Several processes: this one launches them (--devices N), or is one of them (under torchrun).
+    ranked = distributed.launched_rank()
+    if ranked:
+        config = distributed.prepare_rank(config)
+    launching = not ranked and config.world_size > 1
+    data = None if launching else load_data(args.data, args.eval, val_fraction=args.val_fraction, seed=config.seed)
     every = [1]
 
     def on_event(event: dict) -> None:
@@ -480,8 +487,21 @@ def cmd_train(args) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        result = train(config, data, progress=None, cancel=lambda: flags["cancel"], on_event=on_event,
-                       stop=lambda: flags["stop"], resume=args.resume, full_paths=args.full_paths)
+        if launching:  # N child processes, followed from here (ftcurate.train.launch)
+            from .train.launch import train_processes
+
+            result = train_processes(config, args.data, args.eval, val_fraction=args.val_fraction,
+                                     cancel=lambda: flags["cancel"], on_event=on_event, stop=lambda: flags["stop"],
+                                     resume=args.resume, full_paths=args.full_paths)
+        elif ranked:  # one rank: the ranks stop together (rank 0 reads <output>/control)
+            if distributed.is_main_process():
+                on_event({"type": "info", "message": f"Data: {data.summary()}."})
+            result = train(config, data, progress=None, on_event=on_event,
+                           stop=distributed.RankControl(config.output_dir, flags), resume=args.resume,
+                           full_paths=args.full_paths)
+        else:
+            result = train(config, data, progress=None, cancel=lambda: flags["cancel"], on_event=on_event,
+                           stop=lambda: flags["stop"], resume=args.resume, full_paths=args.full_paths)
     except LeakageError as exc:
         if args.json:
             json.dump({"error": exc.key, "message": str(exc), "leaks": [public_leak(h) for h in exc.leaks]},
@@ -499,7 +519,8 @@ def cmd_train(args) -> int:
         loss = f", loss {result.first_loss:.4f} -> {result.final_loss:.4f}" if result.final_loss is not None else ""
         ev = f", best eval loss {result.best_eval_loss:.4f} (step {result.best_step})" \
             if result.best_eval_loss is not None else ""
-        print(f"{how} at step {result.global_step}/{result.max_steps}{loss}{ev}")
+        on = f" on {result.world_size} processes" if result.world_size > 1 else ""
+        print(f"{how} at step {result.global_step}/{result.max_steps}{on}{loss}{ev}")
         print(f"adapter: {result.adapter_dir}")
     return EXIT_OK
 
@@ -694,7 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print the report as JSON")
     sp.set_defaults(func=cmd_scan)
 
-    from .train.config import METHODS
+    from .train.config import METHODS, STRATEGIES
     from .train.config import help_text as _help
 
     def help_text(name: str) -> str:
@@ -715,6 +736,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-seq-len", type=int, help=help_text("max_seq_len"))
     sp.add_argument("--eval-steps", type=int, help=help_text("eval_steps"))
     sp.add_argument("--seed", type=int, help=help_text("seed"))
+    sp.add_argument("--devices", type=int, metavar="N", help=help_text("world_size") + " See docs/training.md for "
+                    "several machines.")
+    sp.add_argument("--strategy", choices=STRATEGIES, help=help_text("strategy"))
     sp.add_argument("--val-fraction", type=float, default=0.1,
                     help="fraction of the training records held out for validation when there is no validation "
                          "split or --eval file (default 0.1; 0 = none)")

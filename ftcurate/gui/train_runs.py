@@ -29,11 +29,14 @@ MPS_NOTE = "Nothing to show: GPU memory is not measured on Apple GPUs (MPS)."
 
 def run_outcome(events: list[dict]) -> str:
     """How a run ended, from its metric events: "finished", "stopped" (Stop: adapter saved
-    early), "early stop" (the validation loss stopped improving) or "" (no end: running,
-    cancelled or crashed)."""
-    end = next((e for e in reversed(events) if e.get("type") == "end"), None)
+    early), "early stop" (the validation loss stopped improving), "failed" (a process of a
+    multi-process run failed: ftcurate.train.launch) or "" (no end: running, cancelled or
+    crashed)."""
+    end = next((e for e in reversed(events) if e.get("type") in ("end", "failed")), None)
     if end is None:
         return ""
+    if end.get("type") == "failed":
+        return "failed"
     if end.get("stopped"):
         return "stopped"
     if end.get("early_stopped"):

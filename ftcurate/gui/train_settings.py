@@ -23,8 +23,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 
 from ..core.io.validate import OVERFIT_SET, SMALL_SET
 from ..core.project.store import Project, ProjectError
-from ..train.config import METHODS, TrainConfig
+from ..train.config import METHODS, STRATEGIES, TrainConfig
 from ..train.data import check_leakage, describe_leakage
+from ..train.distributed import strategy_problem
+from ..train.launch import device_count
 from ..train.model import (check_model_folder, create_demo_model, detect_device, device_memory_bytes,
                            estimate_memory, is_demo_model)
 from . import settings as appsettings
@@ -47,8 +49,10 @@ SECTIONS = (
     ("Schedule", ("learning_rate", "epochs", "max_steps", "batch_size", "grad_accum", "warmup_ratio", "seed")),
     ("Examples", ("max_seq_len", "packing", "assistant_only_loss")),
     ("Validation and checkpoints", ("eval_steps", "early_stopping_patience", "save_steps", "logging_steps")),
+    ("Devices", ("world_size", "strategy")),
     ("Advanced", ("gradient_checkpointing", "trust_remote_code")),
 )
+CHOICES = {"method": METHODS, "strategy": STRATEGIES}  # fields shown as a drop-down
 LABELS = {
     "method": "Method", "lora_r": "Rank (r)", "lora_alpha": "Alpha", "lora_dropout": "Dropout",
     "target_modules": "Target modules", "learning_rate": "Learning rate", "epochs": "Epochs",
@@ -58,14 +62,14 @@ LABELS = {
     "early_stopping_patience": "Early-stop patience", "save_steps": "Checkpoint every",
     "logging_steps": "Log every", "gradient_checkpointing": "Gradient checkpointing",
     "trust_remote_code": "Trust remote code", "model_dir": "Base model", "output_dir": "Output folder",
-    "allow_leakage": "Allow leakage",
+    "allow_leakage": "Allow leakage", "world_size": "Processes", "strategy": "Strategy",
 }
 INT_RANGES = {  # name -> (minimum, maximum, special text shown at the minimum)
     "lora_r": (1, 4096, ""), "lora_alpha": (1, 16384, ""), "batch_size": (1, 65536, ""),
     "grad_accum": (1, 65536, ""), "max_seq_len": (16, 1 << 21, ""), "seed": (0, 2 ** 31 - 1, ""),
     "eval_steps": (0, 10 ** 8, "once per epoch"), "early_stopping_patience": (0, 10 ** 4, "off"),
     "save_steps": (1, 10 ** 8, ""), "max_steps": (-1, 10 ** 9, "no limit (epochs)"),
-    "logging_steps": (1, 10 ** 6, ""),
+    "logging_steps": (1, 10 ** 6, ""), "world_size": (1, 1024, ""),
 }
 INT_SUFFIX = {"eval_steps": " steps", "save_steps": " steps", "logging_steps": " steps",
               "early_stopping_patience": " evals"}
@@ -74,19 +78,25 @@ FLOAT_SPECS = {  # name -> (minimum, maximum, step, decimals)
 }
 
 _DEVICE: Optional[tuple[str, Optional[int]]] = None  # (device, memory bytes) once detected, for every view
+_DEVICE_COUNT: Optional[int] = None  # processes the device takes (GPUs found; CPU cores), once detected
 
 
 # -- worker jobs (run in a worker thread; they touch no widget) --------------------------------------
 
 
-def _detect_job(progress=None, cancel=None) -> tuple[str, Optional[int]]:  # noqa: ARG001
-    """The training device and its memory in bytes (None when unknown). Imports torch."""
+def _detect_job(progress=None, cancel=None) -> tuple[str, Optional[int], int]:  # noqa: ARG001
+    """The training device, its memory in bytes (None when unknown) and how many processes
+    it takes (GPUs found, CPU cores). Imports torch."""
     device = detect_device()
     try:
         total = device_memory_bytes(device)
     except Exception:  # noqa: BLE001 - the estimate works without it
         total = None
-    return device, total
+    try:
+        count = device_count(device)
+    except Exception:  # noqa: BLE001 - one process always works
+        count = 1
+    return device, total, count
 
 
 def _demo_job(folder: str, progress=None, cancel=None) -> str:  # noqa: ARG001
@@ -327,9 +337,9 @@ class TrainSettingsPanel(QScrollArea):
             self.form_boxes[title] = box
 
     def _field_widget(self, name: str, default: Any) -> QWidget:
-        if name == "method":
+        if name in CHOICES:
             w: QWidget = QComboBox()
-            w.addItems(list(METHODS))
+            w.addItems(list(CHOICES[name]))
             w.currentTextChanged.connect(self._on_form_changed)
         elif isinstance(default, bool):
             w = QCheckBox()
@@ -670,8 +680,9 @@ class TrainSettingsPanel(QScrollArea):
 
     @Slot(object)
     def _on_device(self, info) -> None:
-        global _DEVICE
+        global _DEVICE, _DEVICE_COUNT
         _DEVICE = (str(info[0]), info[1])
+        _DEVICE_COUNT = int(info[2]) if len(info) > 2 else None
         self._show_memory()
         self.changed.emit()
 
@@ -695,6 +706,7 @@ class TrainSettingsPanel(QScrollArea):
             self.memory_label.setText(status_line("muted", "…", "Memory estimate: detecting the device…"))
             return
         device, total = _DEVICE
+        config = self.config()
         if device == "cpu":
             self.device_label.setText(status_line("warn", "⚠", "No GPU found: training runs on the CPU. Fine "
                                                                    "for the demo model; very slow for real models."))
@@ -702,8 +714,9 @@ class TrainSettingsPanel(QScrollArea):
             self.device_label.setText(status_line("ok", "✓", "Apple GPU (MPS). QLoRA needs an NVIDIA GPU."))
         else:
             memory = f", {total / GIB:.0f} GiB" if total else ""
-            self.device_label.setText(status_line("ok", "✓", f"NVIDIA GPU{memory}."))
-        config = self.config()
+            found = f"{_DEVICE_COUNT} NVIDIA GPUs" if (_DEVICE_COUNT or 1) > 1 else "NVIDIA GPU"
+            self.device_label.setText(status_line("ok", "✓", f"{found}{memory}."))
+        self._show_processes(device, config)
         try:
             est = estimate_memory(config, config.model_dir, device_total_bytes=total, device=device)
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -720,3 +733,29 @@ class TrainSettingsPanel(QScrollArea):
             self.memory_label.setText(status_line("bad", "✗", f"Won't fit: {est.advice}"))
         else:
             self.memory_label.setText(status_line("muted", "•", f"Memory: {est.advice}"))
+
+    def _show_processes(self, device: str, config: TrainConfig) -> None:
+        """The Processes field's range and tooltip, and a line saying how the run will be split."""
+        spin = self.field_widgets.get("world_size")
+        if isinstance(spin, QSpinBox):
+            found = _DEVICE_COUNT
+            what = {"cuda": f"{found} GPU(s) found" if found else "GPUs",
+                    "cpu": f"no GPU: CPU processes, {found} cores" if found else "no GPU: CPU processes",
+                    "mps": "an Apple GPU: one process"}.get(device, "")
+            spin.setToolTip(TrainConfig.help_text("world_size") + (f" This machine: {what}." if what else ""))
+            if found and device in ("cuda", "mps"):
+                spin.setMaximum(max(1, found))
+        n = config.world_size
+        if n <= 1:
+            return
+        batch = config.batch_size * config.grad_accum * n
+        problem = strategy_problem(config, device)
+        if problem:
+            line = status_line("bad", "✗", problem)
+        elif device == "cpu":
+            line = status_line("warn", "⚠", f"{n} CPU processes ({config.strategy}, gloo): only to try a "
+                                            f"multi-process run; effective batch {batch}.")
+        else:
+            line = status_line("ok", "✓", f"{n} processes, one per GPU ({config.strategy}); effective batch "
+                                          f"{batch}.")
+        self.device_label.setText(self.device_label.text() + "<br>" + line)

@@ -41,6 +41,7 @@ from ..core.progress import Cancelled
 from ..core.project.store import Project
 from ..train.config import TrainConfig
 from ..train.data import describe_leakage, load_data
+from ..train.launch import train_processes
 from ..train.runfiles import load_run_settings
 from ..train.runner import TrainError, train
 from . import settings as appsettings
@@ -74,11 +75,26 @@ def _train_job(runner: Callable, config: TrainConfig, source: str, eval_source: 
         raise ExplainedError(exc.message, exc.advice) from None
 
 
+def _launch_job(launcher: Callable, config: TrainConfig, source: str, eval_source: Optional[str], resume: bool,
+                progress=None, cancel=None, on_event=None, stop=None):
+    """Train as ``config.world_size`` child processes (in a worker thread, which follows them:
+    :func:`ftcurate.train.launch.train_processes`). Each process reads the data itself."""
+    if progress is not None:
+        progress(0, 0, f"starting {config.world_size} training processes")
+    try:
+        return launcher(config, source, eval_source=eval_source or None, val_fraction=0.1, progress=progress,
+                        cancel=cancel, on_event=on_event, stop=stop, resume=resume)
+    except TrainError as exc:
+        raise ExplainedError(exc.message, exc.advice) from None
+
+
 class TrainingView(QWidget):
     """Train a LoRA/QLoRA/DoRA adapter on the open project's approved records.
 
     ``runner`` and ``evaluator`` default to :func:`ftcurate.train.runner.train` and
     :func:`ftcurate.train.evaluate.evaluate` (tests inject fakes with the same signature);
+    ``launcher`` (an attribute) to :func:`ftcurate.train.launch.train_processes`, which runs
+    a run of several processes (the *Processes* setting above 1) as child processes;
     ``merger`` (an attribute) to :func:`ftcurate.train.evaluate.merge_adapter`.
 
     ``interactive=False`` (tests, screenshots) never opens a dialog: errors go out as
@@ -105,6 +121,7 @@ class TrainingView(QWidget):
         self.settings = settings if settings is not None else appsettings.make_settings()
         self.interactive = interactive
         self.runner: Callable = runner or train
+        self.launcher: Callable = train_processes  # runs of several processes
         self.project: Optional[Project] = None
         self.project_path: Optional[str] = None
         self.state = "idle"
@@ -441,7 +458,13 @@ class TrainingView(QWidget):
         self.progress_bar.setFormat("%v / %m steps")
         self.eta_label.setText("starting…")
         self.log_line(("Resuming" if resume else "Starting") + f" a {config.method} run in {self.run_dir}")
-        worker = Worker(_train_job, self.runner, config, source, self.settings_panel.validation_file(), resume,
+        if config.world_size > 1:  # child processes, followed from a worker
+            job, fn = _launch_job, self.launcher
+            self.log_line(f"{config.world_size} processes ({config.strategy}); their output goes to "
+                          f"{os.path.join(self.run_dir, 'train.log')}")
+        else:
+            job, fn = _train_job, self.runner
+        worker = Worker(job, fn, config, source, self.settings_panel.validation_file(), resume,
                         title="Training", parent=self, event_kw="on_event", stop=self._graceful.is_set, heavy=True)
         worker.progress.connect(self._on_progress)
         worker.event.connect(self._on_event)
@@ -522,7 +545,9 @@ class TrainingView(QWidget):
                 self.progress_bar.setRange(0, int(e["max_steps"]))
             parts = [f"{e.get('num_train', '?')} training / {e.get('num_eval', '?')} validation examples"]
             if e.get("device"):
-                parts.append(f"on {e['device']}")
+                n = int(e.get("world_size") or 1)
+                parts.append(f"on {e['device']}" + (f" × {n} processes ({e.get('strategy') or 'ddp'})" if n > 1
+                                                     else ""))
             if e.get("max_steps"):
                 parts.append(f"{e['max_steps']} steps")
             if e.get("trainable_parameters"):

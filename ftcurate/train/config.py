@@ -15,6 +15,7 @@ from typing import Any
 from ..core.io.fileio import write_text_atomic
 
 METHODS = ("lora", "qlora", "dora")
+STRATEGIES = ("ddp", "fsdp")  # how several processes share the work (ftcurate.train.distributed)
 
 
 def _opt(default: Any, help: str, choices: tuple = ()) -> Any:  # noqa: A002 - mirrors argparse's name
@@ -76,6 +77,13 @@ class TrainConfig:
     uncurated: bool = _opt(False, "Train on every imported training record of the project, whatever its review "
                                   "state (the raw, uncurated data; records the last scan found leaking held-out "
                                   "items are still left out), to measure what the curation gained.")
+    world_size: int = _opt(1, "Processes to train with, one per device: GPUs found on this machine (CUDA), or "
+                              "CPU processes (only for trying it out). Above 1 the run is started as that many "
+                              "processes (torchrun) that split every batch: the effective batch is batch_size x "
+                              "grad_accum x processes, so halve batch_size to keep it when doubling them.")
+    strategy: str = _opt("ddp", "How several processes share the work. ddp: each holds the whole model and they "
+                                "average gradients (the model must fit on one GPU). fsdp: the model's weights are "
+                                "sharded over the GPUs, for models too big for one (NVIDIA GPUs only).", STRATEGIES)
 
     # -- checks ------------------------------------------------------------------------
 
@@ -108,6 +116,10 @@ class TrainConfig:
             out.append("early_stopping_patience must be 0 (off) or more")
         if not self.output_dir:
             out.append("no output folder is set")
+        if self.world_size < 1:
+            out.append("world_size (processes) must be at least 1")
+        if self.strategy not in STRATEGIES:
+            out.append(f"unknown strategy {self.strategy!r} (use one of {', '.join(STRATEGIES)})")
         return out
 
     def target_module_list(self) -> str | list[str]:

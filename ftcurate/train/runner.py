@@ -41,18 +41,24 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Optional
 
+from ..core.io.fileio import write_text_atomic
 from ..core.progress import Cancelled, CancelCheck, ProgressCallback
 from ..core.io.validate import OVERFIT_SET, SMALL_SET
 from .config import TrainConfig
 from .data import (FALLBACK_CHAT_TEMPLATE, IGNORE, TrainData, check_leakage, describe_leakage, has_chat_template,
                    render_full)
 from .model import check_model_folder, detect_device, is_demo_model
+from .distributed import is_main_process, local_rank, strategy_problem, sum_over_ranks, world_size
+from .distributed import training_arguments as distributed_arguments
 from .errors import LeakageError, TrainError
 from .runfiles import (BEST_DIR, METRICS_FILE, RUN_CONFIG_FILE, checkpoint_step, last_checkpoint,
                        pickle_refused_message, plan_output_dir, refused_pickles, remove_torn_checkpoints,
                        save_run_config, scrub_adapter_files)
 
 EventCallback = Callable[[dict], None]
+#: What the "end" line of metrics.jsonl keeps of the result (no paths: run files name none).
+END_RECORDED = ("global_step", "max_steps", "stopped", "early_stopped", "final_loss", "final_eval_loss",
+                "best_eval_loss", "best_step", "adapter_is_best", "world_size", "elapsed")
 StopCheck = Callable[[], bool]
 
 __all__ = ["BEST_DIR", "METRICS_FILE", "RUN_CONFIG_FILE", "LeakageError", "TrainError", "TrainResult",
@@ -76,6 +82,7 @@ class TrainResult:
     early_stopped: bool = False
     resumed_from: Optional[str] = None
     device: str = "cpu"
+    world_size: int = 1  # processes that trained together (ftcurate.train.distributed)
     num_train: int = 0
     num_eval: int = 0
     tokens: int = 0  # training tokens processed in this session (padding not counted)
@@ -367,10 +374,15 @@ class _Run:
     def emit(self, event: dict, record: bool = False) -> None:
         event = {k: _clean(v) for k, v in event.items()}
         if record:
-            with open(self.metrics_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(event, ensure_ascii=False) + "\n")
+            self.record(event)
         if self.on_event is not None:
             self.on_event(event)
+
+    def record(self, event: dict) -> None:
+        """Append ``event`` to metrics.jsonl (several processes: rank 0 writes the run files)."""
+        if is_main_process():
+            with open(self.metrics_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(event, ensure_ascii=False) + "\n")
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel():
@@ -381,7 +393,7 @@ class _Run:
 
     def tokens(self) -> tuple[int, int]:
         t = self.trainer
-        return (t.tokens_seen, t.samples_seen) if t is not None else (0, 0)
+        return sum_over_ranks(t.tokens_seen, t.samples_seen) if t is not None else (0, 0)
 
     # Trainer hooks
     def on_train_begin(self, state) -> None:
@@ -457,17 +469,23 @@ class _Run:
         """Keep the adapter with the lowest validation loss in ``best/`` (written beside, then swapped)."""
         final = os.path.join(self.output_dir, BEST_DIR)
         tmp = final + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        scrub_adapter_files(tmp, self.config, self.output_dir, self.full_paths)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        main = is_main_process()
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if world_size() > 1 and self.trainer is not None:
+            self.trainer.save_model(tmp)  # every rank (FSDP gathers the shards); rank 0 writes
+        else:
+            model.save_pretrained(tmp)
+        if main:
+            scrub_adapter_files(tmp, self.config, self.output_dir, self.full_paths)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
         self.best_saved = True
 
     def on_save(self, state) -> None:
         """A checkpoint was written: its adapter files name the base model as run files do."""
         folder = os.path.join(self.output_dir, f"checkpoint-{int(state.global_step)}")
-        if os.path.isdir(folder):
+        if is_main_process() and os.path.isdir(folder):
             scrub_adapter_files(folder, self.config, self.output_dir, self.full_paths)
 
 
@@ -601,6 +619,7 @@ def _training_arguments(config: TrainConfig, output_dir: str, device: str, has_e
         kw["use_cpu"] = True
     if "use_cache" in params:
         kw["use_cache"] = False
+    kw.update(distributed_arguments(config, params))  # several processes: DDP or FSDP settings
     return TrainingArguments(**{k: v for k, v in kw.items() if k in params})
 
 
@@ -626,10 +645,10 @@ def _prepare_examples(tokenizer, records, config: TrainConfig, what: str, run: _
 def _resume_metrics(run: _Run, step: int) -> None:
     """On resume, drop metric lines logged after the checkpoint (they are logged again)
     and restore the best validation loss seen up to it."""
-    kept = [e for e in read_metrics(run.output_dir) if int(e.get("step", 0)) <= step]
-    with open(run.metrics_path, "w", encoding="utf-8") as f:
-        for e in kept:
-            f.write(json.dumps(e, ensure_ascii=False) + "\n")
+    kept = [e for e in read_metrics(run.output_dir)
+            if int(e.get("step", 0)) <= step and e.get("type") not in ("end", "failed")]
+    if is_main_process():
+        write_text_atomic(run.metrics_path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in kept))
     for e in kept:
         if e.get("type") == "eval" and e.get("eval_loss") is not None:
             if run.best_eval_loss is None or e["eval_loss"] < run.best_eval_loss:
@@ -686,6 +705,9 @@ def train(config: TrainConfig, data: TrainData, progress: Optional[ProgressCallb
         raise TrainError(check.message, "Choose a folder with config.json, the tokenizer files and "
                                         "*.safetensors weights.", key="bad_model")
     device = detect_device()
+    problem = strategy_problem(config, device) if world_size() > 1 else ""
+    if problem:
+        raise TrainError(problem, key="bad_config")
     if config.method == "qlora":
         if device != "cuda":
             raise TrainError("QLoRA needs an NVIDIA GPU (4-bit weights through bitsandbytes); this machine has "
@@ -728,8 +750,10 @@ def train(config: TrainConfig, data: TrainData, progress: Optional[ProgressCallb
     os.makedirs(output_dir, exist_ok=True)
     for note in plan.notes:
         warn(note)
-    remove_torn_checkpoints(output_dir)
-    if plan.restart:  # an earlier attempt that left nothing to resume from
+    main = is_main_process()  # several processes: rank 0 alone changes the run folder
+    if main:
+        remove_torn_checkpoints(output_dir)
+    if plan.restart and main:  # an earlier attempt that left nothing to resume from
         for name in (METRICS_FILE, BEST_DIR, BEST_DIR + ".tmp"):
             path = os.path.join(output_dir, name)
             if os.path.isdir(path):
@@ -798,7 +822,7 @@ def train(config: TrainConfig, data: TrainData, progress: Optional[ProgressCallb
             load_kw["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                 bnb_4bit_compute_dtype=torch.bfloat16 if bf16 else torch.float16)
-            load_kw["device_map"] = {"": 0}
+            load_kw["device_map"] = {"": local_rank()}  # this process's GPU
         try:
             try:
                 model = AutoModelForCausalLM.from_pretrained(config.model_dir, **load_kw)
@@ -845,12 +869,13 @@ def train(config: TrainConfig, data: TrainData, progress: Optional[ProgressCallb
                                    group_by_length=not packing)
         if data.source:  # the run file says what was trained on (evaluation's few-shot examples)
             config = replace(config, data=data.source)
-        save_run_config(config, output_dir, full_paths)
+        if main:
+            save_run_config(config, output_dir, full_paths)
         if resume_from:
             _resume_metrics(run, checkpoint_step(resume_from))
         run.start_info = {"num_train": len(train_rows), "num_eval": len(eval_rows), "device": device,
                           "output_dir": output_dir, "resumed_from": resume_from, "packing": packing,
-                          "method": config.method,
+                          "method": config.method, "world_size": world_size(), "strategy": config.strategy,
                           "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
         trainer = _trainer_class()(model=model, args=args, data_collator=collator,
                                    train_dataset=Examples(train_rows),
@@ -873,28 +898,38 @@ def train(config: TrainConfig, data: TrainData, progress: Optional[ProgressCallb
         if (config.early_stopping_patience > 0 and run.best_saved and run.best_step is not None
                 and run.best_step != state.global_step and run.final_eval_loss is not None
                 and run.best_eval_loss is not None and run.best_eval_loss < run.final_eval_loss):
-            best = os.path.join(output_dir, BEST_DIR)
-            for name in os.listdir(best):
-                shutil.copy2(os.path.join(best, name), os.path.join(output_dir, name))
+            if main:
+                best = os.path.join(output_dir, BEST_DIR)
+                for name in os.listdir(best):
+                    shutil.copy2(os.path.join(best, name), os.path.join(output_dir, name))
             adapter_is_best = True
         else:
-            model.save_pretrained(output_dir)
+            if world_size() > 1:
+                trainer.save_model(output_dir)  # every rank (FSDP gathers the shards); rank 0 writes
+            else:
+                model.save_pretrained(output_dir)
             adapter_is_best = run.best_step is not None and run.best_step == state.global_step
-        shutil.rmtree(os.path.join(output_dir, BEST_DIR), ignore_errors=True)
-        scrub_adapter_files(output_dir, config, output_dir, full_paths)
-        tokenizer.save_pretrained(output_dir)
+        if main:
+            shutil.rmtree(os.path.join(output_dir, BEST_DIR), ignore_errors=True)
+            scrub_adapter_files(output_dir, config, output_dir, full_paths)
+            tokenizer.save_pretrained(output_dir)
 
         tokens, _ = run.tokens()
+        batch_tokens = sum_over_ranks(int(getattr(collator, "batch_tokens", 0)))[0] or tokens
         result = TrainResult(
             output_dir=output_dir, adapter_dir=output_dir, global_step=int(state.global_step),
             max_steps=int(state.max_steps), first_loss=run.first_loss, final_loss=run.final_loss,
             train_loss=run.train_loss, final_eval_loss=run.final_eval_loss, best_eval_loss=run.best_eval_loss,
             best_step=run.best_step, adapter_is_best=adapter_is_best, stopped=run.stopped,
             early_stopped=run.early_stopped, resumed_from=resume_from, device=device, num_train=len(train_rows),
-            num_eval=len(eval_rows), tokens=tokens, batch_tokens=int(getattr(collator, "batch_tokens", tokens)),
+            num_eval=len(eval_rows), tokens=tokens, batch_tokens=batch_tokens, world_size=world_size(),
             elapsed=run.elapsed(), metrics_path=run.metrics_path,
             warnings=warned)
-        run.emit({"type": "end", **result.to_dict()})
+        end = {"type": "end", **result.to_dict()}
+        # metrics.jsonl ends with how the run ended (the runs list reads it), without paths
+        run.record({"type": "end", "step": result.global_step,
+                    **{k: _clean(end[k]) for k in END_RECORDED}})
+        run.emit(end)
         return result
     except Exception as exc:  # noqa: BLE001 - sorted out below
         # Keep no reference to the failed frames (they hold the model and its tensors),
