@@ -28,7 +28,7 @@ class LabelSetDialog(QDialog):
         lay = QVBoxLayout(self)
         lay.addWidget(muted_label(
             "The labels this project uses, their colour and the key that toggles each on the selected records "
-            f"(one of {' '.join(LABEL_KEYS)}; A R U J K N E L are the review keys). Labels outside the set stay "
+            f"(one of {' '.join(LABEL_KEYS)}; A R U J K N E L S are the review keys). Labels outside the set stay "
             "possible: type them in the Labels box."))
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["Name", "Colour", "Key", "Records"])

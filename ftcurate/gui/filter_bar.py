@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QWidget
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QToolButton, QWidget
 
 from ..core.project.records import SPLITS
 from ..core.project.store import STATUSES
@@ -24,6 +24,7 @@ class FilterBar(QWidget):
     """Emits :attr:`changed` when a choice changes (text: after a short pause)."""
 
     changed = Signal()
+    meaning_requested = Signal(str)  # Enter in the search box in "by meaning" mode
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -56,6 +57,12 @@ class FilterBar(QWidget):
         self.search.setPlaceholderText("Search text…  (Ctrl+F)")
         self.search.setClearButtonEnabled(True)
         self.search.setToolTip("Show only records whose messages contain this text (case-insensitive)")
+        self.meaning = QToolButton()
+        self.meaning.setText("≈ by meaning")
+        self.meaning.setCheckable(True)
+        self.meaning.setToolTip("Search by meaning instead of by text: Enter lists the records nearest in meaning "
+                                "to what you typed, nearest first (Ctrl+Shift+M)")
+        self.meaning.toggled.connect(self._on_meaning_toggled)
         self.count_label = QLabel()
         self.count_label.setStyleSheet("color: palette(placeholder-text)")
         lay.addWidget(QLabel("Show"))
@@ -64,6 +71,7 @@ class FilterBar(QWidget):
         lay.addWidget(QLabel("Score ≥"))
         lay.addWidget(self.score)
         lay.addWidget(self.search, 1)
+        lay.addWidget(self.meaning)
         lay.addWidget(self.count_label)
         self.set_flag_counts({})
         self.set_labels({})
@@ -72,8 +80,8 @@ class FilterBar(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(300)
         self._timer.timeout.connect(self.changed)
-        self.search.textChanged.connect(lambda _t: self._timer.start())
-        self.search.returnPressed.connect(self._now)
+        self.search.textChanged.connect(lambda _t: None if self.meaning.isChecked() else self._timer.start())
+        self.search.returnPressed.connect(self._on_return)
         for combo in (self.status, self.split, self.flag, self.label):
             combo.currentIndexChanged.connect(lambda _i: self._now())
         self.score.valueChanged.connect(lambda _v: self._timer.start())
@@ -97,6 +105,23 @@ class FilterBar(QWidget):
         combo.setCurrentIndex(i if i >= 0 else 0)
         combo.blockSignals(False)
 
+    def _on_return(self) -> None:
+        if self.meaning.isChecked():
+            text = self.search.text().strip()
+            if text:
+                self.meaning_requested.emit(text)
+        else:
+            self._now()
+
+    def _on_meaning_toggled(self, on: bool) -> None:
+        self.search.setPlaceholderText("Search by meaning, then Enter…" if on else "Search text…  (Ctrl+F)")
+        if self.search.text().strip():
+            self._timer.stop()
+            self.changed.emit()  # the text stops (or starts) filtering by words
+
+    def set_meaning_mode(self, on: bool) -> None:
+        self.meaning.setChecked(on)
+
     def set_flag_counts(self, counts: dict[str, int]) -> None:
         """Offer the finding kinds of the last scan (with counts); keeps the choice."""
         items = [("Any finding", "any"), ("No finding", "none")] if counts else []
@@ -117,7 +142,7 @@ class FilterBar(QWidget):
             "flag": self.flag.currentData(),
             "label": self.label.currentData(),
             "score_min": None if score <= _NO_SCORE else round(score, 4),
-            "text": self.search.text().strip(),
+            "text": "" if self.meaning.isChecked() else self.search.text().strip(),
         }
 
     def is_default(self) -> bool:
@@ -142,6 +167,10 @@ class FilterBar(QWidget):
 
     def reset(self) -> None:
         """Everything back to "all", without emitting :attr:`changed`."""
+        self.meaning.blockSignals(True)
+        self.meaning.setChecked(False)
+        self.meaning.blockSignals(False)
+        self.search.setPlaceholderText("Search text…  (Ctrl+F)")
         self.set_state({})
 
     def focus_search(self) -> None:

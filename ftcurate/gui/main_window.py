@@ -32,6 +32,7 @@ from .widgets import ConversationView, RecordsTable, ShortcutsDialog, StartPage,
 from .workers import Worker
 from .annotation_ops import AnnotationMixin
 from .review_ops import ReviewMixin
+from .similar_ops import SimilarMixin
 from .scan_control import ScanMixin
 from .window_chrome import ChromeMixin
 
@@ -66,7 +67,7 @@ def _close_result(result) -> None:
         project.close()
 
 
-class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, QMainWindow):
+class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, SimilarMixin, QMainWindow):
     """``interactive=False`` (screenshot mode, tests) reports errors by signal and status
     bar only, never with a modal message box."""
 
@@ -80,6 +81,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, QMainWind
     scan_finished = Signal(dict)  # the report, shown in the Findings dock
     scan_failed = Signal(str, str)  # message, details
     scan_cancelled = Signal()
+    similar_shown = Signal(int)  # records listed nearest-first by meaning
 
     def __init__(self, settings: Optional[QSettings] = None, interactive: bool = True,
                  restore_geometry: bool = True) -> None:
@@ -119,6 +121,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, QMainWind
         self._build_central()
         self._build_tab_actions()
         self._build_annotation()
+        self._build_similar()
         self._build_dock()
         self._build_menus()
         self._build_toolbar()

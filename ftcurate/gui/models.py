@@ -190,6 +190,7 @@ class RecordTableModel(BlockCachedModel, QAbstractTableModel):
         self.sort_key: tuple[str, bool] = ("id", False)
         self._italic = QFont()
         self._italic.setItalic(True)
+        self._rank: dict[int, float] = {}  # record id -> similarity, while ranked (set_ranked)
         self._label_colors: dict[str, str] = {}
         self._label_icons: dict[tuple, QIcon] = {}
 
@@ -254,9 +255,23 @@ class RecordTableModel(BlockCachedModel, QAbstractTableModel):
         self._frame = frame
         self.refresh_all()
 
+    def set_ranked(self, ids: Sequence[int], scores: Sequence[float]) -> None:
+        """Show these records in this order (nearest first), each with its similarity; any
+        sort by a column or filter ends it."""
+        self._rank = {int(i): float(s) for i, s in zip(ids, scores)}
+        self.sort_key = ("rank", False)
+        self.set_ids(list(self._rank))
+
+    def similarity(self, record_id: int) -> Optional[float]:
+        return self._rank.get(int(record_id)) if self.sort_key[0] == "rank" else None
+
     def _set_ids(self, ids: Iterable[int]) -> None:
         arr = ids if isinstance(ids, np.ndarray) else np.fromiter((int(i) for i in ids), np.int64)
         key, desc = self.sort_key
+        if key == "rank":  # the order given (set_ranked)
+            self._ids = np.ascontiguousarray(arr, np.int64)
+            self._pos = None
+            return
         if self._frame is not None and key != "id":
             arr = self._frame.order(arr, key, desc)
         else:
@@ -444,7 +459,7 @@ class RecordTableModel(BlockCachedModel, QAbstractTableModel):
             where = os.path.basename(item.source_file)
             if item.line is not None:
                 where += f":{item.line}"
-            tip = f"Record {item.index} ({where}), store id {item.id}"
+            tip = f"Record {item.index} ({where})"
             if item.labels:
                 tip += "\nLabels: " + ", ".join(item.labels)
             if item.note:
@@ -453,6 +468,9 @@ class RecordTableModel(BlockCachedModel, QAbstractTableModel):
                 tip = "Found by the last scan: " + ", ".join(flag_names(int(self._frame.flags[frow]))) + "\n\n" + tip
             if col == self.COL_FIRST_USER and item.first_user:
                 tip = item.first_user + "\n\n" + tip
+            sim = self.similarity(item.id)
+            if sim is not None:
+                tip = f"Similarity {sim:.2f} to what you searched\n" + tip
             return tip
         return None
 

@@ -32,6 +32,7 @@ class ReviewMixin:
         self.filter_bar.stop_timer()
         if self.project is None:
             return
+        self._end_ranking()
         self._filter_gen += 1
         gen = self._filter_gen
         if self._search_worker is not None:
@@ -74,7 +75,8 @@ class ReviewMixin:
         self.filter_applied.emit(len(ids))
 
     def clear_filters(self) -> None:
-        if self.project is not None and not self.filter_bar.is_default():
+        ranked = self.model.sort_key[0] == "rank"
+        if self.project is not None and (ranked or not self.filter_bar.is_default() or self.filter_bar.meaning.isChecked()):
             self.filter_bar.reset()
             self.apply_filter()
 

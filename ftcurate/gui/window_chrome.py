@@ -185,6 +185,7 @@ class ChromeMixin:
         m.addAction(self.act_redo)
         m.addSeparator()
         m.addAction(self.act_find)
+        m.addAction(self.act_meaning)
         m.addAction(self.act_clear_filters)
         m.addSeparator()
         m.addAction(self.act_reviewer)
@@ -197,7 +198,7 @@ class ChromeMixin:
 
         m = mb.addMenu("&Review")
         for act in (self.act_approve, self.act_reject, self.act_reset, self.act_edit, self.act_restore,
-                    self.act_labels, self.act_dismiss):
+                    self.act_labels, self.act_dismiss, self.act_similar):
             m.addAction(act)
         m.addSeparator()
         for act in (self.act_approve_shown, self.act_reject_shown, self.act_label_shown):
@@ -315,7 +316,8 @@ class ChromeMixin:
         # (with its own keys) is in front
         for act in (self.act_approve, self.act_reject, self.act_reset, self.act_next, self.act_prev,
                     self.act_next_unreviewed, self.act_edit, self.act_labels, self.act_approve_shown,
-                    self.act_reject_shown, self.act_label_shown, self.act_dismiss, *self._label_actions):
+                    self.act_reject_shown, self.act_label_shown, self.act_dismiss, self.act_similar,
+                    *self._label_actions):
             act.setEnabled(on_records)
         if self.is_previewing():  # browsing a big file while it imports
             self.act_next.setEnabled(True)
@@ -338,6 +340,7 @@ class ChromeMixin:
 
     def review_actions(self) -> list[QAction]:
         actions = [self.act_approve, self.act_reject, self.act_reset, self.act_edit, self.act_labels, self.act_dismiss,
+                   self.act_similar, self.act_meaning,
                    self.act_next, self.act_prev, self.act_next_unreviewed, self.act_approve_shown,
                    self.act_reject_shown, self.act_label_shown, self.act_undo, self.act_redo, self.act_find,
                    self.act_clear_filters, self.act_scan, self.act_export, self.act_import, self.act_open_dataset,

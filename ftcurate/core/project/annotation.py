@@ -18,8 +18,8 @@ GUIDELINES_META = "guidelines"
 SAVED_VIEWS_META = "saved_views"
 
 #: Single keys the Records tab already uses (approve, reject, reset, next/previous,
-#: next unreviewed, edit, label, the shortcut sheet): a label cannot take them.
-RESERVED_KEYS = frozenset("ARUJKNEL?")
+#: next unreviewed, edit, label, find similar, the shortcut sheet): a label cannot take them.
+RESERVED_KEYS = frozenset("ARUJKNELS?")
 #: Keys a label may use: a digit or a letter that is not reserved.
 LABEL_KEYS = tuple(k for k in "123456789" + "BCDFGHIMOPQSTVWXYZ" if k not in RESERVED_KEYS)
 #: Colours given to new labels, in turn.
@@ -66,7 +66,7 @@ def check_label(d: LabelDef) -> LabelDef:
         raise AnnotationError(f"label {name!r}: colour {color!r} is not #RRGGBB")
     key = str(d.key or "").strip().upper()
     if key and key not in LABEL_KEYS:
-        why = "is taken by the review keys (A R U J K N E L ?)" if key in RESERVED_KEYS else "is not one key"
+        why = "is taken by the review keys (A R U J K N E L S ?)" if key in RESERVED_KEYS else "is not one key"
         raise AnnotationError(f"label {name!r}: key {key!r} {why}; use one of {' '.join(LABEL_KEYS)}")
     return LabelDef(name, color.lower(), key)
 
