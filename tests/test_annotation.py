@@ -77,13 +77,13 @@ def test_cli_labels_and_guidelines(tmp_path, capsys):
     proj = str(tmp_path / "w.ftcurate")
     with Project.open(proj, create=True) as p:
         import_dataset(p, str(alpaca_with_dropped_rows(tmp_path / "a.json")))
-    assert main(["labels", proj, "--define", "math:#1c7ed6:1", "--define", "style::s"]) == 0
+    assert main(["labels", proj, "--define", "math:#1c7ed6:1", "--define", "style::t"]) == 0
     assert main(["labels", proj, "--add", "math", "--records", "7", "8"]) == 0
     assert main(["labels", proj, "--remove", "math", "--records", "8"]) == 0
     capsys.readouterr()
     assert main(["labels", proj, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["label_set"][1] == {"name": "style", "color": "#2f9e44", "key": "S"}
+    assert out["label_set"][1] == {"name": "style", "color": "#2f9e44", "key": "T"}
     assert out["labels"] == [{"name": "math", "records": 1, "in_set": True}]
     with Project.open(proj, readonly=True) as p:
         assert [sr.index for sr in p.iter_records() if "math" in sr.labels] == [7]
