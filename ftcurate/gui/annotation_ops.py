@@ -64,6 +64,7 @@ class AnnotationMixin:
         review_menu.addSeparator()
         review_menu.addMenu(self.labels_menu)
         view_menu.addAction(self.act_show_guidelines)
+        view_menu.addMenu(self.columns_menu)
         view_menu.addMenu(self.saved_views_menu)
 
     def annotation_actions(self) -> list[QAction]:
@@ -175,7 +176,8 @@ class AnnotationMixin:
 
     # -- saved views ------------------------------------------------------------------------------
     def saved_view_state(self) -> dict:
-        return {"filter": self.filter_bar.state(), "sort": list(self.model.sort_key)}
+        sort = list(self.model.sort_key) if self.model.sort_key[0] != "rank" else ["id", False]
+        return {"filter": self.filter_bar.state(), "sort": sort, "columns": list(self.model.meta_keys)}
 
     def save_current_view(self) -> None:
         if self.project is None:
@@ -199,6 +201,8 @@ class AnnotationMixin:
             return
         self.tabs.setCurrentWidget(self.records_page)
         self._apply_sort(state.get("sort"))
+        if isinstance(state.get("columns"), list):
+            self.set_meta_columns([str(k) for k in state["columns"]])
         filt = state.get("filter")
         self.filter_bar.set_state(filt if isinstance(filt, dict) else {})
         self.apply_filter()

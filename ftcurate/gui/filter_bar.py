@@ -56,7 +56,9 @@ class FilterBar(QWidget):
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search text…  (Ctrl+F)")
         self.search.setClearButtonEnabled(True)
-        self.search.setToolTip("Show only records whose messages contain this text (case-insensitive)")
+        self.search.setToolTip("Show only records whose messages contain this text (case-insensitive); "
+                               "FIELD:VALUE keeps the records whose source field has that value "
+                               "(e.g. category:math; View ▸ Columns shows the fields)")
         self.meaning = QToolButton()
         self.meaning.setText("≈ by meaning")
         self.meaning.setCheckable(True)

@@ -31,6 +31,7 @@ from .scan_view import FindingsPanel
 from .widgets import ConversationView, RecordsTable, ShortcutsDialog, StartPage, app_icon, list_table
 from .workers import Worker
 from .annotation_ops import AnnotationMixin
+from .columns_ops import ColumnsMixin
 from .review_ops import ReviewMixin
 from .similar_ops import SimilarMixin
 from .scan_control import ScanMixin
@@ -67,7 +68,7 @@ def _close_result(result) -> None:
         project.close()
 
 
-class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, SimilarMixin, QMainWindow):
+class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, SimilarMixin, ColumnsMixin, QMainWindow):
     """``interactive=False`` (screenshot mode, tests) reports errors by signal and status
     bar only, never with a modal message box."""
 
@@ -122,6 +123,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, SimilarMi
         self._build_tab_actions()
         self._build_annotation()
         self._build_similar()
+        self._build_columns()
         self._build_dock()
         self._build_menus()
         self._build_toolbar()
@@ -330,7 +332,8 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, SimilarMi
 
     def view_state(self) -> dict:
         state = {"filter": self.filter_bar.state(), "current": self.current_id(), "tab": self.tabs.currentIndex(),
-                 "sort": list(self.model.sort_key)}
+                 "sort": list(self.model.sort_key) if self.model.sort_key[0] != "rank" else ["id", False],
+                 "columns": list(self.model.meta_keys)}
         for key in ("pairs", "leaks"):  # the pair on show in the Duplicates and Leakage views
             view = self.views.get(key)
             if view is not None and hasattr(view, "current_key"):
@@ -360,6 +363,8 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, SimilarMi
         if not isinstance(state, dict):
             return
         self._apply_sort(state.get("sort"))
+        if isinstance(state.get("columns"), list) and state["columns"]:
+            self.set_meta_columns([str(k) for k in state["columns"]])
         filt = state.get("filter")
         if isinstance(filt, dict) and any(filt.values()):
             self.filter_bar.set_state(filt)
@@ -747,6 +752,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, SimilarMi
             self.detail.show_placeholder("This project has no records.")
         self.table.setFocus()
         self._refresh_annotation()
+        self._refresh_columns()
         self.restore_view_state()
 
     def close_project(self) -> None:
@@ -785,6 +791,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, SimilarMi
             project.close()
         self.stack.setCurrentWidget(self.start_page)
         self._refresh_annotation()
+        self._refresh_columns()
         self._refresh_start_page()
         self._update_title()
         self._update_counts()

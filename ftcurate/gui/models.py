@@ -191,6 +191,7 @@ class RecordTableModel(BlockCachedModel, QAbstractTableModel):
         self._italic = QFont()
         self._italic.setItalic(True)
         self._rank: dict[int, float] = {}  # record id -> similarity, while ranked (set_ranked)
+        self.meta_keys: list[str] = []  # source-record fields shown as extra columns
         self._label_colors: dict[str, str] = {}
         self._label_icons: dict[tuple, QIcon] = {}
 
@@ -383,9 +384,28 @@ class RecordTableModel(BlockCachedModel, QAbstractTableModel):
         return 0 if parent.isValid() else len(self._ids)
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.COLUMNS)
+        return 0 if parent.isValid() else len(self.COLUMNS) + len(self.meta_keys)
+
+    def set_meta_columns(self, keys: Sequence[str]) -> None:
+        """Show these fields of the source records as columns after the fixed ones (their
+        values must be loaded in the frame: ``RecordFrame.load_meta``)."""
+        self.beginResetModel()
+        self.meta_keys = list(keys)
+        self.endResetModel()
+
+    def meta_key_at(self, column: int) -> Optional[str]:
+        i = column - len(self.COLUMNS)
+        return self.meta_keys[i] if 0 <= i < len(self.meta_keys) else None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and self.meta_key_at(section) is not None:
+            key = self.meta_key_at(section)
+            if role == Qt.ItemDataRole.DisplayRole:
+                return key
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return (f"The field '{key}' of the source records. Filter by it in the search box: "
+                        f"{key}:VALUE (View ▸ Columns shows or hides it)")
+            return None
         if orientation == Qt.Orientation.Horizontal:
             if role == Qt.ItemDataRole.DisplayRole:
                 return self.COLUMNS[section]
@@ -423,6 +443,10 @@ class RecordTableModel(BlockCachedModel, QAbstractTableModel):
         if role == self.StatusRole:
             return item.status
         if role == Qt.ItemDataRole.DisplayRole:
+            key = self.meta_key_at(col)
+            if key is not None:
+                values = self._frame.meta.get(key) if self._frame is not None else None
+                return str(values[frow]) if values is not None and frow >= 0 else ""
             if col == self.COL_INDEX:
                 return str(item.index)
             if col == self.COL_STATUS:

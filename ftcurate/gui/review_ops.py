@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QDialog, QInputDialog, QMessageBox, QWidget
 
 from ..core.project.dismissals import dismiss, findings_of, says
 from ..core.project.store import Project
+from ..core.project.table import split_meta_query
 from . import settings as appsettings
 from . import tasks
 from .record_editor import EditDialog
@@ -39,7 +40,10 @@ class ReviewMixin:
             self._search_worker.cancel()
             self._search_worker = None
         state = self.filter_bar.state()
-        text = state["text"]
+        meta, text = split_meta_query(state["text"], getattr(self, "meta_keys_found", {}))
+        state = dict(state, text=text, meta=meta)
+        for key in meta:
+            self.frame.load_meta(self.project, key)  # read once, then kept
         if not text:
             self._set_filtered_ids(self._frame_select(state), gen)
             return
@@ -55,7 +59,8 @@ class ReviewMixin:
     def _frame_select(self, state: dict, only_ids=None):
         label_ids = self.project.ids_with_label(state["label"]) if state.get("label") else None
         return self.frame.select(status=state.get("status"), split=state.get("split"), flag=state.get("flag"),
-                                 label_ids=label_ids, score_min=state.get("score_min"), only_ids=only_ids)
+                                 label_ids=label_ids, score_min=state.get("score_min"), only_ids=only_ids,
+                                 meta=state.get("meta"))
 
     def _set_filtered_ids(self, ids, gen: int) -> None:
         if gen != self._filter_gen or self.project is None:

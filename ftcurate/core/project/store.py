@@ -757,6 +757,26 @@ class Project(SourcesMixin):
                 continue  # a damaged value dismisses nothing
         return out
 
+    def metadata_keys(self, sample: int = 20000) -> dict[str, int]:
+        """The extra fields of the source records (``source``, ``category``...) and in how many
+        of the first ``sample`` records each appears."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT j.key, COUNT(*) FROM (SELECT metadata FROM records WHERE metadata != '{}' "
+                "AND json_valid(metadata) ORDER BY id LIMIT ?) r, json_each(r.metadata) j "
+                "WHERE j.type NOT IN ('object', 'array') GROUP BY j.key ORDER BY COUNT(*) DESC, j.key",
+                (int(sample),)).fetchall()
+        return {str(k): int(n) for k, n in rows}
+
+    def metadata_column(self, key: str) -> tuple[list[int], list[Any]]:
+        """(ids ascending, the value of field ``key`` of each record's metadata or None)."""
+        path = '$."' + str(key).replace('"', '\\"') + '"'
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT id, CASE WHEN json_valid(metadata) THEN json_extract(metadata, ?) END FROM records "
+                "ORDER BY id", (path,)).fetchall()
+        return [int(r[0]) for r in rows], [r[1] for r in rows]
+
     def content_hashes(self, ids: Iterable[int]) -> dict[int, str]:
         """Record id -> the hash of its content as imported (what dismissals name)."""
         out: dict[int, str] = {}

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
+import json
+
 import numpy as np
 
 from ..quality.heuristics import FLAGS
@@ -94,6 +96,8 @@ class RecordFrame:
     messages: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
     labeled: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     flags: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    #: fields of the source records shown as columns (key -> one str per row, "" when absent)
+    meta: dict = field(default_factory=dict)
     score: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # NaN: not scored
 
     # -- building --------------------------------------------------------------------------
@@ -142,6 +146,20 @@ class RecordFrame:
         pos = np.minimum(pos, max(len(self) - 1, 0))
         ok = (len(self) > 0) & (self.ids[pos] == ids) if len(self) else np.zeros(ids.shape, bool)
         return np.where(ok, pos, -1)
+
+    def load_meta(self, project: Project, key: str) -> np.ndarray:
+        """The values of metadata field ``key`` as text, one per row (read once, then kept)."""
+        col = self.meta.get(key)
+        if col is None:
+            ids, values = project.metadata_column(key)
+            col = np.full(len(self), "", dtype=object)
+            rows = self.rows_of(ids)
+            for row, v in zip(rows.tolist(), values):
+                if row >= 0 and v is not None:
+                    col[row] = v if isinstance(v, str) else (json.dumps(v) if not isinstance(v, (int, float))
+                                                            else f"{v:g}" if isinstance(v, float) else str(v))
+            self.meta[key] = col
+        return col
 
     def numbers(self, ids: Sequence[int]) -> dict[int, int]:
         """Record id -> its index in its source file (the number people see), for the ids in
@@ -203,11 +221,18 @@ class RecordFrame:
     def mask(self, status: Optional[str] = None, split: Optional[str] = None, flag: Optional[str] = None,
              label_ids: Optional[Iterable[int]] = None, score_min: Optional[float] = None,
              score_max: Optional[float] = None, tokens_min: Optional[int] = None,
-             tokens_max: Optional[int] = None, only_ids: Optional[Iterable[int]] = None) -> np.ndarray:
+             tokens_max: Optional[int] = None, only_ids: Optional[Iterable[int]] = None,
+             meta: Optional[dict] = None) -> np.ndarray:
         """Rows matching every given condition. ``flag``: a finding kind, "any" (some
         finding) or "none" (no finding); ``label_ids``/``only_ids``: records to keep
-        (e.g. those with a label, or the hits of a text search)."""
+        (e.g. those with a label, or the hits of a text search); ``meta``: {field: value} of
+        loaded metadata columns (:meth:`load_meta`), compared without case."""
         m = np.ones(len(self), bool)
+        for key, value in (meta or {}).items():
+            col = self.meta.get(key)
+            if col is not None:
+                want = str(value).casefold()
+                m &= np.fromiter((str(v).casefold() == want for v in col), bool, len(col))
         if status is not None:
             m &= self.status == STATUSES.index(status)
         if split is not None:
@@ -262,3 +287,30 @@ class RecordFrame:
         else:
             order = np.lexsort((ids, col))
         return ids[order]
+
+
+
+def split_meta_query(text: str, keys: Iterable[str]) -> tuple[dict[str, str], str]:
+    """``"category:math how many"`` -> ({"category": "math"}, "how many"): the ``field:value``
+    words whose field is one of ``keys`` (a value with spaces in double quotes) become
+    metadata conditions; the rest stays a text search."""
+    import re
+    import shlex
+
+    keys = {k.casefold(): k for k in keys}
+    if not keys or ":" not in text:
+        return {}, text.strip()
+    try:
+        words = shlex.split(text)
+    except ValueError:  # an unclosed quote: take the words as they are
+        words = text.split()
+    meta: dict[str, str] = {}
+    rest: list[str] = []
+    for w in words:
+        m = re.match(r"^([^:\s]+):(.*)$", w)
+        if m and m.group(1).casefold() in keys and m.group(2) != "":
+            meta[keys[m.group(1).casefold()]] = m.group(2)
+        else:
+            rest.append(w)
+    return meta, " ".join(rest)
+
