@@ -728,11 +728,17 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, SimilarMi
         self.model.set_project(project, self.frame.ids, frame=self.frame)
         self.table.update_empty_columns()
         errors = project.import_errors()
-        self.problems_model.set_problems(errors, project.sources())
-        self.problems_dock.setWindowTitle(f"Import problems ({len(errors):,})" if errors else "Import problems")
-        self._set_dock(self.problems_dock, bool(errors))
-        if errors:
-            rows = min(len(errors), 6)
+        sources = project.sources()
+        self.problems_model.set_problems(errors, sources)
+        n_problems = self.problems_model.rowCount()
+        self.problems_dock.setWindowTitle(f"Import problems ({n_problems:,})" if n_problems else "Import problems")
+        self._set_dock(self.problems_dock, bool(n_problems))
+        unfinished = [s for s in sources if not s.get("complete", True)]
+        if unfinished:
+            self.statusBar().showMessage(f"The import of {os.path.basename(unfinished[0]['path'])} did not finish: "
+                                         "import the file again to finish it (see Import problems)", 30000)
+        if n_problems:
+            rows = min(n_problems, 6)
             self.resizeDocks([self.problems_dock], [60 + rows * (self.fontMetrics().height() + 8)],
                              Qt.Orientation.Vertical)
         self._show_stored_scan(project)

@@ -527,9 +527,15 @@ class ImportProblemsModel(RowsTableModel):
         self._rows: list[tuple] = []
 
     def set_problems(self, errors: list[dict], sources: list[dict]) -> None:
+        """The import errors kept, each source's errors left out (beyond the details kept)
+        and the imports that did not finish."""
         names = {s["id"]: os.path.basename(s["path"]) for s in sources}
         self.beginResetModel()
-        self._rows = [
+        rows = [(names.get(s["id"], ""), None, None, "incomplete_import",
+                 f"The import of this file did not finish: {s.get('records', 0):,} of its records are stored. "
+                 "Import the same file again to finish it (decisions made so far are kept).")
+                for s in sources if not s.get("complete", True)]
+        rows += [
             (
                 names.get(e.get("source_id"), ""),
                 e.get("line"),
@@ -539,6 +545,11 @@ class ImportProblemsModel(RowsTableModel):
             )
             for e in errors
         ]
+        rows += [(names.get(s["id"], ""), None, None, "more_errors",
+                  f"{s['errors_left_out']:,} more problems of this file are counted but not listed "
+                  "(`ftcurate validate --max-errors N` lists more)")
+                 for s in sources if s.get("errors_left_out")]
+        self._rows = rows
         self.endResetModel()
 
     def clear(self) -> None:

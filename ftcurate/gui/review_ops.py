@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QDialog, QInputDialog, QMessageBox, QWidget
 
 from ..core.project.dismissals import dismiss, findings_of, says
 from ..core.project.store import Project
+from ..core.project.errors import DamagedRecord
 from ..core.project.table import split_meta_query
 from . import settings as appsettings
 from . import tasks
@@ -173,6 +174,10 @@ class ReviewMixin:
             return
         try:
             sr = self.project.get(rid)
+        except DamagedRecord as exc:
+            self.detail.show_placeholder(f"{exc} `ftcurate stats` lists every damaged record.")
+            self.notes.set_record(None)
+            return
         except KeyError:
             self.detail.show_placeholder("This record is no longer in the project.")
             self.notes.set_record(None)
