@@ -278,3 +278,14 @@ def test_rank_control_stop_and_cancel_requests(tmp_path, monkeypatch):
     assert control() is True
     monkeypatch.setenv("RANK", "1")
     assert not distributed.is_main_process()
+
+
+def test_resuming_on_another_number_of_processes_says_what_happens_to_the_batch(tmp_path, monkeypatch):
+    out = str(tmp_path)
+    TrainConfig(model_dir="m", output_dir=".", batch_size=2, world_size=2).to_json(str(tmp_path / "run_config.json"))
+    one = TrainConfig(model_dir="m", output_dir=out, batch_size=2)
+    note = distributed.resume_note(out, one)  # this process: one
+    assert "trained on 2 processes and resumes on 1" in note and "from 4 to 2" in note
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert distributed.resume_note(out, one) == ""
+    assert distributed.resume_note(str(tmp_path / "none"), one) == ""

@@ -224,6 +224,29 @@ def request_stop(output_dir: str, how: str = "stop") -> None:
     write_text_atomic(os.path.join(output_dir, CONTROL_FILE), how + "\n")
 
 
+def resume_note(output_dir: str, config: Any) -> str:
+    """A warning when a run is resumed on another number of processes than it trained on
+    ("" when the same, or unknown): the effective batch changes with it."""
+    import json
+
+    try:
+        with open(os.path.join(output_dir, "run_config.json"), encoding="utf-8") as f:
+            before = json.load(f)
+        was = int(before.get("world_size", 1) or 1)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return ""
+    now = world_size()
+    if was == now:
+        return ""
+    try:
+        before_batch = int(before.get("batch_size") or 1) * int(before.get("grad_accum") or 1) * was
+    except (TypeError, ValueError):
+        return ""
+    after_batch = int(config.batch_size) * int(config.grad_accum) * now
+    return (f"This run trained on {was} process{'es' if was != 1 else ''} and resumes on {now}: the effective "
+            f"batch (batch_size x grad_accum x processes) goes from {before_batch} to {after_batch}.")
+
+
 def prepare_rank(config: Any) -> Any:
     """``config`` for this rank: its ``world_size`` is the real one (torchrun's), so that
     ``run_config.json`` records it. Other ranks than 0 print nothing on stdout (rank 0

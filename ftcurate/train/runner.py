@@ -48,7 +48,8 @@ from .config import TrainConfig
 from .data import (FALLBACK_CHAT_TEMPLATE, IGNORE, TrainData, check_leakage, describe_leakage, has_chat_template,
                    render_full)
 from .model import check_model_folder, detect_device, is_demo_model
-from .distributed import is_main_process, local_rank, strategy_problem, sum_over_ranks, world_size
+from .distributed import (is_main_process, local_rank, resume_note, strategy_problem, sum_over_ranks,
+                          world_size)
 from .distributed import training_arguments as distributed_arguments
 from .errors import LeakageError, TrainError
 from .runfiles import (BEST_DIR, METRICS_FILE, RUN_CONFIG_FILE, checkpoint_step, last_checkpoint,
@@ -730,6 +731,8 @@ def train(config: TrainConfig, data: TrainData, progress: Optional[ProgressCallb
                              "a new run in a new output folder.", key="pickle_refused")
     if len(data.train) == 0:
         raise TrainError("No training examples.", key="no_data")
+    if resume_from and resume_note(output_dir, config):
+        warn(resume_note(output_dir, config))
 
     for w in data.warnings:
         warn(w)
