@@ -61,6 +61,7 @@ class TrainData:
     leakage: list[dict] = field(default_factory=list)  # unresolved leakage of these training records
     warnings: list[str] = field(default_factory=list)
     train_ids: Optional[list[int]] = None  # projects: the store id of each training record
+    uncurated: bool = False  # every imported training record, whatever its review state (load_data)
 
     def leaks_in_training(self, leaks: list[dict]) -> list[dict]:
         """The leakage hits whose training record is one of ours (all of them when the
@@ -119,18 +120,23 @@ def _split_fraction(items: list, fraction: float, seed: int) -> tuple[list, list
 
 
 def load_data(source: str, eval_source: Optional[str] = None, val_fraction: float = 0.1,
-              seed: int = 42) -> TrainData:
+              seed: int = 42, uncurated: bool = False) -> TrainData:
     """Training and validation records from ``source`` (a project or a dataset file).
 
     Project: approved and edited records of the training split, edits applied. Validation:
     ``eval_source`` when given, else the project's approved validation records, else a
     ``val_fraction`` of the training records (deterministic for ``seed``). Records with no
     assistant reply teach nothing and are left out (with a warning). Raises DataError
-    when there is nothing to train on, and the readers' errors for unreadable files."""
+    when there is nothing to train on, and the readers' errors for unreadable files.
+
+    ``uncurated`` (projects): every imported training (and validation) record as imported,
+    whatever its review state - the raw data, to measure what the curation gained - except
+    records that the last scan found leaking held-out items (training on those would make
+    the raw model look better than it is on the very items it saw; a warning counts them)."""
     source = os.fspath(source)
     if not os.path.exists(source):
         raise DataError(f"{source}: no such file")
-    data = TrainData(train=[], source=os.path.abspath(source))
+    data = TrainData(train=[], source=os.path.abspath(source), uncurated=bool(uncurated))
     # (store id or None, record) pairs, so that a project's ids follow the split.
     train: list[tuple[Optional[int], Record]]
     evals: list[tuple[Optional[int], Record]] = []
@@ -141,13 +147,21 @@ def load_data(source: str, eval_source: Optional[str] = None, val_fraction: floa
 
         with Project.open(source, readonly=True) as project:
             data.project_path = os.path.abspath(source)
-            train = [(sr.id, sr.record) for sr in iter_selected(project, "approved", split="train")]
+            if uncurated:
+                train = _every_record(project, "train", data)
+                if not train:
+                    raise DataError(f"{source}: the project has no training records")
+            else:
+                train = [(sr.id, sr.record) for sr in iter_selected(project, "approved", split="train")]
             if not train:
                 n = project.count(split="train")
                 raise DataError(f"{source}: no approved training records (of {n}); approve or edit records "
                                 "in the review before training")
             if eval_source is None:
-                evals = [(sr.id, sr.record) for sr in iter_selected(project, "approved", split="validation")]
+                if uncurated:
+                    evals = _every_record(project, "validation", data)
+                else:
+                    evals = [(sr.id, sr.record) for sr in iter_selected(project, "approved", split="validation")]
                 if evals:
                     data.eval_source = "the project's validation split"
             leaks = check_leakage(project)
@@ -196,6 +210,28 @@ def load_data(source: str, eval_source: Optional[str] = None, val_fraction: floa
         data.train_ids = [i for i, _ in train]
         data.leakage = data.leaks_in_training(leaks)
     return data
+
+
+def _every_record(project, split: str, data: TrainData) -> list[tuple[Optional[int], Record]]:
+    """Every record of ``split`` as imported (the raw data), less the ones that leak held-out
+    records by the last scan (counted in a warning)."""
+    from ..core.project.dismissals import stored_report
+
+    report = stored_report(project)
+    leaking: set[int] = set()
+    if isinstance(report, dict) and report.get("index", "record_id") == "record_id":
+        for key in ("leakage", "validation_leakage"):
+            leaking.update(int(h["index"]) for h in report.get(key) or [] if isinstance(h, dict) and "index" in h)
+    out, dropped = [], 0
+    for sr in project.iter_records(split=split):
+        if sr.id in leaking:
+            dropped += 1
+            continue
+        out.append((sr.id, sr.original))
+    if dropped:
+        data.warnings.append(f"{dropped} uncurated {split} record(s) leak held-out records (last scan) and are left "
+                             "out, so that the raw model is not scored on items it was trained on.")
+    return out
 
 
 # -- leakage ------------------------------------------------------------------------------------

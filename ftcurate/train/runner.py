@@ -871,7 +871,7 @@ def train(config: TrainConfig, data: TrainData, progress: Optional[ProgressCallb
         args = _training_arguments(config, output_dir, device, bool(eval_rows), bf16, fp16,
                                    group_by_length=not packing)
         if data.source:  # the run file says what was trained on (evaluation's few-shot examples)
-            config = replace(config, data=data.source)
+            config = replace(config, data=data.source, uncurated=data.uncurated)
         if main:
             save_run_config(config, output_dir, full_paths)
         if resume_from:
