@@ -335,6 +335,7 @@ def cmd_scan(args) -> int:
             settings = ScanSettings.from_json(f.read())
     for pair in args.set or []:
         settings = _apply_setting(settings, pair)
+    settings = _engine_options(settings, args)
     progress = _progress_printer(args)
     if args.train.endswith(".ftcurate"):
         if args.test:
@@ -358,6 +359,57 @@ def cmd_scan(args) -> int:
     return EXIT_OK
 
 
+def _engine_options(settings, args):
+    """--engine, --address and --against-index over the settings (file or --set)."""
+    import dataclasses
+
+    changes = {}
+    if getattr(args, "engine", None):
+        changes["engine"] = args.engine
+    if getattr(args, "address", None) is not None:
+        changes["ray_address"] = args.address
+        changes.setdefault("engine", "ray")
+    if getattr(args, "against_index", None) is not None:
+        changes["against_index"] = args.against_index
+    return dataclasses.replace(settings, **changes) if changes else settings
+
+
+def cmd_index(args) -> int:
+    """The corpus index: add a dataset, list them, remove one."""
+    from .core.index import add_file, list_datasets, redact_location, remove_dataset
+
+    where = redact_location(args.index)
+    if args.action == "add":
+        if not args.files:
+            raise CliError("say which file(s) to add: ftcurate index add FILE --index LOCATION", "bad_arguments")
+        if args.name and len(args.files) > 1:
+            raise CliError("--name names one file; add the files one by one", "bad_arguments")
+        progress = _progress_printer(args)
+        results = []
+        for path in args.files:
+            results.append(add_file(args.index, path, name=args.name, fmt=args.format, mapping=_mapping(args),
+                                    progress=progress))
+            if progress:
+                sys.stderr.write("\n")
+        human = "\n".join(
+            (f"added {r['dataset']['name']} ({r['dataset']['records']:,} records) to {where}" if r["added"] else
+             f"{r['dataset']['name']} is already in {where} (same content); nothing added") for r in results)
+        _emit(args, {"index": where, "results": results}, human)
+    elif args.action == "rm":
+        if not args.files:
+            raise CliError("say which dataset(s) to remove: ftcurate index rm NAME --index LOCATION", "bad_arguments")
+        removed = [remove_dataset(args.index, name) for name in args.files]
+        _emit(args, {"index": where, "removed": removed},
+              "\n".join(f"removed {d['name']} from {where}" for d in removed))
+    else:
+        datasets = list_datasets(args.index)
+        lines = [f"{d['name']}  {d['records']:,} records  added {d.get('added', '?')}  {d.get('path', '')}"
+                 for d in datasets]
+        _emit(args, {"index": where, "datasets": datasets},
+              "\n".join(lines) or f"{where}: no datasets yet (ftcurate index add FILE --index {where})")
+    return EXIT_OK
+
+
 def _apply_setting(settings, pair: str):
     from .core.quality.scan import ScanSettings
 
@@ -373,7 +425,10 @@ def _apply_setting(settings, pair: str):
         target[name] = json.loads(value)
     except ValueError:
         target[name] = value
-    return ScanSettings.from_dict(d)
+    try:
+        return ScanSettings.from_dict(d, where="--set")
+    except ValueError as exc:  # strict: "no" is not taken for true, a typo is named
+        raise CliError(str(exc), "bad_arguments") from None
 
 
 def _quiet_ml_libraries() -> None:
@@ -712,8 +767,27 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--settings", help="scan settings JSON file")
     sp.add_argument("--set", action="append", metavar="NAME=VALUE",
                     help="change one setting, e.g. minhash_threshold=0.85 or heuristics.language=true")
+    sp.add_argument("--engine", choices=("local", "ray"),
+                    help="where the scan runs: local (default) or a Ray cluster (docs/scaling.md)")
+    sp.add_argument("--address", metavar="ADDRESS",
+                    help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (implies --engine ray; "
+                         "without it Ray starts on this machine)")
+    sp.add_argument("--against-index", metavar="LOCATION",
+                    help="flag records already in this corpus index (a folder, or redis://HOST:PORT/DB)")
     sp.add_argument("--json", action="store_true", help="print the report as JSON")
     sp.set_defaults(func=cmd_scan)
+
+    sp = sub.add_parser("index", help="a corpus index of datasets already trained on (add, ls, rm)")
+    sp.add_argument("action", choices=("add", "ls", "rm"), help="add files, list the datasets, remove datasets")
+    sp.add_argument("files", nargs="*", metavar="FILE|NAME", help="add: dataset files; rm: dataset names")
+    sp.add_argument("--index", required=True, metavar="LOCATION",
+                    help="a folder (created on the first add) or redis://[:PASSWORD@]HOST:PORT/DB "
+                         "(password also from $FTCURATE_REDIS_PASSWORD)")
+    sp.add_argument("--name", help="add: the dataset's name in the index (default: the file name)")
+    sp.add_argument("--format", default="auto", choices=FORMAT_CHOICES)
+    sp.add_argument("--map", action="append", metavar="KEY=COLUMN")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_index)
 
     from .train.config import METHODS, STRATEGIES
     from .train.config import help_text as _help
