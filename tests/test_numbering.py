@@ -85,3 +85,16 @@ def test_cli_scan_report_numbers_are_the_ones_decide_takes(tmp_path):
         rejected = [sr for sr in p.iter_records() if sr.status == "rejected"]
         assert [sr.index for sr in rejected] == [8]
         assert "f7" in rejected[0].record.messages[-1].content
+
+
+def test_scan_set_parses_booleans_strictly(tmp_path, capsys):
+    """`scan --set leakage=no` must not be read as leakage ON (issue 12 item 7, every
+    dataclass config: ScanSettings.from_dict is as strict as the JSON loader)."""
+    from ftcurate.cli import main
+
+    data = alpaca_with_dropped_rows(tmp_path / "a.json")
+    assert main(["scan", str(data), "--set", "leakage=no"]) == 2
+    assert "'leakage' must be true or false" in capsys.readouterr().err
+    with pytest.raises(ValueError):
+        ScanSettings.from_dict({**ScanSettings().to_dict(), "semantic_leakage": "off"})
+    assert ScanSettings.from_dict({**ScanSettings().to_dict(), "leakage": "false"}).leakage is False

@@ -84,15 +84,15 @@ class ScanSettings:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ScanSettings":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError("unknown scan setting(s): " + ", ".join(sorted(unknown)))
+    def from_dict(cls, d: dict, where: str = "") -> "ScanSettings":
+        """Settings from a dict (``scan --set``, the app's saved settings), as strictly as
+        :meth:`from_json`: "no" or "false" as a string is never taken for True."""
+        from ..config import from_dict
+
         d = dict(d)
-        if "heuristics" in d and not isinstance(d["heuristics"], HeuristicSettings):
-            d["heuristics"] = HeuristicSettings.from_dict(d["heuristics"])
-        return cls(**d)
+        if isinstance(d.get("heuristics"), HeuristicSettings):
+            d["heuristics"] = asdict(d["heuristics"])
+        return from_dict(cls, d, where=where)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
