@@ -47,13 +47,15 @@ FINDING_TIPS = {
     "length outlier": "Records far longer or shorter than the rest.",
     "leakage": "Training records that match a held-out/test record.",
     "validation leakage": "Training records that match a validation record.",
+    "in corpus index": "Records already in the corpus index (datasets trained on before): exact, near or "
+                       "semantic copies.",
 }
 #: colours of the finding kinds, here and on the map (the heuristic flags share a palette)
 FINDING_COLORS: dict[str, str] = {
     "": "#ced4da",  # no finding
     "leakage": "#e03131", "validation leakage": "#f783ac", "outlier": "#7048e8", "length outlier": "#be4bdb",
     "exact duplicate": "#1c7ed6", "near duplicate": "#4dabf7", "semantic duplicate": "#15aabf",
-    "conflicting answers": "#e8590c",
+    "conflicting answers": "#e8590c", "in corpus index": "#9c36b5",
 }
 _FLAG_PALETTE = ("#f59f00", "#2f9e44", "#d6336c", "#0ca678", "#fd7e14", "#5c940d", "#a61e4d", "#364fc7",
                  "#495057", "#e67700", "#66a80f")

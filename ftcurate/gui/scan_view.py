@@ -29,6 +29,7 @@ _GROUP_COLORS = {
     "duplicate": "#1c7ed6",
     "conflict": "#e8590c",
     "outlier": "#7048e8",
+    "index": "#9c36b5",
     "leakage": "#e03131",
     "flag": "#868e96",
 }
@@ -122,6 +123,11 @@ def _rows(report: dict, num) -> list[Finding]:
         rows.append(Finding("length outlier", int(o["index"]), f"{what}, far from the usual length", "outlier"))
     rows += _leaks(report.get("leakage"), "leakage", "test", num)
     rows += _leaks(report.get("validation_leakage"), "validation leakage", "validation", num)
+    for h in report.get("against_index") or []:  # already in a corpus index (datasets trained on before)
+        method = h.get("method", "?")
+        rows.append(Finding(f"in corpus index ({method})", int(h["index"]),
+                            f"{'copy' if method == 'exact' else method + ' duplicate'} of record {h.get('record', '?')} "
+                            f"of {h.get('dataset', '?')} ({_num(h.get('score'))})", "index"))
     for f in report.get("flags") or []:
         name = str(f.get("flag", "")).replace("_", " ")
         rows.append(Finding(f"flag: {name}", int(f["index"]), str(f.get("reason", "")), "flag"))
@@ -145,7 +151,9 @@ def scan_summary(report: Optional[dict], short: bool = False) -> str:
              (n("outliers") + n("length_outliers"), "outlier", "outliers"),
              (leaks, "leak", "leaks"),
              (n("validation_leakage"), "validation leak", "validation leaks"),
-             (n("flags"), "flag", "flags")]
+             (n("flags"), "flag", "flags"),
+             (len({h["index"] for h in report.get("against_index") or []}), "record in the corpus index",
+              "records in the corpus index")]
     if short:
         parts = [parts[0], parts[1], parts[5], parts[7]]
     text = ", ".join(f"{c:,} {one if c == 1 else many}" for c, one, many in parts if c)

@@ -25,7 +25,7 @@ from .store import STATUSES, Project
 #: Finding kinds of a scan report, then the heuristic flags: bit ``i`` of ``flags``.
 FINDING_KINDS: tuple[str, ...] = (
     "exact duplicate", "near duplicate", "semantic duplicate", "conflicting answers",
-    "outlier", "length outlier", "leakage", "validation leakage",
+    "outlier", "length outlier", "leakage", "validation leakage", "in corpus index",
 ) + tuple(FLAGS)
 CHARS_PER_TOKEN = 4  # the token estimate used where no tokenizer is given (see validate.py)
 SORT_KEYS = ("id", "status", "split", "messages", "chars", "tokens", "flags", "score")
@@ -66,6 +66,8 @@ def report_findings(report: Optional[dict]) -> tuple[dict[int, int], dict[int, f
         mark(h["index"], "leakage")
     for h in report.get("validation_leakage") or []:
         mark(h["index"], "validation leakage")
+    for h in report.get("against_index") or []:  # copies of records in a corpus index
+        mark(h["index"], "in corpus index")
     for f in report.get("flags") or []:
         mark(f["index"], f.get("flag", ""))
     # outlier score of every scanned record: "outlier_scores" lists them in scan order,

@@ -55,6 +55,7 @@ _SCAN_GROUPS = (
                                  "iqr_factor", "length_outliers")),
     ("&Leakage", ("leakage", "leak_ngram", "leak_minhash_threshold", "semantic_leakage", "accurate_model")),
     ("&Heuristics", ("heuristics",)),
+    ("E&ngine && index", ("engine", "ray_address", "against_index")),
 )
 # Labels that read better than the field name made into words.
 _SCAN_LABELS = {
@@ -82,7 +83,14 @@ _SCAN_LABELS = {
     "unseen_media": "References to unseen media",
     "language": "Wrong language",
     "template_placeholder": "Unfilled template placeholders",
+    "engine": "Scan engine",
+    "ray_address": "Ray cluster address",
+    "against_index": "Corpus index",
 }
+# Text fields with a fixed set of values (a drop-down list).
+_CHOICES = {"engine": ("local", "ray")}
+_PLACEHOLDERS = {"ray_address": "empty: Ray on this machine; auto, HOST:PORT or ray://HOST:PORT",
+                 "against_index": "empty: none; a folder, or redis://HOST:PORT/DB"}
 # (minimum, maximum, step) of number fields; others get (0, 2**31 - 1, 1) or (0, 1, 0.01).
 _RANGES = {
     "num_perm": (16, 4096, 16),
@@ -159,10 +167,13 @@ class _Knob:
             box.setSingleStep(float(step))
             box.valueChanged.connect(on_change)
             self.widget = box
-        elif kind is str and (self.name.endswith("_model") or self.name == "target_language"):
+        elif kind is str and (self.name.endswith("_model") or self.name in ("target_language", *_CHOICES)):
             self.kind = "choice"
             combo = QComboBox()
-            if self.name == "target_language":
+            if self.name in _CHOICES:
+                self.choices = _CHOICES[self.name]
+                combo.addItems(self.choices)
+            elif self.name == "target_language":
                 self.choices = tuple(sorted(LANG_SCRIPT))
                 combo.addItems(self.choices)
             else:  # a built-in model, "auto" where that is the default, or a local folder
@@ -179,6 +190,7 @@ class _Knob:
         elif kind is str:
             self.kind = "str"
             self.widget = QLineEdit()
+            self.widget.setPlaceholderText(_PLACEHOLDERS.get(self.name, ""))
             self.widget.textChanged.connect(on_change)
         else:
             self.kind = "json"
@@ -199,7 +211,7 @@ class _Knob:
     # -- model folder choice ------------------------------------------------------------------
     @property
     def is_model(self) -> bool:
-        return self.kind == "choice" and self.name != "target_language"
+        return self.kind == "choice" and self.name.endswith("_model")
 
     def _activated(self, index: int) -> None:
         combo: QComboBox = self.widget  # type: ignore[assignment]
