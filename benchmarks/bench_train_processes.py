@@ -68,8 +68,11 @@ def run(model_dir: str, data: str, out: str, processes: int, args) -> dict:
     cmd = [sys.executable, "-m", "ftcurate.cli", "train", "--json", "--config", config_file, "--data", data,
            "--val-fraction", "0"]
     t0 = time.perf_counter()
+    # the same cores for both: one process gets them all, each of N processes 1/N of them (the launcher's
+    # default). Set explicitly: an unset OMP_NUM_THREADS lets torch use every core in each process.
+    threads = max(1, args.threads // processes)
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": ROOT})
+                          env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": str(threads)})
     wall = time.perf_counter() - t0
     end = None
     for line in proc.stdout.splitlines():
@@ -96,6 +99,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8, help="global batch (each of N processes takes 1/N)")
     ap.add_argument("--max-seq-len", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="CPU threads in all (one process: all of them; N processes: 1/N each)")
     args = ap.parse_args()
     if args.batch_size % args.processes:
         raise SystemExit("--batch-size must be a multiple of --processes")
@@ -106,11 +111,14 @@ def main() -> None:
         data = os.path.join(tmp, "data.jsonl")
         with open(SAMPLE, encoding="utf-8") as f:
             lines = [ln for ln in f if ln.strip()]
-        need = args.steps * args.batch_size
+        # more than the steps need: no short last batch (accelerate fills a short batch of one process with
+        # examples from the start of the epoch, so that step would differ from one process)
+        need = (args.steps + 4) * args.batch_size
         with open(data, "w", encoding="utf-8") as f:
             f.writelines((lines * (1 + need // len(lines)))[:need])
         print(f"device {detect_device()}, model {args.model or args.size}, {args.steps} steps, global batch "
-              f"{args.batch_size}, {os.cpu_count()} cores", flush=True)
+              f"{args.batch_size}, {os.cpu_count()} cores, {args.threads} threads in all, load average "
+              f"{os.getloadavg()[0]:.1f}", flush=True)
         results: dict = {1: [], args.processes: []}
         for r in range(args.repeats):
             order = (1, args.processes) if r % 2 == 0 else (args.processes, 1)
@@ -124,13 +132,14 @@ def main() -> None:
     one, many = med[1], med[args.processes]
     losses = {n: rs[-1]["final_loss"] for n, rs in results.items()}
     print()
-    print(f"| processes | tokens/s (training) | training time | whole command | final loss |")
+    print("| processes | tokens/s (training) | training time | whole command | final loss |")
     print("|---|---|---|---|---|")
     for n in (1, args.processes):
         print(f"| {n} | {med[n]['tok_s']:,.0f} | {med[n]['elapsed']:.1f} s | {med[n]['wall']:.1f} s | "
               f"{losses[n]:.4f} |")
     print(f"\n{args.processes} processes / 1 process: tokens/s x{many['tok_s'] / one['tok_s']:.2f}, whole command "
-          f"x{many['wall'] / one['wall']:.2f}; final loss difference {abs(losses[1] - losses[args.processes]):.2e}")
+          f"x{many['wall'] / one['wall']:.2f}; final loss difference {abs(losses[1] - losses[args.processes]):.2e}; "
+          f"load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
