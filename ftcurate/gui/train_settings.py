@@ -743,8 +743,8 @@ class TrainSettingsPanel(QScrollArea):
                     "cpu": f"no GPU: CPU processes, {found} cores" if found else "no GPU: CPU processes",
                     "mps": "an Apple GPU: one process"}.get(device, "")
             spin.setToolTip(TrainConfig.help_text("world_size") + (f" This machine: {what}." if what else ""))
-            if found and device in ("cuda", "mps"):
-                spin.setMaximum(max(1, found))
+            if found:
+                spin.setMaximum(max(1, found))  # one process per GPU (per core on the CPU)
         n = config.world_size
         if n <= 1:
             return

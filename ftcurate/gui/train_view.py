@@ -12,7 +12,10 @@ made of three parts and runs the training itself:
 Everything it runs comes from :mod:`ftcurate.train` (Qt-free) and runs in a
 :class:`~ftcurate.gui.workers.Worker`: the runner's ``on_event`` callback becomes the
 worker's queued ``event`` signal, so chart points and log lines are added in the GUI
-thread as the events arrive - nothing polls files or sleeps.
+thread as the events arrive - the GUI thread polls no file and never sleeps. A run of
+several processes (*Processes* above 1) runs as child processes
+(:func:`ftcurate.train.launch.train_processes`): the worker follows their ``metrics.jsonl``
+and hands its lines on as the same events.
 
 Where things go:
 
