@@ -129,9 +129,11 @@ def _get(refs, cancel: Optional[CancelCheck], what: str):
             _ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.25)
         out = ray.get(todo)
     except ray.exceptions.RayTaskError as exc:
+        from ..io.formats import DatasetError
+
         cause = exc.cause if getattr(exc, "cause", None) is not None else None
-        if isinstance(cause, (ValueError, OSError, Cancelled)):
-            raise cause from None
+        if isinstance(cause, (ValueError, OSError, Cancelled, DatasetError)):
+            raise cause from None  # e.g. a shard that cannot be read: its own message
         raise RayEngineError(f"{what} failed on the cluster: {exc}") from None
     except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayActorError, ray.exceptions.ObjectLostError,
             ray.exceptions.NodeDiedError) as exc:
