@@ -409,3 +409,53 @@ def test_no_record_readable_still_a_clear_error(tmp_path):
     with pytest.raises(DatasetError) as exc:
         DatasetReader(str(write(tmp_path / "x.json", "[")))
     assert exc.value.key == "no_records" and "no closing" in exc.value.message
+
+
+def test_every_error_key_is_documented():
+    """docs/formats.md names every record error key the readers give (the new ones included)."""
+    from ftcurate.core.io.formats import ERROR_KEYS
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text(encoding="utf-8")
+    assert {"truncated_json", "unexpected_text", "unterminated_field", "invalid_parquet"} <= set(ERROR_KEYS)
+    assert [k for k in ERROR_KEYS if f"`{k}`" not in doc] == []
+
+
+# -- damage the fuzzing harness found (benchmarks/fuzz_loaders.py): the records after it still load ----------
+
+def _one_line(objs) -> str:
+    return json.dumps(objs)
+
+
+def _pretty(objs) -> str:
+    return json.dumps(objs, indent=2)
+
+
+HARNESS_CASES = {
+    # a quote lost in record 2 of a one-line array: the bracket walk can't be trusted, the
+    # first record start after it can
+    "lost quote, one line": (_one_line, lambda t, objs: t.replace('"output": "a2"', '"output": a2"', 1), 5),
+    # record 2's end and record 3's start deleted: strings and text swap places for a while
+    "strings read as text": (_one_line, lambda t, objs: t.replace('a2"}, {"instruction": "q3", "i', 'a2', 1), 4),
+    # a stray "[" before record 3: not an element holding the rest of the file
+    "stray [": (_one_line, lambda t, objs: t.replace(', {"instruction": "q3"', ', [{"instruction": "q3"', 1), 6),
+    # junk at a line start before a pretty-printed record
+    "}{ before a record": (_pretty, lambda t, objs: t.replace('},\n  {\n    "instruction": "q3"',
+                                                               '},}{\n  {\n    "instruction": "q3"', 1), 6),
+    # a broken element that ends on the line where the next record starts
+    "same line": (_pretty, lambda t, objs: t.replace('},\n  {\n    "instruction": "q3"',
+                                                      '},\n{"n": ' + "7" * 5000 + '},  {\n    "instruction": "q3"', 1), 6),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HARNESS_CASES))
+def test_damage_found_by_fuzzing_loses_no_record_after_it(tmp_path, case):
+    layout_of, damage, _ = HARNESS_CASES[case]
+    objs = [{"instruction": f"q{i}", "input": "", "output": f"a{i}"} for i in range(6)]
+    text = damage(layout_of(objs), objs)
+    assert text != layout_of(objs)
+    path = write(tmp_path / "d.json", text)
+    report = validate_path(str(path))
+    outputs = [p.record.messages[-1].content for p in DatasetReader(str(path)) if p.ok]
+    for i in range(4, 6):  # the records after the damage load
+        assert f"a{i}" in outputs, (case, outputs, errs(report))
+    assert report.loaded + report.rejected == report.records and report.rejected >= 1

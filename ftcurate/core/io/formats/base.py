@@ -22,7 +22,11 @@ ERROR_KEYS = {
     # Raw file problems, one per record.
     "invalid_json": "the line (or array element) is not valid JSON",
     "invalid_utf8": "the line contains bytes that are not valid UTF-8",
-    "truncated_json": "the file ends in the middle of this record",
+    "truncated_json": "a JSON array ends before its closing bracket (in this record, or before it)",
+    "unexpected_text": "text in a JSON array that is not a record (between elements, or after the end)",
+    "unterminated_field": "a CSV file ends inside a quoted field of this row",
+    "invalid_csv": "a CSV row that cannot be read",
+    "invalid_parquet": "a Parquet row that cannot be read (a damaged page)",
     "line_too_long": "the line is larger than the reader's limit",
     # Other formats' field checks.
     "missing_key": "a required field is missing",

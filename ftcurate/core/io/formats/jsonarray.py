@@ -4,20 +4,26 @@
 it grows only to hold one element longer than that), so memory does not depend on the
 size of the file. Each element is decoded by the standard library's C decoder
 (``json.JSONDecoder.raw_decode``) where it starts; the window is only walked in Python
-around broken elements.
+around damage.
 
 What a damaged array gives, one item per case (``loaded + rejected = records`` holds,
-and no complete element is ever dropped):
+and no complete element is ever dropped without an item that covers it):
 
 * a broken element (bad JSON, nested too deeply, an integer of more than 4,300 digits):
-  ``invalid_json`` for that element; reading resumes at the next element;
-* text between elements that is not an element (``[{...} garbage {...}]``) or after the
-  closing bracket: ``unexpected_text`` where it starts; the elements after it still load;
+  ``invalid_json`` for that element;
+* text where an element or a separator should be (``[{...} garbage {...}]``), a ``]`` with
+  more elements after it, or text after the closing ``]``: ``unexpected_text`` where it
+  starts;
 * a file that ends inside an element, or between elements before the closing ``]``:
   ``truncated_json`` (the complete elements before it load);
 * bytes that are not UTF-8 inside an element: ``invalid_utf8``.
 
-A missing comma between two elements (``{...} {...}``) loses nothing and is accepted.
+After damage, reading resumes at the next record start: in a pretty-printed array the next
+line with the elements' indent that starts an element after a comma (JSON strings can't
+span lines, so a lost quote or bracket is contained); in a one-line array the first ``, {``
+where an object decodes that shares a key with the file's records (learnt from the first
+good record, else from the last element of the file). A missing comma between two
+elements (``{...} {...}``) loses nothing and is accepted.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ _WS = re.compile(r"[ \t\n\r]*")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 # Text between elements that is not a value, a separator or the end of the array.
 _JUNK = re.compile(r'[^{\["\],]*')
+_UNKNOWN = object()  # the elements' indent before the first element
 _VALUE_START = frozenset('{["-0123456789tfnNI')  # what a JSON value (as Python reads it) starts with
 
 TRUNCATED_IN = "the file ends in the middle of this record (truncated JSON array)"
@@ -130,7 +137,7 @@ def iter_json_array(path: str, chunk_bytes: Optional[int] = None) -> Iterator[Ra
         index = 0
         state = "value"  # what comes next: "value" (an element or "]"), "sep" ("," or "]")
         keys = _Keys(path, decoder)
-        indent: Optional[str] = None  # the first element's indent ("": a one-line array)
+        indent: object = _UNKNOWN  # the elements' indent: the first one's (None: not at a line start)
         while True:
             if pos > w.chunk:
                 pos = w.drop(pos)
@@ -176,14 +183,14 @@ def iter_json_array(path: str, chunk_bytes: Optional[int] = None) -> Iterator[Ra
                     pos += 1
                     state = "value"
                     continue
-                if c in '{["':
+                if c in "{[":
                     state = "value"  # a missing comma: this is the next element
                     continue
-            elif c in _VALUE_START:
+            elif c in _VALUE_START and not (c == "[" and _records_follow(w, pos + 1, decoder, keys)):
                 # -- an element starts here
-                if indent is None and index == 0:
-                    indent = _indent_at(text, pos) or ""
-                item, stop, how = _element(w, pos, line, index, decoder, keys)
+                if indent is _UNKNOWN:
+                    indent = _indent_at(text, pos)
+                item, stop, how = _element(w, pos, line, index, decoder, keys, indent)
                 text = w.text
                 yield item
                 if how == "truncated":
@@ -196,7 +203,7 @@ def iter_json_array(path: str, chunk_bytes: Optional[int] = None) -> Iterator[Ra
                 state = "sep" if how == "ok" else "value"
                 continue
             # Text that is not an element where a separator or an element should be.
-            stop = _junk_end(w, pos)
+            stop = _junk_stop(w, pos, decoder, keys.get(), indent)
             text = w.text
             yield RawItem(index, line, error=(
                 "unexpected_text", f"unexpected text between array elements: {_snippet(text[pos:stop])!r} "
@@ -205,6 +212,21 @@ def iter_json_array(path: str, chunk_bytes: Optional[int] = None) -> Iterator[Ra
             line += text.count("\n", pos, stop)
             pos = stop
             state = "sep"
+
+
+def _records_follow(w: _Window, pos: int, decoder: json.JSONDecoder, keys: "_Keys") -> bool:
+    """Whether a record (an object with the records' keys) starts at ``pos`` (after
+    whitespace): a "[" before it is a stray bracket, not an array element holding the rest
+    of the file's records."""
+    if not keys.known:
+        return False
+    pos, _ = _skip_ws(w, pos, 0)
+    text = w.text
+    while (not w.eof and pos < len(text) and text[pos] == "{" and len(text) - pos < MAX_ELEMENT_CHARS
+           and _scan_element(text, pos)[0] is None):
+        w.more(len(text))
+        text = w.text
+    return _record_at(text, pos, decoder, keys.get())
 
 
 def _skip_ws(w: _Window, pos: int, line: int) -> tuple[int, int]:
@@ -217,13 +239,46 @@ def _skip_ws(w: _Window, pos: int, line: int) -> tuple[int, int]:
 
 
 def _junk_end(w: _Window, pos: int) -> int:
+    """The end of a stretch of text (and strings) without ``{[],`` from ``pos``, trailing
+    whitespace left out."""
+    stop = pos
     while True:
-        stop = _JUNK.match(w.text, pos).end()
-        if stop < len(w.text) or not w.more():
-            # Leave the whitespace before what follows to the caller.
+        text = w.text
+        stop = _JUNK.match(text, stop).end()
+        if stop < len(text) and text[stop] == '"':  # a string where none belongs: part of the junk
+            k = _STR_BODY.match(text, stop + 1).end()
+            if k < len(text):
+                stop = k + 1 if text[k] == '"' else k
+                continue
+            if not w.more():
+                return len(w.text)  # a string the file ends in
+            continue
+        if stop < len(text) or not w.more():
+            # Leave the whitespace before what follows to the caller (never nothing).
             while stop > pos + 1 and w.text[stop - 1] in " \t\r\n":
                 stop -= 1
-            return stop
+            return max(stop, min(pos + 1, len(w.text)))
+
+
+def _junk_stop(w: _Window, pos: int, decoder: json.JSONDecoder, known_keys: set, indent: object) -> int:
+    """Where junk that starts at ``pos`` ends: at the first record start inside the stretch
+    of text (and strings) without ``{[],``, else at its end when a separator or a record
+    follows; else (the reader has lost its place, e.g. after a lost quote, and reads strings
+    as text) at the next record start, so that one item covers it all and the records after
+    it load."""
+    stop = _junk_end(w, pos)
+    start = _next_record(w, pos, decoder, known_keys, indent, end=stop)
+    if start is not None:
+        return start
+    nxt = _WS.match(w.text, stop).end()
+    while (not w.eof and nxt < len(w.text) and w.text[nxt] in "{[" and len(w.text) - nxt < MAX_ELEMENT_CHARS
+           and _scan_element(w.text, nxt)[0] is None):
+        w.more(len(w.text))  # what follows must be whole to be judged
+    text = w.text
+    if nxt >= len(text) or text[nxt] in ",]" or _record_at(text, nxt, decoder, known_keys):
+        return stop
+    start = _next_record(w, stop, decoder, known_keys, indent)
+    return start if start is not None else stop
 
 
 def _after_end(w: _Window, pos: int, line: int, index: int) -> Iterator[RawItem]:
@@ -236,11 +291,12 @@ def _after_end(w: _Window, pos: int, line: int, index: int) -> Iterator[RawItem]
 
 
 def _element(w: _Window, pos: int, line: int, index: int, decoder: json.JSONDecoder,
-             keys: "_Keys") -> tuple[RawItem, int, str]:
+             keys: "_Keys", indent: object = None) -> tuple[RawItem, int, str]:
     """Read the element at ``w.text[pos]``. Returns (item, where reading goes on, how):
     how is "ok" (a complete element; a separator follows), "value" (a broken element was
     skipped up to the next element), "end" (it was skipped up to the closing bracket at the
-    returned position) or "truncated" (the file ends inside it)."""
+    returned position) or "truncated" (the file ends inside it). ``indent``: the elements'
+    indent, to resynchronise at the next element (see :func:`_resync`)."""
     while True:
         text = w.text
         try:
@@ -263,7 +319,7 @@ def _element(w: _Window, pos: int, line: int, index: int, decoder: json.JSONDeco
                                                 f"{_snippet(text[pos:j])!r} (expected a record)")), j, "value"
         # A broken element, or one that goes on past the window.
         stop, _cut = _scan_element(text, pos)
-        nxt = _resync(text, pos, decoder, keys.get(), stop)
+        nxt = _resync(text, pos, decoder, keys.get(), stop, indent)
         if stop is None and not w.eof:
             # Not closed in the window. Broken when the decoder failed before the next
             # element's start; else it may be a long element: read on (the window doubles
@@ -290,10 +346,17 @@ class _Keys:
         self._path = path
         self._decoder = decoder
         self._keys: Optional[set] = None
+        self._learnt = False
 
     def learn(self, obj) -> None:
         if self._keys is None and isinstance(obj, dict):
             self._keys = set(obj)
+            self._learnt = True
+
+    @property
+    def known(self) -> bool:
+        """The keys are those of a record read so far (not a guess)."""
+        return bool(self._keys) and self._learnt
 
     def get(self) -> set:
         if self._keys is None:
@@ -366,26 +429,30 @@ _COMMA_OBJECT = re.compile(r",[ \t\r\n]*(?=\{)")
 
 
 def _resync(text: str, pos: int, decoder: json.JSONDecoder, known_keys: set, stop: Optional[int] = None,
-            tries: int = 256) -> Optional[int]:
+            indent: object = None, tries: int = 256) -> Optional[int]:
     """Where the element after a broken one starts, found without trusting its brackets.
 
-    In a pretty-printed array it is the next line with the same indent that starts with
-    ``{`` or ``[`` after a comma, which survives broken brackets and quotes. In a one-line
-    array it is the first place where a record starts: after a ``, {`` (``}, {`` while the
-    records' keys are unknown; among the next ``tries``), or after ``stop`` (the comma where
-    the bracket walk ended the element). A record: an object that decodes, is followed by ``,`` or ``]``
-    and shares a key with ``known_keys`` (an empty set: any object). None when there is
-    none in the text."""
-    indent = _indent_at(text, pos)
-    if indent is not None:
-        sibling = re.compile(r",[ \t\r\n]*\n" + re.escape(indent) + r"(?=[{\[])")
-        m = sibling.search(text, pos + 1)
-        return m.end() if m is not None else None
+    In a pretty-printed array (``indent``: the elements' indent) it is the next line with
+    that indent that starts with ``{`` or ``[`` after a comma, which survives broken
+    brackets and quotes, or a record right after ``stop`` when that comes first (an element
+    that ends on the line where the next one starts). In a one-line array (``indent`` None) it is the first place where a
+    record starts: after a ``, {`` (``}, {`` while the records' keys are unknown; among the
+    next ``tries``), or after ``stop`` (the comma where the bracket walk ended the element).
+    A record: an object that decodes, is followed by ``,`` or ``]`` and shares a key with
+    ``known_keys`` (an empty set: any object). None when there is none in the text."""
+    if indent is _UNKNOWN or indent is None:
+        # The elements' indent (learnt from the first element, which may be this one): a
+        # broken record can make the reader start an "element" inside it, at another indent.
+        indent = _indent_at(text, pos) if indent is _UNKNOWN else None
     best = None
     if stop is not None and text[stop] == ",":
         start = _WS.match(text, stop + 1).end()
         if _record_at(text, start, decoder, known_keys):
             best = start
+    if indent is not None:
+        sibling = re.compile(r",[ \t\r\n]*\n" + re.escape(indent) + r"(?=[{\[])")
+        m = sibling.search(text, pos + 1, best if best is not None else len(text))
+        return m.end() if m is not None else best
     # The first record start wins (a lost quote can make the bracket walk skip records).
     # With the records' keys known, any ", {" may start one (a lost quote can hide the "}");
     # without, only "}, {" does.
@@ -399,20 +466,20 @@ def _resync(text: str, pos: int, decoder: json.JSONDecoder, known_keys: set, sto
 
 
 def _next_record(w: _Window, pos: int, decoder: json.JSONDecoder, known_keys: set,
-                 indent: Optional[str]) -> Optional[int]:
-    """Where the next record starts after ``pos`` (a new line with the elements' indent after
-    a comma, or ", {" in a one-line array, where a record decodes), reading on up to
-    MAX_ELEMENT_CHARS; None when there is none."""
-    starts = (re.compile(r",[ \t\r]*\n" + re.escape(indent) + r"(?=\{)") if indent
+                 indent: object, end: Optional[int] = None) -> Optional[int]:
+    """Where the next record starts after ``pos`` (a new line that starts with ``{`` at the
+    elements' indent, or ", {" in a one-line array, where a record decodes): before ``end``
+    when given, else reading on up to MAX_ELEMENT_CHARS; None when there is none."""
+    starts = (re.compile(r"\n" + re.escape(indent) + r"(?=\{)") if isinstance(indent, str)
               else (_COMMA_OBJECT if known_keys else _OBJECT_BOUNDARY))
     at = pos
     while True:
         text = w.text
-        for m in starts.finditer(text, at):
+        for m in starts.finditer(text, at, len(text) if end is None else end):
             if _record_at(text, m.end(), decoder, known_keys):
                 return m.end()
             at = m.end()
-        if w.eof or len(text) - pos > MAX_ELEMENT_CHARS or not w.more(len(text)):
+        if end is not None or w.eof or len(text) - pos > MAX_ELEMENT_CHARS or not w.more(len(text)):
             return None
         at = max(pos, at - 64)
 
