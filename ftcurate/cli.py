@@ -538,9 +538,11 @@ def cmd_train(args) -> int:
             flags["stop"] = True
             print("stopping after this step and saving (Ctrl-C again to cancel)", file=sys.stderr, flush=True)
 
-    previous = None
+    previous = previous_term = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, on_sigint)
+        if launching:  # SIGTERM (a job scheduler, kill): end the child processes too, then exit
+            previous_term = signal.signal(signal.SIGTERM, lambda *_: flags.update(cancel=True))
     try:
         if launching:  # N child processes, followed from here (ftcurate.train.launch)
             from .train.launch import train_processes
@@ -569,6 +571,8 @@ def cmd_train(args) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
     if not args.json:
         how = "stopped" if result.stopped else ("early-stopped" if result.early_stopped else "finished")
         loss = f", loss {result.first_loss:.4f} -> {result.final_loss:.4f}" if result.final_loss is not None else ""

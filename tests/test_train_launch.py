@@ -289,3 +289,17 @@ def test_resuming_on_another_number_of_processes_says_what_happens_to_the_batch(
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert distributed.resume_note(out, one) == ""
     assert distributed.resume_note(str(tmp_path / "none"), one) == ""
+
+
+def test_ranks_cancel_themselves_when_the_launching_program_is_gone(tmp_path, monkeypatch):
+    import subprocess
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    control = distributed.RankControl(str(tmp_path))
+    monkeypatch.setenv(distributed.LAUNCHER_ENV, str(os.getpid()))
+    assert distributed.launcher_alive() and control() is False
+    monkeypatch.setenv(distributed.LAUNCHER_ENV, str(gone.pid))
+    assert not distributed.launcher_alive()
+    with pytest.raises(Cancelled):  # nobody follows the run any more: all ranks cancel at this step
+        control()

@@ -18,6 +18,9 @@ What this module adds to a rank:
   they stop together - a rank that stopped alone would leave the others waiting;
 * **throughput over all ranks** (:func:`sum_over_ranks`);
 * **the Trainer's settings** for the strategy (:func:`training_arguments`);
+* **no orphans**: a run that ftcurate launched (``FTCURATE_LAUNCHER_PID``) is cancelled at
+  the end of the step when the launching program is gone (killed, or closed without
+  cancelling): nobody would follow or stop it;
 * a **fault hook for tests**: ``FTCURATE_FAULT_KILL_RANK="R:S"`` makes rank R kill itself
   (SIGKILL, as the kernel's out-of-memory killer would) at the end of its S-th step.
 
@@ -36,6 +39,7 @@ from .config import STRATEGIES  # noqa: F401 - re-exported
 
 CONTROL_FILE = "control"  # in the run folder: "stop" (or "cancel") asks the run to stop after this step
 FAULT_ENV = "FTCURATE_FAULT_KILL_RANK"
+LAUNCHER_ENV = "FTCURATE_LAUNCHER_PID"  # set by ftcurate.train.launch: the program that follows the run
 
 _STOP, _CANCEL = 1, 2
 
@@ -186,6 +190,8 @@ class RankControl:
 
     def _requested(self) -> int:
         want = _CANCEL if self.flags.get("cancel") else _STOP if self.flags.get("stop") else 0
+        if is_main_process() and not launcher_alive():
+            return _CANCEL
         if is_main_process():
             try:
                 with open(self.control_file, encoding="utf-8") as f:
@@ -206,6 +212,23 @@ class RankControl:
         if value >= _STOP and is_main_process():
             clear_control(os.path.dirname(self.control_file))  # answered: a resume must not stop again
         return value >= _STOP
+
+
+def launcher_alive() -> bool:
+    """False when the program that launched this run (``FTCURATE_LAUNCHER_PID``) has ended."""
+    try:
+        pid = int(os.environ.get(LAUNCHER_ENV, "0"))
+    except ValueError:
+        return True
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists (another user's, or no permission to ask): alive
+        return True
+    return True
 
 
 def clear_control(output_dir: str) -> None:

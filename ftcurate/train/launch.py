@@ -23,7 +23,9 @@ use it like the in-process runner:
 * the children's output goes to ``<output>/train.log`` (appended by each launch).
 
 The processes run in a session of their own, so Ctrl-C in a terminal reaches only the
-launching program, which turns it into stop or cancel.
+launching program, which turns it into stop or cancel (SIGTERM: cancel). Should the launching
+program die without cancelling, the ranks notice at the end of their step and cancel
+themselves (``FTCURATE_LAUNCHER_PID``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from typing import Callable, Optional
 
 from ..core.progress import Cancelled, CancelCheck, ProgressCallback
 from .config import TrainConfig
-from .distributed import CONTROL_FILE, clear_control, request_stop, strategy_problem
+from .distributed import CONTROL_FILE, LAUNCHER_ENV, clear_control, request_stop, strategy_problem
 from .errors import LeakageError, TrainError
 from .runfiles import METRICS_FILE, checkpoint_step, last_checkpoint
 from .runner import TrainResult
@@ -117,6 +119,7 @@ def child_command(world_size: int, config_file: str, source: str, eval_source: O
 def _child_env(world_size: int) -> dict:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
+    env[LAUNCHER_ENV] = str(os.getpid())  # the ranks cancel themselves when this program is gone
     # torchrun would set 1 thread per process (and say so); share the cores instead
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world_size)))
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
