@@ -59,6 +59,11 @@ def _offline_env() -> None:
     # Our own progress callbacks report the work; keep library bars and info logs quiet.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _quiet_transformers() -> None:
+    """Silence transformers' progress bars and info logs (imports transformers: call it only
+    before loading a transformer model)."""
     try:
         import logging
 
@@ -75,11 +80,16 @@ def _offline_env() -> None:
 # -- where the weights are -------------------------------------------------------------------------
 
 def _wordllama_files() -> tuple[str, str]:
+    # find the package's folder without importing it (its import pulls in ~0.7 s of modules)
+    import importlib.util
+
     try:
-        import wordllama
-    except ImportError as exc:  # pragma: no cover - a dependency
-        raise ValueError(f"model {FAST!r} needs the 'wordllama' package: pip install wordllama") from exc
-    base = os.path.dirname(wordllama.__file__)
+        spec = importlib.util.find_spec("wordllama")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:  # pragma: no cover - a dependency
+        raise ValueError(f"model {FAST!r} needs the 'wordllama' package: pip install wordllama")
+    base = os.path.dirname(spec.origin)
     weights = os.path.join(base, "weights", "l2_supercat_256.safetensors")
     tokenizer = os.path.join(base, "tokenizers", "l2_supercat_tokenizer_config.json")
     missing = [p for p in (weights, tokenizer) if not os.path.isfile(p)]
@@ -239,17 +249,13 @@ def _static_module_cls():
 
 
 def _load_wordllama(device: str):
-    from safetensors import safe_open
-    from sentence_transformers import SentenceTransformer
-    from tokenizers import Tokenizer
+    """WordLlama as a :class:`~ftcurate.core.quality.static.StaticEncoder`: numpy and the
+    tokenizer only (no torch import; loads in well under a second). ``device`` is ignored: a
+    static model runs on the CPU."""
+    from .static import load_static
 
     weights_path, tok_path = _wordllama_files()
-    with safe_open(weights_path, framework="np") as f:
-        weights = f.get_tensor("embedding.weight").astype(np.float32)
-    tokenizer = Tokenizer.from_file(tok_path)
-    StaticEmbedding = _static_module_cls()
-    module = StaticEmbedding(tokenizer, embedding_weights=weights)
-    return SentenceTransformer(modules=[module], device=device)
+    return load_static(weights_path, tok_path)
 
 
 def load_model(name: str = FAST, device: Optional[str] = None, max_tokens: Optional[int] = None):
@@ -267,11 +273,12 @@ def load_model(name: str = FAST, device: Optional[str] = None, max_tokens: Optio
         model = _models.get(key)
         if model is not None:
             return model
-        from sentence_transformers import SentenceTransformer
-
         if name == FAST:
             model = _load_wordllama(dev)
         else:
+            _quiet_transformers()
+            from sentence_transformers import SentenceTransformer
+
             try:
                 model = SentenceTransformer(info["source"], device=dev, local_files_only=True)
             except (OSError, ValueError, KeyError) as exc:
@@ -395,53 +402,60 @@ def embed(
     rep.check()
     if hashes is not None and len(hashes) != n:
         raise ValueError("hashes must have one entry per text")
-    # Unique, non-empty texts to compute.
+    # Unique, non-empty texts to compute: row[i] is text i's row of ``uniq`` (-1: empty text).
     keys = list(hashes) if hashes is not None else [text_hash(t) for t in texts]
-    first: dict[str, int] = {}
+    slot: dict[str, int] = {}
+    first: list[int] = []
+    row = np.full(n, -1, dtype=np.int64)
     for i, t in enumerate(texts):
         if t and not t.isspace():
-            first.setdefault(keys[i], i)
+            k = keys[i]
+            r = slot.get(k)
+            if r is None:
+                r = slot[k] = len(first)
+                first.append(i)
+            row[i] = r
     dim = info["dim"]
     if kind != "transformer":
         max_tokens = None
     namespace = ""
     if cache is not None:
         namespace = model_key(model) + (f":max{int(max_tokens)}" if max_tokens else "")
-    vectors: dict[str, np.ndarray] = {}
+    if dim is None and first:
+        dim = _dimension(load_model(model, device, max_tokens))
+    uniq = np.zeros((len(first), dim or 0), dtype=np.float32)
+    have = np.zeros(len(first), dtype=bool)
     if cache is not None and first:
-        for h, blob in cache.get_many(namespace, list(first)).items():
+        for h, blob in cache.get_many(namespace, list(slot)).items():
             v = decode_vector(blob, dim) if isinstance(blob, str) else None
             if v is not None:
-                vectors[h] = v
-    todo = [h for h in first if h not in vectors]
+                uniq[slot[h]] = v
+                have[slot[h]] = True
+    todo = np.flatnonzero(~have)
     done = n - len(todo)
-    rep.tick(min(done, n - 1) if todo else n, "embedding")
-    if todo:
+    rep.tick(min(done, n - 1) if len(todo) else n, "embedding")
+    if len(todo):
         rep.progress(done, n, f"loading the embedding model {info['name']}…")
         st = load_model(model, device, max_tokens)
-        if dim is None:
-            dim = _dimension(st)
         bs = batch_size or _DEFAULT_BATCH[kind]
         step = _CHUNK[kind]
-        # Long texts last so that batches hold texts of similar length.
-        todo.sort(key=lambda h: len(texts[first[h]]))
+        if kind == "transformer":
+            # Long texts last so that batches hold texts of similar length.
+            todo = todo[np.argsort([len(texts[first[r]]) for r in todo], kind="stable")]
         for start in range(0, len(todo), step):
             part = todo[start:start + step]
-            out = st.encode([texts[first[h]] for h in part], batch_size=bs, convert_to_numpy=True,
+            out = st.encode([texts[first[r]] for r in part], batch_size=bs, convert_to_numpy=True,
                             show_progress_bar=False, normalize_embeddings=False)
-            out = normalize_rows(out)
-            fresh = {h: out[k] for k, h in enumerate(part)}
-            vectors.update(fresh)
+            uniq[part] = normalize_rows(out)
             if cache is not None:
-                cache.put_many(namespace, {h: encode_vector(v) for h, v in fresh.items()})
+                cache.put_many(namespace, {keys[first[r]]: encode_vector(uniq[r]) for r in part.tolist()})
             done += len(part)
             rep.tick(min(done, n), f"embedding with {info['name']}")
     if dim is None:
         dim = _dimension(load_model(model, device))
     result = np.zeros((n, dim), dtype=np.float32)
-    for i, k in enumerate(keys):
-        v = vectors.get(k)
-        if v is not None and texts[i] and not texts[i].isspace():
-            result[i] = v
+    filled = row >= 0
+    if len(first):
+        result[filled] = uniq[row[filled]]
     # Cached float16 vectors are renormalised so every row has norm 1 (or 0).
     return normalize_rows(result)
