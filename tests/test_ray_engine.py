@@ -151,12 +151,20 @@ def test_unreachable_address_fails_in_seconds(tmp_path, capsys):
     assert rc == 2 and json.loads(capsys.readouterr().out)["error"] == "ray"
 
 
-def test_cli_scan_on_ray(ray_cluster, tmp_path, capsys):
+def test_cli_scan_on_ray_against_a_corpus_index(ray_cluster, small_shards, tmp_path, capsys):
+    """The command line on Ray, with the corpus-index lookup done by the shards' tasks."""
+    from ftcurate.core.index import add_file
+
+    loc = str(tmp_path / "corpus")
+    add_file(loc, str(HELDOUT), name="heldout")
     out = tmp_path / "r.json"
-    args = ["scan", str(SAMPLE), "--test", str(HELDOUT), "--engine", "ray", "--address", ray_cluster, "--out", str(out)]
+    args = ["scan", str(SAMPLE), "--test", str(HELDOUT), "--engine", "ray", "--address", ray_cluster,
+            "--against-index", loc, "--out", str(out)]
     for k, v in QUICK.items():
         args += ["--set", f"{k}={str(v).lower()}"]
     assert main(args) == 0
     report = json.loads(out.read_text())
     assert report["engine"]["name"] == "ray" and report["exact_duplicates"] and report["leakage"]
+    local = scan_files(str(SAMPLE), str(HELDOUT), settings=ScanSettings(against_index=loc, **QUICK))
+    assert report["against_index"] == local["against_index"] and len(local["against_index"]) >= 5
     assert os.environ.get("FTCURATE_RAY_CRASH") is None
