@@ -468,6 +468,8 @@ def _train_config(args):
         config.allow_leakage = True
     if args.no_packing:
         config.packing = False
+    if getattr(args, "uncurated", False):
+        config.uncurated = True
     problems = config.problems()
     if problems:
         raise CliError("bad training settings: " + "; ".join(problems), "bad_arguments")
@@ -511,7 +513,8 @@ def cmd_train(args) -> int:
     if ranked:
         config = distributed.prepare_rank(config)
     launching = not ranked and config.world_size > 1
-    data = None if launching else load_data(args.data, args.eval, val_fraction=args.val_fraction, seed=config.seed)
+    data = None if launching else load_data(args.data, args.eval, val_fraction=args.val_fraction, seed=config.seed,
+                                            uncurated=config.uncurated)
     every = [1]
 
     def on_event(event: dict) -> None:
@@ -581,43 +584,6 @@ def cmd_train(args) -> int:
         on = f" on {result.world_size} processes" if result.world_size > 1 else ""
         print(f"{how} at step {result.global_step}/{result.max_steps}{on}{loss}{ev}")
         print(f"adapter: {result.adapter_dir}")
-    return EXIT_OK
-
-
-def cmd_evaluate(args) -> int:
-    from .train.evaluate import evaluate, save_report
-    from .train.runfiles import run_model_dir
-
-    model = args.model or (run_model_dir(args.adapter) if args.adapter else None)
-    if not model:
-        raise CliError("no base model: pass --model (the adapter's run_config.json does not lead to the model "
-                       "folder)" if args.adapter else "pass --model", "bad_arguments")
-    _quiet_ml_libraries()
-    progress = _progress_printer(args)
-    report = evaluate(model, args.data, adapter_dir=args.adapter, max_new_tokens=args.max_new_tokens,
-                      num_generations=args.generations, progress=progress, general_path=args.general)
-    if progress:
-        sys.stderr.write("\n")
-    if args.report:
-        report["report"] = save_report(report, args.report)
-
-    def line(name: str, m: Optional[dict]) -> Optional[str]:
-        if not m or m.get("loss") is None:
-            return None
-        return f"{name}: loss {m['loss']:.4f}, perplexity {m['perplexity']:.2f}"
-
-    human = [f"{report['examples']} held-out examples"]
-    human += filter(None, [line("base", report.get("base")), line("tuned", report.get("tuned"))])
-    general = report.get("general") or {}
-    human += filter(None, [line("general base", general.get("base")), line("general tuned", general.get("tuned"))])
-    for g in report.get("generations", []):
-        human += ["", "prompt:    " + g["prompt"][:200], "reference: " + g["reference"][:200],
-                  "base:      " + g["base"][:200]]
-        if "tuned" in g:
-            human.append("tuned:     " + g["tuned"][:200])
-    if args.report:
-        human.append(f"report: {report['report']}")
-    _emit(args, report, "\n".join(human))
     return EXIT_OK
 
 
@@ -799,49 +765,48 @@ def build_parser() -> argparse.ArgumentParser:
     def help_text(name: str) -> str:
         return _help(name).replace("%", "%%")  # argparse formats help with %
 
+    def train_options(sp) -> None:
+        """The options of what to train and how (train and pilot share them)."""
+        sp.add_argument("--model", help="base model folder (config.json, tokenizer, *.safetensors)")
+        sp.add_argument("--data", required=True, help="project (.ftcurate: approved records) or dataset file")
+        sp.add_argument("--uncurated", action="store_true", help=help_text("uncurated"))
+        sp.add_argument("--eval", help="validation file (default: the project's validation split, else 10%% of the "
+                                       "data)")
+        sp.add_argument("--output", "--out", "-o", help="output folder for the adapter, checkpoints and metrics")
+        sp.add_argument("--config", help="training settings JSON (e.g. a run_config.json); options below override it")
+        sp.add_argument("--max-steps", type=int, help=help_text("max_steps"))
+        sp.add_argument("--epochs", type=float, help=help_text("epochs"))
+        sp.add_argument("--lr", type=float, help=help_text("learning_rate"))
+        sp.add_argument("--lora-r", type=int, help=help_text("lora_r"))
+        sp.add_argument("--method", choices=METHODS, help=help_text("method"))
+        sp.add_argument("--batch-size", type=int, help=help_text("batch_size"))
+        sp.add_argument("--max-seq-len", type=int, help=help_text("max_seq_len"))
+        sp.add_argument("--eval-steps", type=int, help=help_text("eval_steps"))
+        sp.add_argument("--seed", type=int, help=help_text("seed"))
+        sp.add_argument("--devices", type=int, metavar="N", help=help_text("world_size") + " See docs/training.md for "
+                        "several machines.")
+        sp.add_argument("--strategy", choices=STRATEGIES, help=help_text("strategy"))
+        sp.add_argument("--val-fraction", type=float, default=0.1,
+                        help="fraction of the training records held out for validation when there is no validation "
+                             "split or --eval file (default 0.1; 0 = none)")
+        sp.add_argument("--no-packing", action="store_true", help="padded batches instead of padding-free packing")
+        sp.add_argument("--allow-leakage", action="store_true", help=help_text("allow_leakage"))
+        sp.add_argument("--trust-remote-code", action="store_true",
+                        help=help_text("trust_remote_code") + " A --config file cannot turn it on by itself.")
+        sp.add_argument("--json", action="store_true", help="print one JSON event per line")
+
     sp = sub.add_parser("train", help="train a LoRA / QLoRA / DoRA adapter on a project or dataset file")
-    sp.add_argument("--model", help="base model folder (config.json, tokenizer, *.safetensors)")
-    sp.add_argument("--data", required=True, help="project (.ftcurate: approved records) or dataset file")
-    sp.add_argument("--eval", help="validation file (default: the project's validation split, else 10%% of the data)")
-    sp.add_argument("--output", "--out", "-o", help="output folder for the adapter, checkpoints and metrics")
-    sp.add_argument("--config", help="training settings JSON (e.g. a run_config.json); options below override it")
-    sp.add_argument("--max-steps", type=int, help=help_text("max_steps"))
-    sp.add_argument("--epochs", type=float, help=help_text("epochs"))
-    sp.add_argument("--lr", type=float, help=help_text("learning_rate"))
-    sp.add_argument("--lora-r", type=int, help=help_text("lora_r"))
-    sp.add_argument("--method", choices=METHODS, help=help_text("method"))
-    sp.add_argument("--batch-size", type=int, help=help_text("batch_size"))
-    sp.add_argument("--max-seq-len", type=int, help=help_text("max_seq_len"))
-    sp.add_argument("--eval-steps", type=int, help=help_text("eval_steps"))
-    sp.add_argument("--seed", type=int, help=help_text("seed"))
-    sp.add_argument("--devices", type=int, metavar="N", help=help_text("world_size") + " See docs/training.md for "
-                    "several machines.")
-    sp.add_argument("--strategy", choices=STRATEGIES, help=help_text("strategy"))
-    sp.add_argument("--val-fraction", type=float, default=0.1,
-                    help="fraction of the training records held out for validation when there is no validation "
-                         "split or --eval file (default 0.1; 0 = none)")
-    sp.add_argument("--no-packing", action="store_true", help="padded batches instead of padding-free packing")
+    train_options(sp)
     sp.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
-    sp.add_argument("--allow-leakage", action="store_true", help=help_text("allow_leakage"))
-    sp.add_argument("--trust-remote-code", action="store_true",
-                    help=help_text("trust_remote_code") + " A --config file cannot turn it on by itself.")
     sp.add_argument("--full-paths", action="store_true",
                     help="write the full model and output paths into run_config.json and the adapter files "
                          "(default: relative to the run folder, or the model folder's name)")
-    sp.add_argument("--json", action="store_true", help="print one JSON event per line")
     sp.set_defaults(func=cmd_train)
 
-    sp = sub.add_parser("evaluate", help="compare the base model and its adapter on held-out data")
-    sp.add_argument("--model", help="base model folder (default with --adapter: the one its run was trained on, "
-                                    "when run_config.json still leads to it)")
-    sp.add_argument("--adapter", help="adapter folder (a training output folder)")
-    sp.add_argument("--data", required=True, help="held-out file, or a project (its test split)")
-    sp.add_argument("--max-new-tokens", type=int, default=64, help="tokens per generated answer (default 64)")
-    sp.add_argument("--generations", type=int, default=5, help="prompts to generate answers for (default 5)")
-    sp.add_argument("--general", help="general-conversation file: checks that the tuning did not hurt them")
-    sp.add_argument("--report", metavar="DIR", help="also write eval_report.json and eval_report.md into DIR")
-    sp.add_argument("--json", action="store_true", help="print the report as JSON")
-    sp.set_defaults(func=cmd_evaluate)
+    from .cli_eval import add_evaluate_parser, add_pilot_parser
+
+    add_evaluate_parser(sub)
+    add_pilot_parser(sub, train_options)
 
     sp = sub.add_parser("demo-model", help="write a tiny random model for trying the training flow")
     sp.add_argument("folder")

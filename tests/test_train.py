@@ -491,11 +491,13 @@ def test_cli_train_and_evaluate_json(demo, tmp_path, capsys):
     assert TrainConfig.from_json(os.path.join(out, "run_config.json")).lora_r == 8
 
     code = main(["evaluate", "--model", demo, "--adapter", out, "--data", HELDOUT, "--max-new-tokens", "4",
-                 "--generations", "1", "--json"])
+                 "--limit", "3", "--baselines", "base,tuned", "--json"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report["base"]) == {"loss", "perplexity"} and set(report["tuned"]) == {"loss", "perplexity"}
-    assert report["examples"] == 60
+    for name in ("base", "tuned"):
+        assert {"loss", "perplexity", "final_answer"} <= set(report["systems"][name]["metrics"])
+    assert report["n_golden"] == 3 and len(report["examples"]) == 3 and report["verdict"]
+    assert os.path.isfile(os.path.join(out, "eval_report.html"))  # beside the run
 
     # A second run into the same folder: a clear one-line error, exit 2.
     assert main(["train", "--model", demo, "--data", SAMPLE, "--output", out, "--max-steps", "2"]) == 2
