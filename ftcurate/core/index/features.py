@@ -161,20 +161,31 @@ def best_matches(found: list[Match]) -> list[Match]:
     return sorted(best.values(), key=lambda m: (m.row, METHOD_ORDER[m.method], m.dataset))
 
 
-def semantic_matches(query_emb: np.ndarray, base_emb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """For each query row, its most similar base row and the cosine (``-1`` / ``-inf`` when the
-    base is empty); only rows at or above ``threshold`` are kept: ``(rows, (best, cosine))``."""
-    from ..quality.neighbors import cross_knn
+def semantic_matches(query_emb: np.ndarray, base_emb: np.ndarray, threshold: float) -> tuple[np.ndarray, tuple]:
+    """For each query row its most similar base row (exact: blocks of matrix products, the base
+    read in slices, e.g. from a memory-mapped file); only rows at or above ``threshold`` (and not
+    empty) are kept: ``(rows, (best, cosine))``."""
+    import torch
 
-    q = np.asarray(query_emb, dtype=np.float32)
-    b = np.asarray(base_emb, dtype=np.float32)
-    if len(q) == 0 or len(b) == 0:
+    q = np.ascontiguousarray(query_emb, dtype=np.float32)
+    nq, nb = len(q), len(base_emb)
+    if nq == 0 or nb == 0:
         return np.empty(0, np.int64), (np.empty(0, np.int64), np.empty(0, np.float32))
-    idx, sim = cross_knn(q, b, k=1)
-    idx, sim = idx[:, 0], sim[:, 0]
+    best = np.full(nq, -1, dtype=np.int64)
+    sims = np.full(nq, -np.inf, dtype=np.float32)
+    step = max(1, (16 * 1024 * 1024) // max(1, nq))
+    with torch.inference_mode():
+        qt = torch.from_numpy(q)
+        for s0 in range(0, nb, step):
+            b = torch.from_numpy(np.ascontiguousarray(base_emb[s0:s0 + step], dtype=np.float32))
+            m, i = (qt @ b.T).max(dim=1)
+            m, i = m.numpy(), i.numpy()
+            better = m > sims
+            sims[better] = m[better]
+            best[better] = i[better] + s0
     nonzero = np.any(q != 0, axis=1)
-    rows = np.flatnonzero(nonzero & np.isfinite(sim) & (sim >= threshold) & (idx >= 0))
-    return rows, (idx[rows], sim[rows])
+    rows = np.flatnonzero(nonzero & (sims >= threshold) & (best >= 0))
+    return rows, (best[rows], sims[rows])
 
 
 def estimate(a: np.ndarray, b: np.ndarray) -> np.ndarray:
