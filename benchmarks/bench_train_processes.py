@@ -15,9 +15,10 @@ train on the same batches, so it should agree).
     python benchmarks/bench_train_processes.py --size small --steps 20
     python benchmarks/bench_train_processes.py --processes 4 --batch-size 16   # CUDA: 1 vs 4 GPUs, NCCL
 
-On a CPU the processes share the same cores (each gets cores / N threads), so N processes
-cannot be faster than one: the CPU numbers measure the overhead of the machinery (start-up,
-gradient all-reduce over gloo). The speed-up needs GPUs.
+On a CPU each process gets ``--threads-per-process`` threads (default 1), so N processes use
+N cores where one process uses one - as N GPUs are N times one GPU. That measures how well
+the work splits (the gradient all-reduce over gloo, the start-up of N processes), not a
+reason to train on CPUs. The speed-up that matters needs GPUs.
 """
 
 from __future__ import annotations
@@ -68,9 +69,9 @@ def run(model_dir: str, data: str, out: str, processes: int, args) -> dict:
     cmd = [sys.executable, "-m", "ftcurate.cli", "train", "--json", "--config", config_file, "--data", data,
            "--val-fraction", "0"]
     t0 = time.perf_counter()
-    # the same cores for both: one process gets them all, each of N processes 1/N of them (the launcher's
-    # default). Set explicitly: an unset OMP_NUM_THREADS lets torch use every core in each process.
-    threads = max(1, args.threads // processes)
+    # Each process gets the same threads (--threads-per-process): N processes use N times the cores of one,
+    # as N GPUs are N times one GPU. (An unset OMP_NUM_THREADS lets torch spread each process over every core.)
+    threads = args.threads_per_process
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": str(threads)})
     wall = time.perf_counter() - t0
@@ -99,8 +100,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8, help="global batch (each of N processes takes 1/N)")
     ap.add_argument("--max-seq-len", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                    help="CPU threads in all (one process: all of them; N processes: 1/N each)")
+    ap.add_argument("--threads-per-process", type=int, default=1,
+                    help="CPU threads of each process (default 1: N processes use N cores, one process one)")
     args = ap.parse_args()
     if args.batch_size % args.processes:
         raise SystemExit("--batch-size must be a multiple of --processes")
@@ -117,7 +118,7 @@ def main() -> None:
         with open(data, "w", encoding="utf-8") as f:
             f.writelines((lines * (1 + need // len(lines)))[:need])
         print(f"device {detect_device()}, model {args.model or args.size}, {args.steps} steps, global batch "
-              f"{args.batch_size}, {os.cpu_count()} cores, {args.threads} threads in all, load average "
+              f"{args.batch_size}, {os.cpu_count()} cores, {args.threads_per_process} thread(s) per process, load average "
               f"{os.getloadavg()[0]:.1f}", flush=True)
         results: dict = {1: [], args.processes: []}
         for r in range(args.repeats):
