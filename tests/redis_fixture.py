@@ -101,27 +101,32 @@ class RedisServer:
 
 
 def _wait_ready(server: RedisServer, timeout: float) -> None:
-    import redis
+    """Read the server's log (its stdout) until it says it accepts connections: a wait on the
+    real condition, no polling. The rest of its output is drained in the background."""
+    import selectors
+    import threading
 
+    out = server.process.stdout
+    sel = selectors.DefaultSelector()
+    sel.register(out, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout
-    last: Optional[Exception] = None
-    client = server.client(socket_timeout=1, socket_connect_timeout=1)
-    while time.monotonic() < deadline:
-        if not server.running:
-            break
-        try:
-            if client.ping():
+    seen: list[str] = []
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                break
+            line = out.readline()
+            if not line:  # the server ended
+                break
+            seen.append(line)
+            if "Ready to accept connections" in line:
+                threading.Thread(target=lambda: [None for _ in out], daemon=True).start()
                 return
-        except redis.exceptions.RedisError as exc:  # not listening yet
-            last = exc
-        time.sleep(0.02)
-    log = ""
-    logfile = os.path.join(server.folder, "redis.log")
-    if os.path.exists(logfile):
-        with open(logfile, encoding="utf-8", errors="replace") as f:
-            log = f.read()[-2000:]
+    finally:
+        sel.close()
     server.stop()
-    raise RuntimeError(f"redis-server did not start on port {server.port}: {last!r}\n{log}")
+    raise RuntimeError(f"redis-server did not start on port {server.port}:\n" + "".join(seen[-30:]))
 
 
 @contextmanager
@@ -138,13 +143,12 @@ def start_redis(password: Optional[str] = "ftcurate-test", binary: Optional[str]
         for attempt in range(3):  # a free port can be taken between choosing and binding it
             port = free_port()
             args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder,
-                    "--save", "", "--appendonly", "no", "--daemonize", "no",
-                    "--logfile", os.path.join(folder, "redis.log")]
+                    "--save", "", "--appendonly", "no", "--daemonize", "no"]  # logs to stdout
             if password is not None:
                 args += ["--requirepass", password]
             args += list(extra_args)
-            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, cwd=folder)
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, cwd=folder, text=True, errors="replace")
             server = RedisServer("127.0.0.1", port, password, folder, proc)
             try:
                 _wait_ready(server, timeout)

@@ -395,8 +395,7 @@ def test_scan_indexes_progress_and_cancel():
     assert scan_heuristics(iter([rec("N/A")]))[0].index == 0  # any iterable
 
 
-def test_scan_is_fast():
-    import time
+def test_scan_of_clean_records_flags_nothing():
 
     base = [rec("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 "
                 "clips altogether in April and May.\n#### 72",
@@ -405,11 +404,8 @@ def test_scan_is_fast():
             rec("Here is a function:\n```python\ndef f(x):\n    return x * 2\n```\nIt doubles x.",
                 "Write a Python function that doubles a number.")]
     records = base * 2500
-    start = time.perf_counter()
-    flags = scan_heuristics(records)
-    elapsed = time.perf_counter() - start
+    flags = scan_heuristics(records)  # (its speed: benchmarks/bench_scan.py, not a timed test)
     assert flags == []
-    assert elapsed < 5.0, f"5,000 records took {elapsed:.1f} s"
 
 
 # --------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import warnings
 
 import pytest
@@ -390,10 +389,8 @@ def test_cancel_raises_quickly(demo, data, tmp_path):
         calls.append(1)
         return len(calls) > 12
 
-    t = time.perf_counter()
-    with pytest.raises(Cancelled):
+    with pytest.raises(Cancelled):  # within a few steps of the cancel (counted below), not 500
         train(TrainConfig(model_dir=demo, output_dir=out, max_steps=500, **FAST), data, cancel=cancel)
-    assert time.perf_counter() - t < 30
     assert not os.path.exists(os.path.join(out, "adapter_model.safetensors"))
     assert len([e for e in read_metrics(out) if e["type"] == "train"]) < 20
 
