@@ -15,6 +15,8 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Callable, Optional, Sequence
 
+import numpy as np
+
 from .heuristics import HeuristicSettings
 from ..progress import CancelCheck, ProgressCallback, Reporter
 from ..project.records import Record
@@ -59,6 +61,10 @@ class ScanSettings:
                                 "unusual ones (off-topic examples).")
     knn_k: int = _opt(10, "Neighbours used for the outlier score.")
     iqr_factor: float = _opt(1.5, "Outlier cut-off: scores above Q3 + factor x IQR are flagged.")
+    outlier_max_share: float = _opt(0.01, "Flag at most this share of the records as outliers (the most unusual; "
+                                          "0.01 = 1%), so that the list stays reviewable on large sets; the "
+                                          "Outliers view can list more. 1 = no cap.")
+    outlier_min_count: int = _opt(20, "The cap above never flags fewer than this many records (small sets).")
     length_outliers: bool = _opt(True, "Flag records whose length is far outside the usual range.")
     leakage: bool = _opt(True, "Check the training records against the held-out/test set.")
     leak_ngram: int = _opt(13, "Words in the n-grams of the overlap check (13 as in big pre-training "
@@ -288,10 +294,12 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     if s.outliers and nbrs is not None:
         k_idx, k_sim = nbrs[0][:, :s.knn_k], nbrs[1][:, :s.knn_k]
         res = st.run("outliers", outl.knn_outliers, emb, k=s.knn_k, iqr_factor=s.iqr_factor,
-                     neighbors=(k_idx, k_sim))
+                     neighbors=(k_idx, k_sim), max_share=s.outlier_max_share, min_count=s.outlier_min_count)
+        del k_idx, k_sim
         emit("outliers", [{"index": keys[i], "score": round(float(res.scores[i]), 4)} for i in res.flagged])
         emit("outlier_scores", {"model": report["embedding_model"], "cutoff": round(float(res.cutoff), 4),
-                                "scores": [round(float(x), 4) for x in res.scores]})
+                                "fence": round(float(res.fence), 4), "max_share": s.outlier_max_share,
+                                "scores": np.round(res.scores.astype(np.float64), 4).tolist()})
     else:
         emit("outliers", [])
     if s.length_outliers and recs:
@@ -310,7 +318,16 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
 
     # Leakage between train and test (and validation, inside a project).
     if have_test:
-        emit("leakage", st.run("leakage", _leakage, recs, trecs, keys, tkeys, s, cache))
+        fast = None
+        if emb is not None and report.get("embedding_model") == s.embedding_model:
+            # the semantic leak shortlist embeds the user turns with the same model: reuse them
+            fast = emb
+            no_user = [i for i, r in enumerate(recs) if not user_text(r)]
+            if no_user:  # embedded by their body for the outlier score; no prompt for leakage
+                fast = emb.copy()
+                fast[no_user] = 0.0
+        nbrs = None  # the neighbour lists are not needed any more
+        emit("leakage", st.run("leakage", _leakage, recs, trecs, keys, tkeys, s, cache, train_emb_fast=fast))
         emit("test_duplicates", [[tkeys[i] for i in g] for g in
                                  dedup.exact_duplicate_groups([content_text(r) for r in trecs], s.lowercase)])
     else:
@@ -338,7 +355,8 @@ def public_settings(s: ScanSettings) -> dict:
     return d
 
 
-def _leakage(recs, trecs, keys, tkeys, s: ScanSettings, cache, progress=None, cancel=None) -> list[dict]:
+def _leakage(recs, trecs, keys, tkeys, s: ScanSettings, cache, progress=None, cancel=None,
+             train_emb_fast=None) -> list[dict]:
     """Leak entries of the report, each with its ``evidence`` (see docs/scanning.md). Progress:
     one monotone 0..1000 scale, text checks first, then the semantic scan."""
     from . import dedup
@@ -355,7 +373,8 @@ def _leakage(recs, trecs, keys, tkeys, s: ScanSettings, cache, progress=None, ca
         from .semantic import semantic_leaks
 
         sem = semantic_leaks(prompts, test_prompts, fast_model=s.embedding_model, accurate_model=s.accurate_model,
-                             cache=cache, progress=dedup.sub_progress(progress, text_end, 1000), cancel=cancel)
+                             cache=cache, train_emb_fast=train_emb_fast,
+                             progress=dedup.sub_progress(progress, text_end, 1000), cancel=cancel)
         hits += [{"index": keys[h.train_index], "test_index": tkeys[h.test_index], "method": "semantic",
                   "score": round(float(h.score), 4), "field": "prompt", "_h": h} for h in sem]
     out = _best_hits(hits)
