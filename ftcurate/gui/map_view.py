@@ -28,6 +28,7 @@ from ..core.quality.projection import FLAG_PRIORITY, MapData, embedding_map, poi
 from ..core.project.store import STATUSES, Project
 from . import theme
 from .models import STATUS_COLORS, STATUS_LABELS, RowsTableModel, status_icon
+from .outlier_cutoff import CutoffBar
 from .overview_view import FINDING_COLORS, stop_worker
 from .wheel_guard import guard_wheel
 from .workers import Worker, describe_error
@@ -65,10 +66,12 @@ class OutlierRow(NamedTuple):
         return ", ".join(parts)
 
 
-def outlier_rows(report: Optional[dict], only_flagged: bool = True) -> list[OutlierRow]:
+def outlier_rows(report: Optional[dict], only_flagged: bool = True, cutoff: Optional[float] = None) -> list[OutlierRow]:
     """The records the scan flagged - far from the others by meaning (``outliers``) or by
     length (``length_outliers``) - by meaning score, highest first (records without one
-    last); with ``only_flagged=False`` every record it scored as well."""
+    last); with ``only_flagged=False`` every record it scored as well. ``cutoff``: list by
+    meaning the records scoring above it instead of those the scan flagged (the reviewer moved
+    the cut-off in the view)."""
     if not report:
         return []
     meaning = {int(o["index"]): float(o.get("score", math.nan)) for o in report.get("outliers") or []}
@@ -81,6 +84,8 @@ def outlier_rows(report: Optional[dict], only_flagged: bool = True) -> list[Outl
     scores = (report.get("outlier_scores") or {}).get("scores")
     if order and scores and len(order) == len(scores):
         every = {int(rid): float(sc) for rid, sc in zip(order, scores)}
+    if cutoff is not None and every:
+        meaning = {rid: sc for rid, sc in every.items() if sc > cutoff}
     ids = set(meaning) | set(length)
     if not only_flagged:
         ids |= set(every)
@@ -337,6 +342,10 @@ class MapView(QWidget):
         bar.addWidget(self.table_label, 1)
         bar.addWidget(self.only_flagged)
         layout.addLayout(bar)
+        # the score distribution and the cut-off the reviewer can move (keys: Up/Down)
+        self.cutoff_bar = CutoffBar()
+        self.cutoff_bar.cutoff_changed.connect(lambda _v: self._fill_table(keep_cutoff=True))
+        layout.addWidget(self.cutoff_bar)
 
         self.table_model = OutlierModel(self)
         view = list_table(self.table_model, "OutlierTable", multi=True,
@@ -852,12 +861,18 @@ class MapView(QWidget):
         return True
 
     # -- the table ------------------------------------------------------------------------------
-    def _fill_table(self) -> None:
-        rows = outlier_rows(self.report, self.only_flagged.isChecked())
-        self.table_model.set_rows(self.project, rows)
+    def _fill_table(self, keep_cutoff: bool = False) -> None:
         report = self.report or {}
         scores = report.get("outlier_scores") or {}
-        by_meaning = {int(o["index"]) for o in report.get("outliers") or []}
+        if not keep_cutoff:  # a new report: its distribution, the cut-off back to the scan's
+            cut = scores.get("cutoff")
+            self.cutoff_bar.set_scores(scores.get("scores") or [], None if cut is None else float(cut))
+        moved = self.cutoff_bar.is_moved()
+        rows = outlier_rows(self.report, self.only_flagged.isChecked(),
+                            cutoff=self.cutoff_bar.cutoff() if moved else None)
+        self.table_model.set_rows(self.project, rows)
+        by_meaning = {r.id for r in rows if r.by_meaning} if moved else \
+            {int(o["index"]) for o in report.get("outliers") or []}
         by_length = {int(o["index"]) for o in report.get("length_outliers") or []}
         if self.project is None:
             self.table_empty.setText(NO_PROJECT_TEXT)
@@ -872,7 +887,9 @@ class MapView(QWidget):
         text = ""
         if self.report and (scores or flagged):
             meaning = f"{len(by_meaning):,} by meaning"
-            if scores.get("cutoff") is not None:
+            if moved:
+                meaning += f" (score above {self.cutoff_bar.cutoff():.3f}, your cut-off)"
+            elif scores.get("cutoff") is not None:
                 meaning += f" (score above {float(scores['cutoff']):.3f})"
             text = f"{flagged:,} flagged: {meaning}, {len(by_length):,} by length"
             if not self.only_flagged.isChecked():
