@@ -246,14 +246,15 @@ class RayScan:
 
             sc = st.run("outliers", score)
             if n < 3:
-                sc, high, flagged = np.zeros(n, np.float32), float("inf"), []
-            else:
-                _low, high, _q1, _q3 = outl.iqr_fences(sc, s.iqr_factor, min_gap=1e-6)
-                flagged = [int(i) for i in np.argsort(-sc, kind="stable") if sc[i] > high]
+                sc, high, fence, flagged = np.zeros(n, np.float32), float("inf"), float("inf"), []
+            else:  # the local scan's cut-off (knn_outliers) over the scores of all shards
+                high, fence, flagged = outl.outlier_cutoff(sc, s.iqr_factor, s.outlier_max_share,
+                                                           s.outlier_min_count)
             keys = np.concatenate(self.keys)
             self.emit("outliers", [{"index": int(keys[i]), "score": round(float(sc[i]), 4)} for i in flagged])
             self.emit("outlier_scores", {"model": self.report["embedding_model"], "cutoff": round(float(high), 4),
-                                         "scores": [round(float(x), 4) for x in sc]})
+                                         "fence": round(float(fence), 4), "max_share": s.outlier_max_share,
+                                         "scores": np.round(sc.astype(np.float64), 4).tolist()})
         else:
             self.emit("outliers", [])
         if s.length_outliers and n:
