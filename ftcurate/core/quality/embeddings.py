@@ -339,6 +339,38 @@ class ProjectCache:
         self.project.cache_put_many(self.scanner, namespace, items)
 
 
+class DeferredCache:
+    """A cache in front of another that keeps what is put until :meth:`commit` (then writes it
+    through, in batches): a scan that is cancelled or fails leaves the underlying cache (a
+    project) as it was. Reads see the pending entries first."""
+
+    def __init__(self, inner: Any, batch: int = 20_000) -> None:
+        self.inner = inner
+        self.batch = batch
+        self.pending: dict[str, dict[str, Any]] = {}
+
+    def get_many(self, namespace: str, hashes: Sequence[str]) -> dict[str, Any]:
+        mine = self.pending.get(namespace, {})
+        out = {h: mine[h] for h in hashes if h in mine}
+        rest = [h for h in hashes if h not in out]
+        if rest:
+            out.update(self.inner.get_many(namespace, rest))
+        return out
+
+    def put_many(self, namespace: str, items: dict[str, Any]) -> None:
+        self.pending.setdefault(namespace, {}).update(items)
+
+    def commit(self) -> None:
+        for namespace, items in self.pending.items():
+            keys = list(items)
+            for start in range(0, len(keys), self.batch):
+                self.inner.put_many(namespace, {k: items[k] for k in keys[start:start + self.batch]})
+        self.pending.clear()
+
+    def discard(self) -> None:
+        self.pending.clear()
+
+
 def encode_vector(vec: np.ndarray) -> str:
     """Base64 of the float16 bytes (little-endian)."""
     return base64.b64encode(np.asarray(vec, dtype="<f2").tobytes()).decode("ascii")

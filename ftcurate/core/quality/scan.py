@@ -126,6 +126,55 @@ class ScanSettings:
         return ""
 
 
+class NotEnoughMemory(ValueError):
+    """A stage of the scan would need more memory than the machine has available; raised
+    before the stage starts (nothing of it has run)."""
+
+
+def available_memory() -> Optional[int]:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``; psutil
+    elsewhere), or None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - no psutil, or it cannot tell
+        return None
+
+
+def stage_memory(stage: str, n: int, s: "ScanSettings", dim: int = 384) -> int:
+    """Bytes a stage allocates for ``n`` records beyond what the scan already holds (an upper
+    estimate; measured peaks in benchmarks/bench_scale.py): MinHash signatures and their
+    distinct rows; the embedding matrix (and its distinct rows); the int8 HNSW graph, the
+    neighbour lists and the re-scoring blocks."""
+    mib = 1 << 20
+    if stage == "near duplicates":
+        return 2 * n * s.num_perm * 4 + n * 48 + 64 * mib
+    if stage == "embeddings":
+        return 2 * n * dim * 4 + n * 200 + 64 * mib
+    if stage == "neighbours":
+        return n * (dim + 2 * 16 * 4 + 64) + n * max(s.knn_k, 20) * 12 * 2 + 160 * mib
+    return 0
+
+
+def _check_memory(stage: str, n: int, s: "ScanSettings") -> None:
+    need = stage_memory(stage, n, s)
+    have = available_memory()
+    if need and have is not None and need > have:
+        gib = 1 << 30
+        raise NotEnoughMemory(
+            f"the {stage} stage of this scan of {n:,} records needs about {need / gib:.1f} GB of memory and "
+            f"{have / gib:.1f} GB is available; nothing of it was started. Close other programs, scan fewer "
+            "records at a time, or switch the stage off in the scan settings.")
+
+
 def user_text(record: Record) -> str:
     """What the user asks (user turns only): the system prompt is shared by most records and
     would hide how unusual or how close two requests are."""
@@ -267,6 +316,7 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     # Near duplicates (MinHash + LSH).
     texts = [r.text for r in recs]
     if s.near_duplicates:
+        _check_memory("near duplicates", len(recs), s)
         clusters = st.run("near duplicates", dedup.near_duplicate_clusters, texts, threshold=s.minhash_threshold,
                           num_perm=s.num_perm, ngram=s.ngram, seed=s.seed, answers=[r.answer_text for r in recs],
                           storage_config=s.lsh_storage)
@@ -287,9 +337,11 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     emb = nbrs = None
     if (s.outliers or s.semantic_duplicates) and len(recs) > 1:
         model = _outlier_model(s, len(recs))
+        _check_memory("embeddings", len(recs), s)
         emb = st.run("embeddings", embed, [user_text(r) or body_text(r) for r in recs], model=model, cache=cache)
         report["embedding_model"] = model
         if len(recs) > s.knn_k:
+            _check_memory("neighbours", len(recs), s)
             nbrs = st.run("neighbours", knn, emb, k=max(s.knn_k, 20) if len(recs) > EXACT_MAX else s.knn_k)
     if s.outliers and nbrs is not None:
         k_idx, k_sim = nbrs[0][:, :s.knn_k], nbrs[1][:, :s.knn_k]
@@ -533,7 +585,7 @@ def scan_project(project, settings: Optional[ScanSettings] = None, include_rejec
     validation split for train/validation contamination. Indices in the report are the
     project's record ids. Embeddings and heuristic flags are cached in the project by
     content hash and settings; the report is stored as scan ``"quality"``."""
-    from .embeddings import ProjectCache
+    from .embeddings import DeferredCache, ProjectCache
 
     s = settings or ScanSettings()
 
@@ -548,9 +600,15 @@ def scan_project(project, settings: Optional[ScanSettings] = None, include_rejec
         report = scan_records_with(s.engine, train, items("test"), items("validation"), settings=s,
                                    progress=progress, cancel=cancel, on_result=on_result)
     else:
+        # what the scan computes goes into the project only when it completes: a cancelled or
+        # failed scan leaves the project and its cache as they were
+        emb_cache = DeferredCache(ProjectCache(project, "embedding"))
+        flag_cache = DeferredCache(ProjectCache(project, "heuristics"))
         report = scan_records(train, items("test"), items("validation"), settings=s,
-                              cache=ProjectCache(project, "embedding"), flag_cache=ProjectCache(project, "heuristics"),
+                              cache=emb_cache, flag_cache=flag_cache,
                               progress=progress, cancel=cancel, on_result=on_result)
+        emb_cache.commit()
+        flag_cache.commit()
     report["index"] = "record_id"
     report["scanned_ids"] = [rid for rid, _ in train]  # the order of outlier_scores["scores"]
     project.save_scan("quality", public_settings(s), report)
