@@ -94,7 +94,8 @@ def test_tab_leaves_the_evaluate_tables(qtbot, view):
     view.tabs.setCurrentIndex(1)
     view.eval_panel.show_report({"base": {"loss": 2.0, "perplexity": 7.4}, "tuned": {"loss": 1.0, "perplexity": 2.7},
                                  "generations": [{"prompt": "p", "reference": "r", "base": "b", "tuned": "t"}]})
-    for table in (view.metrics_table, view.gen_table):
+    for page, table in enumerate((view.metrics_table, view.gen_table)):
+        view.eval_panel.results.pages.setCurrentIndex(page)  # Summary, then Answers
         table.setFocus()
         table.setCurrentCell(0, 0)
         qtbot.waitUntil(table.hasFocus)

@@ -41,8 +41,9 @@ def controls(window, key: str) -> list[QWidget]:
         return [v.start_button, v.stop_button, v.cancel_button, v.resume_button,
                 v.runs_panel.refresh_runs_button, v.runs_panel.use_settings_button]
     e = v.eval_panel
-    return [e.eval_source_combo, e.heldout_browse, e.num_gen_spin, e.max_new_spin, e.eval_button,
-            e.eval_cancel_button, e.merge_button]
+    return [e.eval_source_combo, e.heldout_browse, e.base_check, e.fewshot_check, e.tuned_check, e.raw_check,
+            e.metrics_button, e.limit_spin, e.max_new_spin, e.eval_button, e.eval_cancel_button, e.pilot_button,
+            e.merge_button]
 
 
 def test_my_views_fit_a_1024_by_700_window(qtbot, window):

@@ -574,17 +574,30 @@ def test_opening_a_project_shows_its_newest_run(make_view, tmp_path):
 # -- evaluation -----------------------------------------------------------------------------------------------
 
 
+def _two_systems(tuned_answer: str = "It is 4.", status: str = "complete") -> dict:
+    """A comparison report of base and tuned on one golden item (compare()'s shape)."""
+    def system(kind, loss, exact):
+        return {"kind": kind, "n": 1, "metrics": {"exact": {"mean": exact, "ci95": [exact, exact], "n": 1},
+                                                  "loss": {"mean": loss, "ci95": [loss, loss], "n": 1}}}
+    outputs = {"base": "banana", "tuned": tuned_answer}
+    return {"status": status, "metrics": ["exact", "loss"], "headline": "exact", "clean_only": None, "leaked": [],
+            "systems": {"base": system("base", 2.0, 0.0), "tuned": system("tuned", 1.0, 1.0)},
+            "examples": [{"index": 0, "source": "heldout.jsonl", "prompt": "What is 2 plus 2?",
+                          "reference": "It is 4.", "leaked": False, "outputs": outputs,
+                          "scores": {n: {"exact": None if o is None else float(o == "It is 4.")}
+                                     for n, o in outputs.items()}}],
+            "verdict": ["The tuned model beats the base model by +100 points of exact match (95% CI +100 to +100)."]}
+
+
 def fake_evaluator(calls):
-    def evaluate(model_dir, data, adapter_dir=None, max_new_tokens=64, num_generations=5, progress=None,
-                 cancel=None, on_partial=None):
-        calls.append({"model_dir": model_dir, "data": data, "adapter_dir": adapter_dir,
-                      "num_generations": num_generations})
-        progress(1, 2, "loss: base")
-        on_partial({"base": {"loss": 2.0, "perplexity": 7.389}, "generations": [], "partial": True})
-        return {"base": {"loss": 2.0, "perplexity": 7.389}, "tuned": {"loss": 1.0, "perplexity": 2.718},
-                "generations": [{"prompt": "What is 2 plus 2?", "reference": "It is 4.", "base": "banana",
-                                 "tuned": "It is 4."}]}
-    return evaluate
+    def compare(model_dir, golden, adapters=(), raw_adapter=None, settings=None, progress=None, cancel=None,
+                on_partial=None, project_path=None):
+        calls.append({"model_dir": model_dir, "data": golden, "adapter_dir": adapters[0], "settings": settings,
+                      "project_path": project_path})
+        progress(1, 2, "base: loss")
+        on_partial(_two_systems(None, "running"))
+        return _two_systems()
+    return compare
 
 
 def test_evaluate_shows_and_saves_the_report_and_merge_runs(qtbot, make_view, model_dir, train_file, tmp_path):
@@ -597,19 +610,18 @@ def test_evaluate_shows_and_saves_the_report_and_merge_runs(qtbot, make_view, mo
     assert view.eval_button.isEnabled()
     heldout = write_jsonl(tmp_path / "heldout.jsonl", 4, start=50)
     view.set_heldout_file(str(heldout))
-    view.num_gen_spin.setValue(3)
+    view.limit_spin.setValue(3)
     with qtbot.waitSignal(view.evaluation_finished, timeout=RUN_TIMEOUT):
         view.eval_button.click()
     assert not errors
     assert calls[0]["adapter_dir"] == run_dir and calls[0]["model_dir"] == model_dir
-    assert calls[0]["data"] == str(heldout) and calls[0]["num_generations"] == 3
-    assert view.metrics_table.item(0, 0).text() == "2.0000" and view.metrics_table.item(0, 1).text() == "1.0000"
-    assert "-50.0%" in view.metrics_table.item(0, 2).text()
+    assert calls[0]["data"] == str(heldout) and calls[0]["settings"].limit == 3
+    assert view.metrics_table.item(0, 1).text() == "0.0%" and view.metrics_table.item(1, 1).text() == "100.0%"
+    assert view.metrics_table.item(0, 2).text() == "2.0000" and view.metrics_table.item(1, 2).text() == "1.0000"
     assert view.gen_table.rowCount() == 1
-    assert [view.gen_table.item(0, c).text() for c in range(4)] == ["What is 2 plus 2?", "It is 4.", "banana",
-                                                                     "It is 4."]
+    assert [view.gen_table.item(0, c).text() for c in range(4)] == ["0", "It is 4.", "✗  banana", "✓  It is 4."]
     saved = json.loads(Path(run_dir, "eval_report.json").read_text())
-    assert saved["tuned"]["loss"] == 1.0 and Path(run_dir, "eval_report.md").is_file()
+    assert saved["systems"]["tuned"]["metrics"]["loss"]["mean"] == 1.0 and Path(run_dir, "eval_report.md").is_file()
     assert "evaluated" in view.runs_list.item(0).text()
 
     merged = []
@@ -630,8 +642,9 @@ def test_evaluate_on_the_project_test_split(qtbot, make_view, model_dir, tmp_pat
     view.eval_source_combo.setCurrentIndex(0)  # project test split
     with qtbot.waitSignal(view.evaluation_finished, timeout=RUN_TIMEOUT):
         assert view.evaluate_run()
-    records = calls[0]["data"]
-    assert [r.messages[1].content for r in records] == [f"What is {i} plus {i}?" for i in (100, 101, 102)]
+    # the golden set is the project's test split (compare() reads it, with the leak check)
+    assert calls[0]["data"] == path and calls[0]["settings"].golden_split == "test"
+    assert calls[0]["project_path"] == path
 
 
 # -- screenshot ---------------------------------------------------------------------------------------------------
@@ -698,17 +711,18 @@ def test_real_engine_demo_model_short_run_and_evaluation(qtbot, home, tmp_path):
         assert view.run_paths()[0] == run_dir
 
         view.set_heldout_file(str(write_jsonl(tmp_path / "heldout.jsonl", 3, start=50)))
-        view.num_gen_spin.setValue(1)
         view.max_new_spin.setValue(4)
+        view.eval_panel.fewshot_check.setChecked(False)  # a file of 24 records: few-shot tested elsewhere
         partials: list = []
         view.eval_panel.partial_shown.connect(partials.append)
         with qtbot.waitSignal(view.evaluation_finished, timeout=180_000) as blocker:
             assert view.evaluate_run()
         report = blocker.args[0]
-        # the results came as they were computed: base loss, tuned loss, then the answer
-        assert [("tuned" in p, len(p["generations"])) for p in partials] == [(False, 0), (True, 0), (True, 1)]
-        assert report["base"]["loss"] > 0 and report["tuned"]["loss"] > 0
-        assert view.gen_table.rowCount() == 1
+        # the results came as they were computed: each system's loss, then its answers
+        assert [p["systems"]["tuned"]["n"] for p in partials] == [0, 0, 0, 3]
+        loss = {n: s["metrics"]["loss"]["mean"] for n, s in report["systems"].items()}
+        assert loss["base"] > loss["tuned"] > 0
+        assert view.gen_table.rowCount() == 3
         assert os.path.isfile(os.path.join(run_dir, "eval_report.json"))
 
         merged = str(tmp_path / "merged")
@@ -804,22 +818,13 @@ def test_small_charts_keep_their_step_labels_apart(qtbot, make_view):
 
 def test_a_long_evaluation_shows_results_as_they_come(qtbot, make_view, model_dir, train_file, tmp_path):
     gate = threading.Event()
-    shown: list = []
 
-    def slow_evaluator(model_dir, data, adapter_dir=None, max_new_tokens=64, num_generations=5, progress=None,
-                       cancel=None, on_partial=None):
-        report = {"base": {"loss": 2.0, "perplexity": 7.389}, "generations": [], "partial": True}
-        progress(1, 6, "loss: base")
-        on_partial(dict(report))
-        report["tuned"] = {"loss": 1.0, "perplexity": 2.718}
-        progress(2, 6, "loss: tuned")
-        on_partial(dict(report))
-        report["generations"] = [{"prompt": "What is 2 plus 2?", "reference": "It is 4.", "base": "banana"}]
-        on_partial(dict(report))
+    def slow_evaluator(model_dir, golden, adapters=(), raw_adapter=None, settings=None, progress=None, cancel=None,
+                       on_partial=None, project_path=None):
+        progress(1, 6, "base: answering")
+        on_partial(_two_systems(None, "running"))
         gate.wait(RUN_TIMEOUT / 1000)  # the test looks at the view meanwhile
-        report["generations"][0]["tuned"] = "It is 4."
-        report.pop("partial")
-        return report
+        return _two_systems()
 
     view = ready(make_view(FakeRunner(steps=2), slow_evaluator), model_dir, train_file)
     with qtbot.waitSignal(view.run_finished, timeout=RUN_TIMEOUT):
@@ -829,15 +834,14 @@ def test_a_long_evaluation_shows_results_as_they_come(qtbot, make_view, model_di
     view.eval_button.setFocus()
     try:
         qtbot.keyClick(view.eval_button, Qt.Key.Key_Space)
-        # while it runs: both losses and the first base answer are on show, the tuned one pending
+        # while it runs: the base answer is on show, the tuned one pending
         qtbot.waitUntil(lambda: view.gen_table.rowCount() == 1, timeout=RUN_TIMEOUT)
-        assert view.metrics_table.item(0, 0).text() == "2.0000" and view.metrics_table.item(0, 1).text() == "1.0000"
-        assert view.gen_table.item(0, 2).text() == "banana"
+        assert view.metrics_table.item(0, 2).text() == "2.0000"
+        assert view.gen_table.item(0, 2).text() == "✗  banana"
         assert view.gen_table.item(0, 3).text() == "(generating…)"
         status = view.eval_panel.eval_status.text()
-        assert "Evaluating" in status and "so far" in status and "1 answer" in status
-        shown.append(status)
+        assert "Evaluating" in status and "base: answering" in status
     finally:
         gate.set()
     qtbot.waitUntil(lambda: view.eval_panel._eval_worker is None, timeout=RUN_TIMEOUT)
-    assert view.gen_table.item(0, 3).text() == "It is 4." and "Saved" in view.eval_panel.eval_status.text()
+    assert view.gen_table.item(0, 3).text() == "✓  It is 4." and "Saved" in view.eval_panel.eval_status.text()

@@ -98,7 +98,7 @@ def test_the_wheel_changes_a_field_once_it_has_focus(qtbot, view):
 
 def test_evaluate_fields_are_guarded_too(qtbot, view):
     view.tabs.setCurrentIndex(1)
-    for field in (view.eval_source_combo, view.num_gen_spin, view.max_new_spin):
+    for field in (view.eval_source_combo, view.limit_spin, view.max_new_spin, view.eval_panel.fewshot_k_spin):
         assert field.focusPolicy() == Qt.FocusPolicy.StrongFocus
         before = field.currentIndex() if isinstance(field, QComboBox) else field.value()
         wheel(field, steps=-1)

@@ -259,6 +259,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, SimilarMi
 
         self.training_view = TrainingView(settings=self.settings, interactive=self.interactive)
         self.training_view.error_reported.connect(self.report_error)
+        self.training_view.record_requested.connect(self.show_record_id)  # a golden item of the Evaluate tab
         self.training_view.run_finished.connect(
             lambda run: self.statusBar().showMessage(f"Training run finished: {run}", 15000))
         self._add_tab(self.training_view, "Training", "Train a LoRA adapter on the approved records, watch it "
@@ -488,6 +489,7 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, SimilarMi
         self.start_page.set_recent(appsettings.recent_projects(self.settings))
         self.start_page.set_sample_available(appsettings.sample_dataset() is not None)
         self.act_open_sample.setEnabled(appsettings.sample_dataset() is not None)
+        self.act_open_helpdesk.setEnabled(appsettings.helpdesk_sample() is not None)
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -524,6 +526,13 @@ class MainWindow(ChromeMixin, ReviewMixin, ScanMixin, AnnotationMixin, SimilarMi
         sample = appsettings.sample_dataset()
         if sample is None:
             self.report_error("No sample", "This copy of ftcurate has no sample dataset.")
+            return
+        self.open_path(str(sample))
+
+    def open_helpdesk_sample(self) -> None:
+        sample = appsettings.helpdesk_sample()
+        if sample is None:
+            self.report_error("No sample", "This copy of ftcurate has no help-desk sample.")
             return
         self.open_path(str(sample))
 

@@ -101,6 +101,12 @@ def set_reviewer_name(name: str, settings: Optional[QSettings] = None) -> None:
     s.setValue("review/reviewer", (name or "").strip())
 
 
+def helpdesk_sample() -> Optional[Path]:
+    """The bundled help-desk sample (a task the demo model learns visibly), if this checkout has it."""
+    path = SAMPLE_DIR / "helpdesk" / "helpdesk_train.jsonl"
+    return path if path.is_file() else None
+
+
 def sample_dataset() -> Optional[Path]:
     """The bundled sample training file, if this checkout has one."""
     preferred = SAMPLE_DIR / "chat_train.jsonl"

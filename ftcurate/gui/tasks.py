@@ -133,15 +133,16 @@ def project_candidates(dataset: str, projects_dir: str | os.PathLike):
 
 
 def sample_test_files(dataset: str, sample_dir: str | os.PathLike) -> list[str]:
-    """Held-out test files beside a dataset of the bundled sample folder (``*test*.jsonl``).
+    """Held-out test files beside a dataset of the bundled sample folder (``*test*.jsonl``), or
+    of one of its subfolders (each sample's own test file).
 
     Only for files inside ``sample_dir``: a user's own folder is never searched.
     """
     path = Path(dataset).resolve()
     folder = Path(sample_dir).resolve()
-    if path.parent != folder or "test" in path.name.lower():
+    if (path.parent != folder and folder not in path.parents) or "test" in path.name.lower():
         return []
-    return [str(p) for p in sorted(folder.glob("*.jsonl")) if "test" in p.name.lower() and p != path]
+    return [str(p) for p in sorted(path.parent.glob("*.jsonl")) if "test" in p.name.lower() and p != path]
 
 
 def _remove_project_files(path: str) -> None:

@@ -1,11 +1,16 @@
-"""The Evaluate tab of the training window: the base model against base + adapter on
-held-out data (loss, perplexity and answers side by side), and merging an adapter into its
-base model.
+"""The Evaluate tab of the training window: did fine-tuning help, and did curation help?
 
 :class:`EvaluatePanel` works on one run at a time, the one the training view hands it with
-:meth:`EvaluatePanel.set_run` (the selected past run, else this session's last run). The
-evaluation runs :func:`ftcurate.train.evaluate.evaluate` (or an injected evaluator with the
-same signature) in a worker and saves the report in the run folder.
+:meth:`EvaluatePanel.set_run` (the selected past run, else this session's last run). It runs
+:func:`ftcurate.train.compare.compare` (or an injected function with the same signature) in a
+worker on the golden set: the base model, the base model with few-shot examples, the run's
+adapter (tuned) and, when there is one, the adapter trained on the uncurated data (the run's
+``<run>-raw`` sibling, from "also train on the uncurated data"). The report is saved in the
+run folder (``eval_report.json``, ``.md``, ``.html``) and shown again when the run is
+selected; answers are cached there (``eval_cache.jsonl``), so evaluating again is quick.
+
+**Pilot curve…** trains with the form's settings on 100, 250, 500, … examples
+(:func:`ftcurate.train.pilot.pilot`) and plots the metric against their number.
 """
 
 from __future__ import annotations
@@ -13,50 +18,85 @@ from __future__ import annotations
 import html
 import json
 import os
+import time
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QEvent, QSettings, Qt, Signal, Slot
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSettings, Qt, Signal, Slot
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMenu,
+                               QMessageBox, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
-from ..core.io.ingest import iter_selected
 from ..core.progress import Cancelled
 from ..core.project.store import Project
-from ..train.evaluate import REPORT_FILE, evaluate, merge_adapter, save_report
+from ..train.compare import CompareSettings, EvalOutOfMemory, EvalStopped, compare
+from ..train.evaluate import merge_adapter
+from ..train.fewshot import FewShotSettings
+from ..train.generate import Decoding
+from ..train.metrics import GENERATION_METRICS, LOSS_METRICS, METRICS
+from ..train.pilot import pilot, read_pilot
+from ..train.report import REPORT_JSON, save_report
 from ..train.runfiles import run_model_dir
 from . import settings as appsettings
-from . import theme
-from .train_common import DATASET_FILTER, WorkerPool, has_adapter, num, status_line, wrap_label
+from .eval_results import EvalResults, upgrade_report
+from .train_common import DATASET_FILTER, WorkerPool, has_adapter, status_line, wrap_label
 from .wheel_guard import guard_wheel
 from .workers import Worker
+
+REPORT_FILE = REPORT_JSON
+RAW_SUFFIX = "-raw"  # the uncurated twin of a run: <run>-raw
+PILOT_PREFIX = "pilot-"
+
+
+def raw_run_of(run: Optional[str]) -> Optional[str]:
+    """The run trained with the same settings on the uncurated data (``<run>-raw``), if any."""
+    if not run or run.rstrip(os.sep).endswith(RAW_SUFFIX):
+        return None
+    raw = run.rstrip(os.sep) + RAW_SUFFIX
+    return raw if has_adapter(raw) else None
+
+
+def latest_pilot(root: Optional[str]) -> Optional[str]:
+    """The newest ``pilot-*`` folder under ``root`` that holds a pilot.json."""
+    try:
+        names = sorted((n for n in os.listdir(root or "") if n.startswith(PILOT_PREFIX)), reverse=True)
+    except OSError:
+        return None
+    for name in names:
+        folder = os.path.join(root, name)
+        if os.path.isfile(os.path.join(folder, "pilot.json")):
+            return folder
+    return None
+
 
 # -- worker jobs (run in a worker thread; they touch no widget) --------------------------------------
 
 
-def _evaluate_job(evaluator: Callable, model_dir: str, source: tuple, adapter_dir: str, max_new_tokens: int,
-                  num_generations: int, progress=None, cancel=None, on_partial=None) -> dict:
-    """Evaluate base vs base + adapter and save the report beside the adapter
-    (``on_partial``: the report so far, after each loss and each generation).
-
-    ``source``: ("file", path) or ("project", (project path, split)): the test split (every
-    record: the golden held-out set) or the validation split (records not rejected)."""
-    kind, value = source
-    if kind == "file":
-        data: Any = value
-    else:
-        path, split = value
-        with Project.open(path, readonly=True) as project:
-            include = "all" if split == "test" else "not-rejected"
-            data = [sr.record for sr in iter_selected(project, include, split=split)]
-        if not data:
-            raise ValueError(f"The project has no {split} records to evaluate on: choose a held-out file.")
-    report = evaluator(model_dir, data, adapter_dir=adapter_dir, max_new_tokens=max_new_tokens,
-                       num_generations=num_generations, progress=progress, cancel=cancel, on_partial=on_partial)
+def _compare_job(comparer: Callable, model_dir: str, golden: str, run: str, raw: Optional[str],
+                 settings: CompareSettings, project_path: Optional[str], progress=None, cancel=None,
+                 on_partial=None) -> dict:
+    """Compare the systems and save the report in the run folder; a cancelled or out-of-memory
+    evaluation saves what it has (marked) before it reports."""
+    try:
+        report = comparer(model_dir, golden, adapters=[run], raw_adapter=raw, settings=settings, progress=progress,
+                          cancel=cancel, on_partial=on_partial, project_path=project_path)
+    except (EvalStopped, EvalOutOfMemory) as exc:
+        save_report(exc.report, run)
+        raise
     if cancel is not None and cancel():
         raise Cancelled("evaluation cancelled")
-    save_report(report, adapter_dir)
+    save_report(report, run)
     return report
+
+
+def _pilot_job(piloter: Callable, config, source: str, golden: str, output: str, settings: CompareSettings,
+               progress=None, cancel=None, on_point=None) -> dict:
+    from ..train import load_data
+
+    if progress is not None:
+        progress(0, 0, "reading the training data")
+    data = load_data(source, val_fraction=0.1, seed=config.seed)
+    return piloter(config, data, golden, output, settings=settings, progress=progress, cancel=cancel,
+                   on_point=on_point)
 
 
 def _merge_job(merger: Callable, model_dir: str, adapter_dir: str, out_dir: str, progress=None,
@@ -66,24 +106,30 @@ def _merge_job(merger: Callable, model_dir: str, adapter_dir: str, out_dir: str,
     return merger(model_dir, adapter_dir, out_dir)
 
 
-def read_report(run: str) -> Optional[dict]:
-    """The run's saved evaluation report, or None."""
+def read_report(run: Optional[str]) -> Optional[dict]:
+    """The run's saved evaluation report (older reports in today's shape), or None."""
+    if not run:
+        return None
     try:
         with open(os.path.join(run, REPORT_FILE), encoding="utf-8") as f:
             report = json.load(f)
-        return report if isinstance(report, dict) else None
+        return upgrade_report(report) if isinstance(report, dict) else None
     except (OSError, ValueError):
         return None
 
 
 class EvaluatePanel(QWidget):
-    """Base vs tuned on held-out data, for the run given by :meth:`set_run`.
+    """Systems side by side on the golden set, for the run given by :meth:`set_run`.
 
-    ``default_model_dir`` gives the base model to use when a run does not name its own."""
+    ``default_model_dir`` gives the base model to use when a run does not name its own;
+    ``pilot_inputs`` (set by the training view) returns ``(config, data source, pilot folder)``
+    for a pilot, or raises ValueError saying what is missing."""
 
     evaluation_finished = Signal(dict)  # the report (also saved in the run folder)
     partial_shown = Signal(dict)  # results so far of the evaluation under way, as shown
+    pilot_finished = Signal(dict)
     merge_finished = Signal(str)  # the folder of the merged model
+    record_requested = Signal(int)  # open this record (store id) in the Records tab
     error_reported = Signal(str, str, str)  # title, message, details
     log = Signal(str)
 
@@ -93,34 +139,44 @@ class EvaluatePanel(QWidget):
         self.settings = settings
         self.pool = pool
         self.default_model_dir = default_model_dir
-        self.evaluator: Callable = evaluator or evaluate
+        self.evaluator: Callable = evaluator or compare
+        self.piloter: Callable = pilot
         self.merger: Callable = merge_adapter
+        self.pilot_inputs: Optional[Callable[[], tuple]] = None
+        self.pilot_root: Callable[[], Optional[str]] = lambda: None
+        self.interactive = True
         self.project_path: Optional[str] = None
         self.run: Optional[str] = None  # the run evaluated or merged by the buttons
         self.adapter_ready = False  # the run has an adapter that is not being trained right now
+        self.training = False  # a training run is under way (no pilot meanwhile)
         self.last_report: Optional[dict] = None
+        self.last_pilot: Optional[dict] = None
         self._eval_worker: Optional[Worker] = None
         self._eval_run: Optional[str] = None  # the run being evaluated
         self._merge_worker: Optional[Worker] = None
+        self._pilot_worker: Optional[Worker] = None
+        self._pilot_dir: Optional[str] = None
         self._shown: Optional[dict] = None  # the report on show (partial while evaluating)
         self._progress_text = ""
         self._build()
         guard_wheel(self)
         self._update_buttons()
 
+    # -- construction ---------------------------------------------------------------------------------
     def _build(self) -> None:
         v = QVBoxLayout(self)
         v.setContentsMargins(6, 6, 6, 6)
         self.eval_run_label = wrap_label()
         v.addWidget(self.eval_run_label)
+
         row = QHBoxLayout()
-        row.addWidget(QLabel("Held-out data"))
+        row.addWidget(QLabel("Golden set"))
         self.eval_source_combo = QComboBox()
         self.eval_source_combo.addItem("Project test split", ("project", "test"))
         self.eval_source_combo.addItem("Project validation split", ("project", "validation"))
         self.eval_source_combo.addItem("File…", ("file", ""))
-        self.eval_source_combo.setToolTip("Records the base model and the tuned model are compared on; never "
-                                          "ones the adapter was trained on")
+        self.eval_source_combo.setToolTip("Held-out records the systems answer; never ones the adapter was "
+                                          "trained on")
         self.eval_source_combo.currentIndexChanged.connect(self._update_buttons)
         self.heldout_edit = QLineEdit()
         self.heldout_edit.setPlaceholderText("held-out dataset file")
@@ -131,65 +187,142 @@ class EvaluatePanel(QWidget):
         row.addWidget(self.heldout_edit, 1)
         row.addWidget(self.heldout_browse)
         v.addLayout(row)
+
         row = QHBoxLayout()
-        row.addWidget(QLabel("Generations"))
-        self.num_gen_spin = QSpinBox()
-        self.num_gen_spin.setRange(0, 100)
-        self.num_gen_spin.setValue(5)
-        self.num_gen_spin.setToolTip("How many held-out prompts both models answer (greedy decoding)")
-        row.addWidget(self.num_gen_spin)
+        row.addWidget(QLabel("Systems"))
+        self.base_check = QCheckBox("Base")
+        self.base_check.setToolTip("The base model, zero-shot")
+        self.fewshot_check = QCheckBox("Few-shot")
+        self.fewshot_check.setToolTip("The base model with training examples as earlier turns of the chat: if it "
+                                      "does as well as the tuned model, fine-tuning is not worth its cost")
+        self.fewshot_k_spin = QSpinBox()
+        self.fewshot_k_spin.setRange(1, 32)
+        self.fewshot_k_spin.setValue(5)
+        self.fewshot_k_spin.setSuffix(" shots")
+        self.fewshot_k_spin.setToolTip("Examples in each few-shot prompt (the most similar training questions)")
+        self.tuned_check = QCheckBox("Tuned")
+        self.tuned_check.setToolTip("The base model with this run's adapter")
+        self.raw_check = QCheckBox("Raw")
+        self.raw_check.setToolTip("The adapter trained with the same settings on the uncurated data (tick “Also "
+                                  "train on the uncurated data” before training): did the curation pay off?")
+        for w in (self.base_check, self.fewshot_check, self.tuned_check, self.raw_check):
+            w.setChecked(True)
+            w.toggled.connect(self._update_buttons)
+        row.addWidget(self.base_check)
+        row.addWidget(self.fewshot_check)
+        row.addWidget(self.fewshot_k_spin)
+        row.addWidget(self.tuned_check)
+        row.addWidget(self.raw_check)
+        row.addStretch(1)
+        v.addLayout(row)
+
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Metrics"))
+        self.metrics_button = QToolButton()
+        self.metrics_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.metrics_button.setToolTip("The task metrics to score the answers with (Auto: picked from the "
+                                       "references)")
+        menu = QMenu(self.metrics_button)
+        self.auto_metrics_action = QAction("Auto (from the references)", menu, checkable=True, checked=True)
+        self.auto_metrics_action.toggled.connect(self._on_auto_metrics)
+        menu.addAction(self.auto_metrics_action)
+        menu.addSeparator()
+        self.metric_actions: dict[str, QAction] = {}
+        for name in GENERATION_METRICS + LOSS_METRICS:
+            if name in ("json_schema", "format"):
+                continue  # they need a schema / regex: the command line has them
+            action = QAction(METRICS[name].label, menu, checkable=True)
+            action.setToolTip(METRICS[name].help)
+            action.toggled.connect(self._on_metric_toggled)
+            menu.addAction(action)
+            self.metric_actions[name] = action
+        self.metrics_button.setMenu(menu)
+        row.addWidget(self.metrics_button)
+        row.addWidget(QLabel("Items"))
+        self.limit_spin = QSpinBox()
+        self.limit_spin.setRange(0, 1_000_000)
+        self.limit_spin.setSpecialValueText("all")
+        self.limit_spin.setToolTip("Evaluate the first N golden items only (a quick look); all by default")
+        row.addWidget(self.limit_spin)
         row.addWidget(QLabel("Max new tokens"))
         self.max_new_spin = QSpinBox()
         self.max_new_spin.setRange(1, 8192)
         self.max_new_spin.setValue(64)
-        self.max_new_spin.setToolTip("Length limit of each generated answer")
+        self.max_new_spin.setToolTip("Length limit of each answer (greedy decoding, stops at the end of the turn)")
         row.addWidget(self.max_new_spin)
         row.addStretch(1)
         v.addLayout(row)
         row = QHBoxLayout()  # the buttons on a line of their own: the tab fits a 1024-pixel window
         self.eval_button = QPushButton("Evaluate")
-        self.eval_button.setToolTip("Loss, perplexity and sample answers of the base model and base + adapter "
-                                    "(saved in the run folder as eval_report.json)")
+        self.eval_button.setToolTip("Answer every golden item with each system and score the answers (saved in "
+                                    "the run folder as eval_report.json, .md and .html)")
         self.eval_button.clicked.connect(self._on_evaluate_clicked)
         self.eval_cancel_button = QPushButton("Cancel")
+        self.eval_cancel_button.setToolTip("Stop; the answers so far are kept and marked")
         self.eval_cancel_button.clicked.connect(self.cancel_evaluation)
+        self.pilot_button = QPushButton("Pilot curve…")
+        self.pilot_button.setToolTip("Train with these settings on 100, 250, 500, … examples (nested samples) and "
+                                     "plot the metric against their number: would more data help?")
+        self.pilot_button.clicked.connect(self._on_pilot_clicked)
         self.merge_button = QPushButton("Merge adapter and save…")
         self.merge_button.setToolTip("Fold the adapter into the base weights and save a standalone model folder")
         self.merge_button.clicked.connect(self.choose_merge_dir)
-        row.addWidget(self.eval_button)
-        row.addWidget(self.eval_cancel_button)
+        for b in (self.eval_button, self.eval_cancel_button, self.pilot_button):
+            row.addWidget(b)
         row.addStretch(1)
         row.addWidget(self.merge_button)
         v.addLayout(row)
         self.eval_status = wrap_label()
         v.addWidget(self.eval_status)
 
-        self.metrics_table = QTableWidget(2, 3)
-        self.metrics_table.setHorizontalHeaderLabels(["Base", "Tuned", "Change"])
-        self.metrics_table.setVerticalHeaderLabels(["Loss", "Perplexity"])
-        self.metrics_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.metrics_table.setTabKeyNavigation(False)  # Tab moves on to the next widget (arrows between cells)
-        self.metrics_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.metrics_table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.metrics_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.metrics_table.setFixedHeight(self.metrics_table.horizontalHeader().sizeHint().height()
-                                          + 2 * self.metrics_table.verticalHeader().defaultSectionSize()
-                                          + 2 * self.metrics_table.frameWidth())
-        v.addWidget(self.metrics_table)
-        self.gen_table = QTableWidget(0, 4)
-        self.gen_table.setHorizontalHeaderLabels(["Prompt", "Reference", "Base", "Tuned"])
-        self.gen_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.gen_table.setTabKeyNavigation(False)
-        self.gen_table.setWordWrap(True)
-        self.gen_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        # rows of six lines (drag a row border for more; the tooltip holds the whole text):
-        # fitting every row to its longest reference made one answer fill the table
-        self.gen_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.gen_table.verticalHeader().setDefaultSectionSize(self.fontMetrics().lineSpacing() * 6 + 8)
-        self.gen_table.setTextElideMode(Qt.TextElideMode.ElideRight)
-        v.addWidget(self.gen_table, 1)
+        self.results = EvalResults()
+        self.results.example_activated.connect(self._open_example)
+        self.metrics_table, self.gen_table = self.results.metrics_table, self.results.gen_table
+        self.verdict_label, self.filter_combo = self.results.verdict_label, self.results.filter_combo
+        self.bars, self.pilot_chart = self.results.bars, self.results.pilot_chart
+        v.addWidget(self.results, 1)
+        self._sync_metrics_button()
 
-    # -- what to evaluate ---------------------------------------------------------------------------
+    # -- metrics menu -----------------------------------------------------------------------------------
+    def chosen_metrics(self) -> Optional[list[str]]:
+        """The ticked metrics, or None for Auto."""
+        if self.auto_metrics_action.isChecked():
+            return None
+        return [name for name, a in self.metric_actions.items() if a.isChecked()] or None
+
+    def set_metrics(self, names: Optional[list[str]]) -> None:
+        """Tick ``names`` (None: Auto)."""
+        self.auto_metrics_action.setChecked(names is None)
+        for name, action in self.metric_actions.items():
+            was = action.blockSignals(True)
+            action.setChecked(bool(names) and name in names)
+            action.blockSignals(was)
+        self._sync_metrics_button()
+
+    @Slot(bool)
+    def _on_auto_metrics(self, on: bool) -> None:
+        if on:
+            for action in self.metric_actions.values():
+                was = action.blockSignals(True)
+                action.setChecked(False)
+                action.blockSignals(was)
+        self._sync_metrics_button()
+
+    @Slot(bool)
+    def _on_metric_toggled(self, _on: bool) -> None:
+        any_on = any(a.isChecked() for a in self.metric_actions.values())
+        was = self.auto_metrics_action.blockSignals(True)
+        self.auto_metrics_action.setChecked(not any_on)
+        self.auto_metrics_action.blockSignals(was)
+        self._sync_metrics_button()
+
+    def _sync_metrics_button(self) -> None:
+        chosen = self.chosen_metrics()
+        self.metrics_button.setText("Auto" if chosen is None else
+                                    ", ".join(METRICS[m].label for m in chosen[:2]) + (" …" if len(chosen) > 2
+                                                                                       else ""))
+
+    # -- what to evaluate ---------------------------------------------------------------------------------
     def set_run(self, run: Optional[str], adapter_ready: bool) -> None:
         """The run the buttons act on; ``adapter_ready``: its adapter exists and is not being trained."""
         self.run = run
@@ -199,20 +332,40 @@ class EvaluatePanel(QWidget):
     def set_project_path(self, path: Optional[str]) -> None:
         self.project_path = path
         self._update_buttons()
+        self.show_latest_pilot()
+
+    def set_training(self, training: bool) -> None:
+        self.training = training
+        self._update_buttons()
 
     def is_busy(self) -> bool:
-        return self._eval_worker is not None or self._merge_worker is not None
+        return any(w is not None for w in (self._eval_worker, self._merge_worker, self._pilot_worker))
 
     def is_evaluating(self) -> bool:
         return self._eval_worker is not None
+
+    def is_piloting(self) -> bool:
+        return self._pilot_worker is not None
 
     @Slot()
     def _update_buttons(self, *_args) -> None:
         run = self.run
         evaluating = self._eval_worker is not None
-        self.eval_button.setEnabled(self.adapter_ready and not evaluating)
-        self.eval_cancel_button.setEnabled(evaluating)
+        piloting = self._pilot_worker is not None
+        raw = raw_run_of(run)
+        any_system = any(w.isChecked() and w.isEnabled() for w in (self.base_check, self.fewshot_check,
+                                                                  self.tuned_check, self.raw_check))
+        self.eval_button.setEnabled(self.adapter_ready and not evaluating and not piloting and any_system)
+        self.eval_cancel_button.setEnabled(evaluating or piloting)
+        self.pilot_button.setEnabled(not evaluating and not piloting and not self.training
+                                     and self.pilot_inputs is not None)
         self.merge_button.setEnabled(self.adapter_ready and self._merge_worker is None)
+        self.raw_check.setEnabled(raw is not None)
+        self.raw_check.setToolTip(
+            (f"The adapter trained on the uncurated data: {raw}" if raw else
+             "No adapter trained on the uncurated data for this run: tick “Also train on the uncurated data” "
+             "before training (it trains <run>-raw with the same settings)"))
+        self.fewshot_k_spin.setEnabled(self.fewshot_check.isChecked())
         kind = self.eval_source_combo.currentData()
         file_mode = bool(kind) and kind[0] == "file"
         self.heldout_edit.setEnabled(file_mode)
@@ -255,15 +408,24 @@ class EvaluatePanel(QWidget):
         the run folder), else the form's."""
         return run_model_dir(run) or self.default_model_dir()
 
-    # -- evaluation -------------------------------------------------------------------------------
+    def compare_settings(self, split: str = "test") -> CompareSettings:
+        systems = [name for name, w in (("base", self.base_check), ("fewshot", self.fewshot_check),
+                                        ("tuned", self.tuned_check), ("raw", self.raw_check))
+                   if w.isChecked() and w.isEnabled()]
+        return CompareSettings(baselines=systems, metrics=self.chosen_metrics(),
+                               decoding=Decoding(max_new_tokens=self.max_new_spin.value()),
+                               fewshot=FewShotSettings(k=self.fewshot_k_spin.value()),
+                               limit=self.limit_spin.value() or None, golden_split=split)
+
+    # -- evaluation -------------------------------------------------------------------------------------
     @Slot()
     def _on_evaluate_clicked(self) -> None:
         self.evaluate_run()
 
     def evaluate_run(self, run_dir: Optional[str] = None) -> bool:
-        """Base vs base + adapter on the held-out data, in a worker; the report is saved in the run."""
+        """The chosen systems on the golden set, in a worker; the report is saved in the run."""
         run = run_dir or self.run
-        if self._eval_worker is not None:
+        if self.is_busy() and (self._eval_worker is not None or self._pilot_worker is not None):
             return False
         if not has_adapter(run):
             self.error_reported.emit("Evaluate", "Choose a run with a saved adapter (a finished or stopped run).", "")
@@ -275,14 +437,17 @@ class EvaluatePanel(QWidget):
         if source[0] == "file" and not os.path.isfile(source[1]):
             self.error_reported.emit("Evaluate", f"{source[1]}: no such file", "")
             return False
+        golden, split = (source[1], "test") if source[0] == "file" else source[1]
+        settings = self.compare_settings(split)
+        settings.cache_path = os.path.join(run, "eval_cache.jsonl")
+        raw = raw_run_of(run) if "raw" in (settings.baselines or []) else None
         model_dir = self.run_model_dir(run)
         self.show_report(None)  # the results of this evaluation appear as they come
         self._progress_text = "loading the model…"
         self.eval_status.setText(status_line("muted", "…", "Evaluating: loading the model…"))
         self.log.emit(f"Evaluating {os.path.basename(run)} against {model_dir}…")
-        worker = Worker(_evaluate_job, self.evaluator, model_dir, source, run, self.max_new_spin.value(),
-                        self.num_gen_spin.value(), title="Evaluation", parent=self, heavy=True,
-                        event_kw="on_partial")
+        worker = Worker(_compare_job, self.evaluator, model_dir, golden, run, raw, settings, self.project_path,
+                        title="Evaluation", parent=self, heavy=self.evaluator is compare, event_kw="on_partial")
         worker.progress.connect(self._on_eval_progress)
         worker.event.connect(self._on_eval_partial)
         worker.finished.connect(self._on_eval_finished)
@@ -295,34 +460,21 @@ class EvaluatePanel(QWidget):
         return True
 
     def cancel_evaluation(self) -> None:
-        if self._eval_worker is not None:
-            self._eval_worker.cancel()
+        for worker in (self._eval_worker, self._pilot_worker):
+            if worker is not None:
+                worker.cancel()
 
     @Slot(int, int, str)
     def _on_eval_progress(self, done: int, total: int, message: str) -> None:
         count = f" ({done:,}/{total:,})" if total else ""
         self._progress_text = f"{message}{count}"
-        self._show_progress()
-
-    def _show_progress(self) -> None:
-        shown = self._shown or {}
-        so_far = []
-        if (shown.get("base") or {}).get("loss") is not None:
-            so_far.append("base loss")
-        if (shown.get("tuned") or {}).get("loss") is not None:
-            so_far.append("tuned loss")
-        if shown.get("generations"):
-            n = len(shown["generations"])
-            so_far.append(f"{n} answer{'s' if n != 1 else ''}")
-        tail = f" · so far: {', '.join(so_far)} (below)" if so_far else ""
-        self.eval_status.setText(status_line("muted", "…", f"Evaluating: {self._progress_text}{tail}"))
+        self.eval_status.setText(status_line("muted", "…", f"Evaluating: {self._progress_text}"))
 
     @Slot(object)
     def _on_eval_partial(self, report: Any) -> None:
-        """Results so far (the loss of each model, then each answer) while the evaluation runs."""
+        """Results so far (each system's loss, then its answers) while the evaluation runs."""
         if isinstance(report, dict) and self._eval_worker is not None:
             self.show_report(report)
-            self._show_progress()
             self.partial_shown.emit(report)
 
     @Slot(object)
@@ -330,16 +482,25 @@ class EvaluatePanel(QWidget):
         run = self._eval_run
         self.last_report = report
         self.show_report(report)
-        self.eval_status.setText(status_line("ok", "✓", f"Saved as {os.path.join(run, REPORT_FILE)}"))
+        self.eval_status.setText(status_line("ok", "✓", f"Saved as {os.path.join(run, REPORT_FILE)} (and .md, "
+                                                         ".html)"))
         self.log.emit(f"Evaluation saved in {run}.")
         self.evaluation_finished.emit(report)
 
     @Slot()
     def _on_eval_cancelled(self) -> None:
-        self.eval_status.setText(status_line("warn", "⚠", "Evaluation cancelled."))
+        saved = read_report(self._eval_run)
+        if saved is not None:
+            self.show_report(saved)
+        self.eval_status.setText(status_line("warn", "⚠", "Evaluation cancelled: the answers so far are shown and "
+                                                          "saved, marked as partial."))
 
     @Slot(str, str)
     def _on_eval_failed(self, message: str, details: str) -> None:
+        saved = read_report(self._eval_run)
+        if saved is not None and saved.get("status") == "out_of_memory":
+            self.show_report(saved)
+            message += " The answers so far are shown and saved."
         self.eval_status.setText(status_line("bad", "✗", f"Evaluation failed: {message}"))
         self.error_reported.emit("Evaluation failed", message, details)
 
@@ -357,48 +518,127 @@ class EvaluatePanel(QWidget):
         if run and self._eval_worker is None:
             self.show_report(read_report(run))
 
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange and self._shown is not None:
-            self.show_report(self._shown)  # the colours of the change column follow the theme
-
     def show_report(self, report: Optional[dict]) -> None:
-        """Fill the loss/perplexity table and the generations table (empty for None)."""
+        """Verdict, metric table, bars and answers of ``report`` (empty for None)."""
         self._shown = report
-        base = (report or {}).get("base") or {}
-        tuned = (report or {}).get("tuned") or {}
-        for row, key in enumerate(("loss", "perplexity")):
-            b, t = base.get(key), tuned.get(key)
-            change = ""
-            if isinstance(b, (int, float)) and isinstance(t, (int, float)):
-                pct = f" ({(t - b) / b:+.1%})" if b else ""
-                change = f"{t - b:+.4f}{pct}"
-            for col, text in enumerate((num(b), num(t), change)):
-                item = QTableWidgetItem(text if report else "")
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                if col == 2 and change:  # lower is better for both
-                    colors = theme.colors()
-                    item.setForeground(QColor(colors.ok if t < b else colors.bad if t > b else colors.muted))
-                self.metrics_table.setItem(row, col, item)
-        gens = (report or {}).get("generations") or []
-        self.gen_table.setRowCount(len(gens))
-        for row, g in enumerate(gens):
-            for col, key in enumerate(("prompt", "reference", "base", "tuned")):
-                text = str(g.get(key, "") or "")
-                answer = key in ("base", "tuned")
-                pending = answer and key not in g and bool(report.get("partial"))  # still being generated
-                shown = "(generating…)" if pending else "(empty answer)" if answer and not text.strip() else text
-                item = QTableWidgetItem(shown)
-                if answer and not text.strip():  # say so rather than show a blank cell
-                    item.setForeground(self.palette().placeholderText())
-                    font = item.font()
-                    font.setItalic(True)
-                    item.setFont(font)
-                item.setToolTip(text)
-                item.setTextAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-                self.gen_table.setItem(row, col, item)
-        if report is None:
+        self.results.show_report(report)
+        if report is None and self._eval_worker is None:
             self.eval_status.setText("")
+        elif report is not None and report.get("status") in ("cancelled", "out_of_memory"):
+            self.eval_status.setText(status_line("warn", "⚠", "Partial report: " + (
+                "the evaluation was cancelled" if report["status"] == "cancelled" else "out of memory")))
+
+    # -- the golden item's record -----------------------------------------------------------------------
+    @Slot(dict)
+    def _open_example(self, example: dict) -> None:
+        """Open the golden item's record in the Records tab (when the project holds it)."""
+        rid = self._record_id(example)
+        if rid is None:
+            self.eval_status.setText(status_line("muted", "ℹ", f"Record {example.get('index')} of "
+                                                 f"{example.get('source') or 'the golden set'} is not in the "
+                                                 "open project."))
+            return
+        self.record_requested.emit(rid)
+
+    def _record_id(self, example: dict) -> Optional[int]:
+        if not self.project_path or not example.get("source"):
+            return None
+        try:
+            with Project.open(self.project_path, readonly=True) as project:
+                for s in project.sources():
+                    if os.path.basename(str(s.get("path") or "")) == example["source"]:
+                        try:
+                            return project.id_for_index(s["id"], int(example["index"]))
+                        except (KeyError, ValueError):
+                            continue
+        except Exception:  # noqa: BLE001 - an unreadable project: nothing to open
+            return None
+        return None
+
+    # -- pilot ----------------------------------------------------------------------------------------
+    def show_latest_pilot(self) -> None:
+        folder = latest_pilot(self.pilot_root())
+        self.last_pilot = read_pilot(folder) if folder else None
+        self.results.show_pilot(self.last_pilot)
+
+    @Slot()
+    def _on_pilot_clicked(self) -> None:
+        if self.interactive:
+            answer = QMessageBox.question(
+                self, "Pilot curve", "Train with these settings on 100, 250, 500, … and all approved examples "
+                "(one run each), and evaluate each on the golden set? This takes a while.")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        self.start_pilot()
+
+    def start_pilot(self) -> bool:
+        """Train and evaluate on nested samples, in a worker (the curve fills in point by point)."""
+        if self.pilot_inputs is None or self.is_busy():
+            return False
+        try:
+            config, source, output = self.pilot_inputs()
+        except ValueError as exc:
+            self.error_reported.emit("Pilot curve", str(exc), "")
+            return False
+        src = self.eval_source()
+        if src is None:
+            self.error_reported.emit("Pilot curve", "Choose a golden set (a held-out file or the project's test "
+                                                    "split).", "")
+            return False
+        golden, split = (src[1], "test") if src[0] == "file" else src[1]
+        settings = self.compare_settings(split)
+        settings.baselines = None
+        output = output or os.path.join(self.pilot_root() or ".", PILOT_PREFIX + time.strftime("%Y%m%d-%H%M%S"))
+        self._pilot_dir = output
+        self.results.pages.setCurrentIndex(2)
+        self.eval_status.setText(status_line("muted", "…", "Pilot: starting…"))
+        self.log.emit(f"Pilot curve in {output}…")
+        worker = Worker(_pilot_job, self.piloter, config, source, golden, output, settings, title="Pilot curve",
+                        parent=self, heavy=self.piloter is pilot, event_kw="on_point")
+        worker.progress.connect(self._on_pilot_progress)
+        worker.event.connect(self._on_pilot_point)
+        worker.finished.connect(self._on_pilot_finished)
+        worker.failed.connect(self._on_pilot_failed)
+        worker.cancelled.connect(self._on_pilot_cancelled)
+        worker.ended.connect(self._on_pilot_ended)
+        self._pilot_worker = self.pool.start(worker)
+        self._update_buttons()
+        return True
+
+    @Slot(int, int, str)
+    def _on_pilot_progress(self, done: int, total: int, message: str) -> None:
+        self.eval_status.setText(status_line("muted", "…", f"Pilot ({done}/{total} points): {message}"))
+
+    @Slot(object)
+    def _on_pilot_point(self, result: Any) -> None:
+        if isinstance(result, dict):
+            self.last_pilot = result
+            self.results.show_pilot(result)
+
+    @Slot(object)
+    def _on_pilot_finished(self, result: dict) -> None:
+        self.last_pilot = result
+        self.results.show_pilot(result)
+        self.eval_status.setText(status_line("ok", "✓", f"Pilot curve saved in {self._pilot_dir}"))
+        self.log.emit(f"Pilot curve saved in {self._pilot_dir}.")
+        self.pilot_finished.emit(result)
+
+    @Slot()
+    def _on_pilot_cancelled(self) -> None:
+        saved = read_pilot(self._pilot_dir) if self._pilot_dir else None
+        if saved:
+            self.results.show_pilot(saved)
+        self.eval_status.setText(status_line("warn", "⚠", "Pilot cancelled: the points so far are kept."))
+
+    @Slot(str, str)
+    def _on_pilot_failed(self, message: str, details: str) -> None:
+        self.eval_status.setText(status_line("bad", "✗", f"Pilot failed: {message}"))
+        self.error_reported.emit("Pilot curve failed", message, details)
+
+    @Slot()
+    def _on_pilot_ended(self) -> None:
+        self._pilot_worker = None
+        self._update_buttons()
 
     # -- merging ----------------------------------------------------------------------------------
     def choose_merge_dir(self) -> None:
@@ -440,3 +680,6 @@ class EvaluatePanel(QWidget):
     def _on_merge_ended(self) -> None:
         self._merge_worker = None
         self._update_buttons()
+
+
+__all__ = ["EvaluatePanel", "read_report", "raw_run_of", "latest_pilot", "REPORT_FILE", "Qt"]

@@ -27,8 +27,8 @@ from ..train.config import METHODS, STRATEGIES, TrainConfig
 from ..train.data import check_leakage, describe_leakage
 from ..train.distributed import strategy_problem
 from ..train.launch import device_count
-from ..train.model import (check_model_folder, create_demo_model, detect_device, device_memory_bytes,
-                           estimate_memory, is_demo_model)
+from ..train.model import (DEMO_TRAIN_SETTINGS, check_model_folder, create_demo_model, detect_device,
+                           device_memory_bytes, estimate_memory, is_demo_model)
 from . import settings as appsettings
 from .theme import muted_label
 from .train_common import (DATASET_FILTER, DEMO_DIRNAME, GIB,
@@ -226,8 +226,9 @@ class TrainSettingsPanel(QScrollArea):
         demo_row = QHBoxLayout()
         self.demo_button = QPushButton("Create a demo model")
         self.demo_button.setToolTip("A tiny model with random weights and its own small tokenizer, made in "
-                                    "seconds on the CPU: it learns nothing useful, it only lets you try the "
-                                    "training flow without downloading a model.")
+                                    "seconds on the CPU, to try the flow without downloading a model. It also "
+                                    "fills in settings under which it learns the help-desk sample "
+                                    "(File ▸ Open help-desk sample) in a few minutes.")
         self.demo_button.clicked.connect(self.create_demo_model)
         demo_note = muted_label("demo — random weights, only to try the flow")
         demo_row.addWidget(self.demo_button)
@@ -579,8 +580,19 @@ class TrainSettingsPanel(QScrollArea):
     @Slot(object)
     def _on_demo_ready(self, folder: str) -> None:
         self.set_model_dir(folder)
-        self.log.emit(f"Demo model ready in {folder} (random weights: only to try the flow).")
+        self.apply_demo_settings()
+        self.log.emit(f"Demo model ready in {folder} (random weights: only to try the flow). Settings under "
+                      "which it learns quickly were filled in: " + ", ".join(f"{k} {v:g}" for k, v in
+                                                                             DEMO_TRAIN_SETTINGS.items()) + ".")
         self.demo_ready.emit(folder)
+
+    def apply_demo_settings(self) -> None:
+        """The settings under which the tiny demo model learns visibly in a short CPU run (a
+        far higher learning rate than a real model wants)."""
+        for name, value in DEMO_TRAIN_SETTINGS.items():
+            w = self.field_widgets.get(name)
+            if w is not None:
+                w.setValue(value)
 
     @Slot()
     def _on_demo_ended(self) -> None:

@@ -35,10 +35,10 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QSettings, Qt, Signal, Slot
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFontDatabase, QShowEvent
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
-                               QSplitter, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar,
+                               QPushButton, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from ..core.progress import Cancelled
 from ..core.project.store import Project
@@ -51,7 +51,7 @@ from . import settings as appsettings
 from .train_common import (GIB, ExplainedError, ThemedLabel, WorkerPool, color_token,
                            duration, has_adapter, has_checkpoint, is_run_dir, list_runs, new_run_dir, num,
                            runs_root)
-from .train_eval import EvaluatePanel
+from .train_eval import RAW_SUFFIX, EvaluatePanel
 from .train_runs import RunsPanel
 from .train_settings import TrainSettingsPanel, detected_device
 from .workers import Worker, describe_error
@@ -67,7 +67,8 @@ def _train_job(runner: Callable, config: TrainConfig, source: str, eval_source: 
     :class:`ExplainedError`."""
     if progress is not None:
         progress(0, 0, "reading the training data")
-    data = load_data(source, eval_source=eval_source or None, val_fraction=0.1, seed=config.seed)
+    data = load_data(source, eval_source=eval_source or None, val_fraction=0.1, seed=config.seed,
+                     uncurated=config.uncurated)
     if cancel is not None and cancel():
         raise Cancelled("training cancelled")
     if on_event is not None:
@@ -116,6 +117,7 @@ class TrainingView(QWidget):
     evaluation_finished = Signal(dict)  # the report (also saved in the run folder)
     merge_finished = Signal(str)  # the folder of the merged model
     demo_ready = Signal(str)  # the demo model folder
+    record_requested = Signal(int)  # open this record (store id) in the Records tab (Evaluate's answers)
 
     def __init__(self, parent: Optional[QWidget] = None, settings: Optional[QSettings] = None,
                  interactive: bool = True, runner: Optional[Callable] = None,
@@ -138,6 +140,7 @@ class TrainingView(QWidget):
         self._graceful = threading.Event()
         self._eta_start: Optional[tuple[float, int]] = None
         self._run_started_at = 0.0
+        self._raw_pending: Optional[str] = None  # a curated run whose uncurated twin trains next
 
         self._build(evaluator)
         self._update_buttons()
@@ -160,6 +163,10 @@ class TrainingView(QWidget):
         r.use_settings_requested.connect(self.use_selected_run_settings)
         r.loss_chart.smoothing_changed.connect(self._on_smoothing_changed)
         self.eval_panel = e = EvaluatePanel(self.settings, self.pool, self._form_model_dir, evaluator)
+        e.interactive = self.interactive
+        e.pilot_inputs = self._pilot_inputs
+        e.pilot_root = self.runs_root
+        e.record_requested.connect(self.record_requested)
         e.evaluation_finished.connect(self._on_evaluation_finished)
         e.merge_finished.connect(self.merge_finished)
         e.error_reported.connect(self.report_error)
@@ -174,7 +181,7 @@ class TrainingView(QWidget):
         self.loss_chart, self.lr_chart = r.loss_chart, r.lr_chart
         self.throughput_chart, self.memory_chart, self.runs_list = r.throughput_chart, r.memory_chart, r.runs_list
         self.eval_button, self.eval_source_combo = e.eval_button, e.eval_source_combo
-        self.num_gen_spin, self.max_new_spin = e.num_gen_spin, e.max_new_spin
+        self.limit_spin, self.max_new_spin = e.limit_spin, e.max_new_spin
         self.metrics_table, self.gen_table = e.metrics_table, e.gen_table
 
         try:
@@ -217,6 +224,11 @@ class TrainingView(QWidget):
         self.resume_button.clicked.connect(self.resume)
         for b in (self.start_button, self.stop_button, self.cancel_button, self.resume_button):
             buttons.addWidget(b)
+        self.raw_run_check = QCheckBox("Also train on the uncurated data")
+        self.raw_run_check.setToolTip("After this run, train a second adapter with the same settings on every "
+                                      "imported training record, whatever its review state (<run>-raw): the "
+                                      "Evaluate tab then shows whether the curation paid off")
+        buttons.addWidget(self.raw_run_check)
         buttons.addSpacing(12)
         self.state_label = ThemedLabel()
         self.state_label.setTextFormat(Qt.TextFormat.RichText)
@@ -363,6 +375,23 @@ class TrainingView(QWidget):
     def _form_model_dir(self) -> str:
         return self.settings_panel.model_edit.text().strip()
 
+    def _pilot_inputs(self) -> tuple:
+        """(settings, training data, pilot folder) for the Evaluate tab's pilot curve; ValueError
+        says what is missing."""
+        check = self.model_check()
+        if not check.ok:
+            raise ValueError(check.message or "Choose a base model folder.")
+        source = self.data_source()
+        if not source:
+            raise ValueError("Open a project with approved records, or choose a training file.")
+        config = self.config()
+        config.allow_leakage = bool(self.leaks) and self.leak_check.isChecked()
+        if self.leaks and not config.allow_leakage:
+            raise ValueError("Training records leak held-out records: " + describe_leakage(self.leaks) + ".")
+        root = self.runs_root()
+        config.output_dir = os.path.join(root, "pilot")  # each point trains in <pilot folder>/n-<size>
+        return config, source, os.path.join(root, "pilot-" + time.strftime("%Y%m%d-%H%M%S"))
+
     # =====================================================================================
     # project
     # =====================================================================================
@@ -404,13 +433,18 @@ class TrainingView(QWidget):
     def is_running(self) -> bool:
         return self._train_worker is not None
 
-    def start(self, resume: bool = False, run_dir: Optional[str] = None) -> bool:
+    def start(self, resume: bool = False, run_dir: Optional[str] = None, raw_of: Optional[str] = None) -> bool:
         """Check, then start training in a worker. Returns False (after telling why) when it
-        cannot start. ``resume``: continue ``run_dir`` (default: the run Resume would pick)."""
-        if self.is_running():
+        cannot start. ``resume``: continue ``run_dir`` (default: the run Resume would pick).
+        ``raw_of``: train the uncurated twin of that run (``<run>-raw``, same settings)."""
+        if self.is_running() or self.eval_panel.is_piloting():
             return False
         self.refresh_checks()
         config = self.config()
+        if raw_of:
+            if not self.project_path:
+                return False
+            config.uncurated = True
         check = self.model_check()
         if not check.ok:
             self.report_error("Base model folder", check.message or "Choose a base model folder.",
@@ -435,6 +469,8 @@ class TrainingView(QWidget):
                 self.report_error("Nothing to resume", "The selected run has no checkpoint to continue from.")
                 return False
             output = run_dir
+        elif raw_of:
+            output = raw_of.rstrip(os.sep) + RAW_SUFFIX
         else:
             output = self.output_edit.text().strip() or new_run_dir(self.runs_root())
         config.output_dir = os.path.abspath(output)
@@ -460,7 +496,10 @@ class TrainingView(QWidget):
         self.progress_bar.setRange(0, 0)
         self.progress_bar.setFormat("%v / %m steps")
         self.eta_label.setText("starting…")
-        self.log_line(("Resuming" if resume else "Starting") + f" a {config.method} run in {self.run_dir}")
+        self.log_line(("Resuming" if resume else "Starting") + f" a {config.method} run in {self.run_dir}"
+                      + (" on the uncurated data (every imported training record)" if raw_of else ""))
+        self._raw_pending = None if raw_of or resume or not self.project_path else (
+            self.run_dir if self.raw_run_check.isChecked() else None)
         if config.world_size > 1:  # child processes, followed from a worker
             job, fn = _launch_job, self.launcher
             self.log_line(f"{config.world_size} processes ({config.strategy}); their output goes to "
@@ -608,6 +647,9 @@ class TrainingView(QWidget):
         self._finish_state("finished", state_text)
         self.refresh_runs(select=self.run_dir)
         self.run_finished.emit(self.run_dir or "")
+        curated, self._raw_pending = self._raw_pending, None
+        if curated and not stopped:  # "also train on the uncurated data": the twin, same settings
+            QTimer.singleShot(0, lambda: self.start(raw_of=curated))
 
     @Slot(str, str)
     def _on_train_failed(self, message: str, details: str) -> None:
@@ -654,6 +696,8 @@ class TrainingView(QWidget):
         self.cancel_button.setEnabled(running and self.state != "cancelling")
         self.resume_button.setEnabled(not running and self.resume_target() is not None)
         self.settings_panel.set_running(running)
+        self.eval_panel.set_training(running)
+        self.start_button.setEnabled(not running and not self.eval_panel.is_piloting())
         device = detected_device()
         self.runs_panel.set_default_device(device[0] if device else "")
         run = self.current_run()

@@ -56,6 +56,9 @@ class ChromeMixin:
         self.act_open_project = a("Open &project…", self.choose_project, ["Ctrl+Shift+O"],
                                   "Open an .ftcurate project", drawn_icon("open-project"))
         self.act_open_sample = a("Open &sample", self.open_sample, [], "Open the bundled sample dataset")
+        self.act_open_helpdesk = a("Open &help-desk sample", self.open_helpdesk_sample, [],
+                                   "Open the bundled help-desk sample: JSON answers that the demo model learns in "
+                                   "a few minutes (to see the Evaluate tab tell tuned from base)")
         self.act_close = a("&Close project", self.close_project, ["Ctrl+W"], "Close the open project")
         self.act_quit = a("&Quit", self.close, ["Ctrl+Q"], "Quit ftcurate")
         self.act_undo = a("&Undo", self.undo, ["Ctrl+Z"], "Undo the last decision", drawn_icon("undo"))
@@ -169,6 +172,7 @@ class ChromeMixin:
         m.addAction(self.act_open_dataset)
         m.addAction(self.act_open_project)
         m.addAction(self.act_open_sample)
+        m.addAction(self.act_open_helpdesk)
         m.addAction(self.act_import)
         self.recent_menu = QMenu("Open &recent", self)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
