@@ -285,24 +285,19 @@ def pairs_above(q_emb: np.ndarray, b_emb: np.ndarray, q_keys: np.ndarray, b_keys
                 threshold: float, same: bool) -> list:
     """Every pair of rows (q, b) with cosine >= ``threshold`` (``same``: within one shard,
     each pair once): the exact search of :func:`ftcurate.core.quality.semantic.semantic_duplicates`."""
-    import torch
-
     out = []
-    q = torch.from_numpy(np.ascontiguousarray(q_emb, dtype=np.float32))
-    b = torch.from_numpy(np.ascontiguousarray(b_emb, dtype=np.float32))
-    block = max(1, (16 * 1024 * 1024) // max(1, len(b_emb)))
-    with torch.inference_mode():
-        for s0 in range(0, len(q_emb), block):
-            s = q[s0:s0 + block] @ b.T
-            if same:
-                rows = torch.arange(s0, min(len(q_emb), s0 + block))[:, None]
-                s = torch.where(torch.arange(len(b_emb))[None, :] > rows, s, torch.full_like(s, -2.0))
-            hit = torch.nonzero(s >= threshold)
-            if hit.numel():
-                vals = s[hit[:, 0], hit[:, 1]].float().numpy()
-                for (r, c), v in zip(hit.numpy(), vals):
-                    a, bb = int(q_keys[s0 + r]), int(b_keys[c])
-                    out.append((min(a, bb), max(a, bb), float(v)))
+    q = np.ascontiguousarray(q_emb, dtype=np.float32)
+    b = np.ascontiguousarray(b_emb, dtype=np.float32)
+    block = max(1, (16 * 1024 * 1024) // max(1, len(b)))
+    for s0 in range(0, len(q), block):
+        s = q[s0:s0 + block] @ b.T
+        if same:  # each pair once: columns after the row
+            rows = np.arange(s0, s0 + len(s))[:, None]
+            s = np.where(np.arange(len(b))[None, :] > rows, s, -2.0)
+        r, c = np.nonzero(s >= threshold)
+        for rr, cc in zip(r.tolist(), c.tolist()):
+            a, bb = int(q_keys[s0 + rr]), int(b_keys[cc])
+            out.append((min(a, bb), max(a, bb), float(s[rr, cc])))
     return out
 
 

@@ -165,8 +165,6 @@ def semantic_matches(query_emb: np.ndarray, base_emb: np.ndarray, threshold: flo
     """For each query row its most similar base row (exact: blocks of matrix products, the base
     read in slices, e.g. from a memory-mapped file); only rows at or above ``threshold`` (and not
     empty) are kept: ``(rows, (best, cosine))``."""
-    import torch
-
     q = np.ascontiguousarray(query_emb, dtype=np.float32)
     nq, nb = len(q), len(base_emb)
     if nq == 0 or nb == 0:
@@ -174,15 +172,13 @@ def semantic_matches(query_emb: np.ndarray, base_emb: np.ndarray, threshold: flo
     best = np.full(nq, -1, dtype=np.int64)
     sims = np.full(nq, -np.inf, dtype=np.float32)
     step = max(1, (16 * 1024 * 1024) // max(1, nq))
-    with torch.inference_mode():
-        qt = torch.from_numpy(q)
-        for s0 in range(0, nb, step):
-            b = torch.from_numpy(np.ascontiguousarray(base_emb[s0:s0 + step], dtype=np.float32))
-            m, i = (qt @ b.T).max(dim=1)
-            m, i = m.numpy(), i.numpy()
-            better = m > sims
-            sims[better] = m[better]
-            best[better] = i[better] + s0
+    for s0 in range(0, nb, step):  # numpy's BLAS: no torch import for a lookup
+        sim = q @ np.ascontiguousarray(base_emb[s0:s0 + step], dtype=np.float32).T
+        i = sim.argmax(axis=1)
+        m = sim[np.arange(nq), i]
+        better = m > sims
+        sims[better] = m[better]
+        best[better] = i[better] + s0
     nonzero = np.any(q != 0, axis=1)
     rows = np.flatnonzero(nonzero & (sims >= threshold) & (best >= 0))
     return rows, (best[rows], sims[rows])
