@@ -113,3 +113,28 @@ def test_cancelled_project_scan_leaves_the_cache_as_it_was(tmp_path, monkeypatch
     scan_project(project, settings)
     assert "embedding" in puts and "heuristics" in puts
     project.close()
+
+
+def test_record_pass_on_two_processes_equals_one(monkeypatch):
+    """Heuristics, exact-duplicate fingerprints and token counts on worker processes: the same
+    flags, groups and counts as in this process (and as the one-by-one functions)."""
+    from ftcurate.core.io.validate import TokenCounter
+    from ftcurate.core.quality import dedup, recordpass
+    from ftcurate.core.quality.heuristics import HeuristicSettings
+    from ftcurate.core.quality.scan import _cached_heuristics, _pass_heuristics, content_text
+
+    recs = [r for _, r in _records(150)]
+    recs += [recs[3], recs[7], make_record(3)]  # exact copies
+    monkeypatch.setattr(recordpass, "MIN_PARALLEL", 100)
+    monkeypatch.setattr(recordpass, "CHUNK", 40)
+    monkeypatch.setenv("FTCURATE_WORKERS", "2")
+    assert recordpass.workers(len(recs)) == 2
+    flags, res = _pass_heuristics(recs, ScanSettings(), None)
+    assert flags == _cached_heuristics(recs, HeuristicSettings(), TokenCounter(), None)
+    assert recordpass.groups_of(res.content) == dedup.exact_duplicate_groups([content_text(r) for r in recs])
+    assert recordpass.conflicts_of(res.prompt, res.answer) == dedup.conflicting_groups(
+        [r.prompt_text for r in recs], [r.answer_text for r in recs])
+    assert res.tokens == [TokenCounter().messages(r)[0] for r in recs]
+    # a cancel stops the workers and raises
+    with pytest.raises(Cancelled):
+        recordpass.record_pass(recs, HeuristicSettings(), cancel=lambda: True)

@@ -298,11 +298,20 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
             on_result(section, value)
 
     # Heuristic flags (cached per record).
-    flags = st.run("heuristics", _cached_heuristics, recs, s.heuristics, counter, flag_cache)
+    from .recordpass import conflicts_of, groups_of, workers
+
+    rp = None
+    if workers(len(recs)) > 1 and getattr(counter, "_tok", None) is None:
+        # a large set: flags, exact fingerprints and token counts in one pass on every core
+        flags, rp = st.run("heuristics", _pass_heuristics, recs, s, flag_cache)
+    else:
+        flags = st.run("heuristics", _cached_heuristics, recs, s.heuristics, counter, flag_cache)
     emit("flags", [{"index": keys[i], "flag": f, "reason": r} for i, f, r in flags])
 
     # Exact duplicates and conflicting answers.
     def exact(progress=None, cancel=None):
+        if rp is not None:  # fingerprints from the record pass
+            return groups_of(rp.content), conflicts_of(rp.prompt, rp.answer)
         texts = [content_text(r) for r in recs]
         groups = dedup.exact_duplicate_groups(texts, lowercase=s.lowercase)
         conflicts = dedup.conflicting_groups([r.prompt_text for r in recs], [r.answer_text for r in recs],
@@ -355,7 +364,7 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     else:
         emit("outliers", [])
     if s.length_outliers and recs:
-        lengths = [counter.messages(r)[0] for r in recs]
+        lengths = rp.tokens if rp is not None else [counter.messages(r)[0] for r in recs]
         lres = outl.length_outliers(lengths, iqr_factor=s.iqr_factor)
         emit("length_outliers", [{"index": keys[i], "tokens": int(lengths[i]), "score": round(float(lres.scores[i]), 4)}
                                  for i in lres.flagged])
@@ -533,6 +542,29 @@ def _cached_heuristics(recs, hs: HeuristicSettings, counter, cache, progress=Non
     if cache is not None and fresh:
         cache.put_many(key, fresh)
     return out
+
+
+def _pass_heuristics(recs, s: ScanSettings, cache, progress=None, cancel=None):
+    """:func:`_cached_heuristics` through :func:`~ftcurate.core.quality.recordpass.record_pass`
+    (every core), which also returns the exact-duplicate fingerprints and token counts."""
+    from .heuristics import RULES_VERSION
+    from .recordpass import record_pass
+
+    key = hashlib.sha256(json.dumps([RULES_VERSION, s.heuristics.to_dict()], sort_keys=True).encode()).hexdigest()[:16]
+    hashes = [r.content_hash for r in recs]
+    known = cache.get_many(key, hashes) if cache is not None else {}
+    res = record_pass(recs, s.heuristics, s.lowercase, [h not in known for h in hashes], progress=progress,
+                      cancel=cancel)
+    out, fresh = [], {}
+    for i, (h, found) in enumerate(zip(hashes, res.flags)):
+        if found is None:
+            found = known[h]
+        else:
+            fresh[h] = found
+        out += [(i, f, reason) for f, reason in found]
+    if cache is not None and fresh:
+        cache.put_many(key, fresh)
+    return out, res
 
 
 def _load(path: str, fmt: str = "auto", mapping: Optional[dict] = None, split: str = "train"):

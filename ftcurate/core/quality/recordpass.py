@@ -1,0 +1,179 @@
+"""One pass over the records on every core: heuristic flags, exact-duplicate fingerprints and
+token counts (the per-record Python work of a scan).
+
+Large sets (:data:`MIN_PARALLEL` records or more, two or more cores) are cut into chunks that
+worker processes check (``spawn``: no fork of a process that runs Qt threads); smaller ones, a
+scan with a real tokenizer for token counts, a main script without an ``if __name__ ==
+"__main__":`` guard (see :func:`_main_is_safe`) or ``FTCURATE_WORKERS=1`` run in this process,
+with the same results. Each worker gets the records of its chunk and returns plain lists: the flags of
+each record, the 16-byte fingerprints of its normalised conversation, prompt and answer (``b""``
+when the text normalises to nothing) and its token count. The caller groups the fingerprints
+(:func:`groups_of`, :func:`conflicts_of`): the same groups as
+:func:`~ftcurate.core.quality.dedup.exact_duplicate_groups` and
+:func:`~ftcurate.core.quality.dedup.conflicting_groups`.
+
+Cancelling stops at the next chunk and ends the workers; nothing is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from ..progress import CancelCheck, ProgressCallback, Reporter
+
+MIN_PARALLEL = 20_000
+CHUNK = 4_000
+
+
+def workers(n: int) -> int:
+    """Processes to use for ``n`` records (1: this process)."""
+    env = os.environ.get("FTCURATE_WORKERS", "").strip()
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    if env:
+        try:
+            cores = max(1, int(env))
+        except ValueError:
+            pass
+    if getattr(sys, "frozen", False) or n < MIN_PARALLEL or not _main_is_safe():
+        return 1
+    return max(1, cores)
+
+
+def _main_is_safe() -> bool:
+    """Whether a ``spawn`` worker may import this program's main module: it runs it again as
+    ``__mp_main__``, which is harmless only behind an ``if __name__ == "__main__":`` guard (the
+    ``ftcurate`` and ``ftcurate-gui`` commands, ``python -m ...``, ``python -c``). A script
+    without one would start the scan again in every worker, so it keeps the work in-process."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(getattr(main, "__spec__", None), "name", None):
+        return True
+    path = getattr(main, "__file__", None)
+    if not path:
+        return True
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(1 << 20)
+    except OSError:
+        return False
+    return "__name__" in text and "__main__" in text
+
+
+@dataclass
+class PassResult:
+    flags: list = field(default_factory=list)  # per record: [(flag, reason), ...] (None: not checked)
+    content: list = field(default_factory=list)  # per record: 16-byte fingerprint (b"": empty)
+    prompt: list = field(default_factory=list)
+    answer: list = field(default_factory=list)
+    tokens: list = field(default_factory=list)  # per record: tokens of the whole example
+
+
+def _chunk(records, hs_dict: dict, lowercase: bool, check: Sequence[bool]) -> tuple:
+    """Worker: the pass over one chunk of records."""
+    from . import dedup
+    from .heuristics import HeuristicSettings, check_record
+    from .scan import content_text
+    from ..io.validate import TokenCounter
+
+    hs = HeuristicSettings.from_dict(hs_dict)
+    counter = TokenCounter()
+    flags, content, prompt, answer, tokens = [], [], [], [], []
+    fp = dedup._fingerprint
+    norm = dedup.normalize
+    for r, want in zip(records, check):
+        flags.append([list(x) for x in check_record(r, hs, counter)] if want else None)
+        c = norm(content_text(r), lowercase)
+        p = norm(r.prompt_text, lowercase)
+        content.append(fp(c) if c else b"")
+        prompt.append(fp(p) if p else b"")
+        answer.append(fp(norm(r.answer_text, lowercase)))
+        tokens.append(counter.messages(r)[0])
+    return flags, content, prompt, answer, tokens
+
+
+def record_pass(records: Sequence, hs, lowercase: bool = False, check: Optional[Sequence[bool]] = None,
+                progress: Optional[ProgressCallback] = None, cancel: Optional[CancelCheck] = None,
+                message: str = "checking records") -> PassResult:
+    """Flags (where ``check[i]``), fingerprints and token counts of every record, on every core
+    for large sets."""
+    n = len(records)
+    check = [True] * n if check is None else list(check)
+    hs_dict = hs.to_dict()
+    rep = Reporter(progress, cancel, total=n, every=1)
+    rep.tick(0, message)
+    out = PassResult()
+
+    def add(part: tuple) -> None:
+        out.flags += part[0]
+        out.content += part[1]
+        out.prompt += part[2]
+        out.answer += part[3]
+        out.tokens += part[4]
+
+    nproc = workers(n)
+    if nproc <= 1:
+        for lo in range(0, n, CHUNK):
+            add(_chunk(records[lo:lo + CHUNK], hs_dict, lowercase, check[lo:lo + CHUNK]))
+            rep.tick(min(n, lo + CHUNK), message)
+        return out
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    ex = cf.ProcessPoolExecutor(max_workers=nproc, mp_context=mp.get_context("spawn"))
+    ok = False
+    try:
+        starts = list(range(0, n, CHUNK))
+        pending: dict = {}
+        nxt = 0
+        for lo in starts:
+            # at most two chunks per worker in flight: bounded memory, cancel close at hand
+            while nxt < len(starts) and len(pending) < 2 * nproc:
+                s0 = starts[nxt]
+                pending[s0] = ex.submit(_chunk, list(records[s0:s0 + CHUNK]), hs_dict, lowercase,
+                                        check[s0:s0 + CHUNK])
+                nxt += 1
+            fut = pending.pop(lo)
+            while True:
+                try:
+                    part = fut.result(timeout=0.2)
+                    break
+                except cf.TimeoutError:
+                    rep.check()
+            add(part)
+            rep.tick(min(n, lo + CHUNK), message)
+        ok = True
+    finally:
+        if ok:
+            ex.shutdown(wait=True)
+        else:  # cancelled or failed: stop the workers now
+            for p in list(getattr(ex, "_processes", {}).values()):
+                p.terminate()
+            ex.shutdown(wait=False, cancel_futures=True)
+    return out
+
+
+def groups_of(keys: Sequence[bytes]) -> list[list[int]]:
+    """Groups (>= 2 indices, ascending; ordered by first index) of equal non-empty keys."""
+    by: dict[bytes, list[int]] = {}
+    for i, k in enumerate(keys):
+        if k:
+            by.setdefault(k, []).append(i)
+    return sorted((g for g in by.values() if len(g) > 1), key=lambda g: g[0])
+
+
+def conflicts_of(prompts: Sequence[bytes], answers: Sequence[bytes]) -> list[list[int]]:
+    """Records sharing a non-empty prompt key with >= 2 different answer keys (as
+    :func:`~ftcurate.core.quality.dedup.conflicting_groups`)."""
+    members: dict[bytes, list[int]] = {}
+    distinct: dict[bytes, set] = {}
+    for i, (p, a) in enumerate(zip(prompts, answers)):
+        if not p:
+            continue
+        members.setdefault(p, []).append(i)
+        distinct.setdefault(p, set()).add(a)
+    return sorted((members[k] for k, s in distinct.items() if len(s) > 1), key=lambda g: g[0])
