@@ -124,7 +124,9 @@ def cmd_import(args) -> int:
     finally:
         project.close()
     _emit(args, payload, human)
-    return EXIT_OK
+    # as validate: 1 when the data has errors (the records that could not be read are listed,
+    # the rest is imported), 0 when every record came in
+    return EXIT_ERRORS if any(r.rejected for r in reports) else EXIT_OK
 
 
 def cmd_stats(args) -> int:

@@ -70,7 +70,7 @@ def test_cli_scan_report_numbers_are_the_ones_decide_takes(tmp_path):
         return subprocess.run([sys.executable, "-m", "ftcurate.cli", *args], capture_output=True, text=True,
                               env=env, timeout=300)
 
-    assert cli("import", str(data), "--project", str(proj)).returncode == 0
+    assert cli("import", str(data), "--project", str(proj)).returncode == 1  # two rows could not be read
     out = tmp_path / "r.json"
     r = cli("scan", str(proj), "--settings", str(settings), "--out", str(out))
     assert r.returncode == 0, r.stderr

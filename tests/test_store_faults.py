@@ -61,7 +61,7 @@ def imported(tmp_path):
     data = str(tmp_path / "d.jsonl")
     write_chat(data, 20, bad={5})
     path = str(tmp_path / "p.ftcurate")
-    assert main(["import", data, "--project", path]) == 0
+    assert main(["import", data, "--project", path]) == 1  # one bad line: listed, the rest imported
     return path, data
 
 
@@ -107,8 +107,8 @@ def test_killed_import_is_marked_incomplete_then_resumed_without_duplicates(tmp_
     assert main(["decide", path, "--approve", "0"]) == 2
     err = capsys.readouterr().err
     assert "incomplete" in err and "Traceback" not in err
-    # importing the same file again finishes it: no duplicates, one source
-    assert main(["import", data, "--project", path, "--json"]) == 0
+    # importing the same file again finishes it: no duplicates, one source (exit 1: two bad lines)
+    assert main(["import", data, "--project", path, "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     imp = out["imports"][0]
     assert imp["outcome"] == "resumed" and imp["added"] == 11998 - partial
@@ -120,7 +120,7 @@ def test_killed_import_is_marked_incomplete_then_resumed_without_duplicates(tmp_
         dup = p._db.execute("SELECT idx FROM records GROUP BY source_id, idx HAVING COUNT(*) > 1").fetchall()
         assert dup == []
     # and once more: already in the project, nothing added
-    assert main(["import", data, "--project", path]) == 0
+    assert main(["import", data, "--project", path]) == 1  # the file still has its two bad lines
     assert "already in the project" in capsys.readouterr().out
     with Project.open(path, readonly=True) as p:
         assert p.count() == 11998 and len(p.sources()) == 1
@@ -646,7 +646,7 @@ def test_import_keeps_n_error_details_and_all_counts(tmp_path, capsys):
     data = str(tmp_path / "d.jsonl")
     write_chat(data, 60, bad=set(range(0, 60, 2)))
     path = str(tmp_path / "p.ftcurate")
-    assert main(["import", data, "--project", path, "--max-errors", "10", "--json"]) == 0
+    assert main(["import", data, "--project", path, "--max-errors", "10", "--json"]) == 1  # data has errors
     imp = json.loads(capsys.readouterr().out)["imports"][0]
     assert imp["rejected"] == 30 and sum(imp["error_counts"].values()) == 30
     assert len(imp["errors"]) == 10 and imp["errors_left_out"] == 20
@@ -664,7 +664,7 @@ def test_export_card_counts_every_import_error_not_only_those_kept(tmp_path, cap
     data = str(tmp_path / "d.jsonl")
     write_chat(data, 40, bad=set(range(0, 40, 2)))
     path = str(tmp_path / "p.ftcurate")
-    assert main(["import", data, "--project", path, "--max-errors", "3"]) == 0
+    assert main(["import", data, "--project", path, "--max-errors", "3"]) == 1  # data has errors
     assert main(["decide", path, "--approve", "1"]) == 0
     capsys.readouterr()
     assert main(["export", path, "-o", str(tmp_path / "out.jsonl"), "--json"]) == 0
