@@ -596,9 +596,15 @@ def cmd_demo_model(args) -> int:
     if os.path.isdir(folder) and os.listdir(folder) and not is_demo_model(folder):
         raise CliError(f"{folder} is not empty; choose a new folder for the demo model", "folder_not_empty")
     _quiet_ml_libraries()
+    from .train.model import DEMO_TRAIN_SETTINGS
+
     path = create_demo_model(folder, seed=args.seed)
-    _emit(args, {"model_dir": os.path.abspath(path), "demo": True},
-          f"demo model written to {path} (random weights: only for trying the training flow)")
+    flags = {"learning_rate": "--lr", "epochs": "--epochs", "batch_size": "--batch-size",
+             "max_seq_len": "--max-seq-len"}
+    suggested = " ".join(f"{flags[k]} {v:g}" for k, v in DEMO_TRAIN_SETTINGS.items() if k in flags)
+    _emit(args, {"model_dir": os.path.abspath(path), "demo": True, "train_settings": DEMO_TRAIN_SETTINGS},
+          f"demo model written to {path} (random weights: only for trying the training flow; it learns the "
+          f"help-desk sample resources/sample/helpdesk with: ftcurate train {suggested} ...)")
     return EXIT_OK
 
 

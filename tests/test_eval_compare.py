@@ -249,3 +249,43 @@ def test_cli_train_uncurated_records_it(setup, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     saved = json.load(open(os.path.join(out, "run_config.json")))
     assert saved["uncurated"] is True and saved["data"].endswith("flags.ftcurate")
+
+
+def test_general_set_gets_the_generation_metrics_before_and_after(setup, tmp_path):
+    general = tmp_path / "general.jsonl"
+    reply = "Hello, {}! It is good to hear from you again; how are you doing today, my friend?"
+    _write(general, [Record([Message("user", f"Say hello to {n}."), Message("assistant", reply.format(n))])
+                     for n in ("Ana", "Bo", "Cy")])
+    report = compare(setup["model"], setup["golden_file"], adapters=[setup["curated"]],
+                     settings=_settings(baselines=["base", "tuned"], metrics=["exact"], general_path=str(general)))
+    g = report["general"]
+    assert g["n"] == 3 and set(g["systems"]) == {"base", "tuned"}
+    assert {"chrf", "rouge_l", "loss"} <= set(g["systems"]["tuned"]["metrics"])
+    assert all(set(ex["outputs"]) == {"base", "tuned"} for ex in g["examples"])
+    assert any(c["metric"] == "chrf" and c["a"] == "tuned" and c["b"] == "base" for c in g["comparisons"])
+    assert any("general set" in v for v in report["verdict"])
+
+
+def test_pilot_curve_on_nested_samples(setup, tmp_path):
+    from ftcurate.train.pilot import nested_order, pilot, pilot_sizes, read_pilot
+
+    assert pilot_sizes(300) == [100, 250, 300] and pilot_sizes(80) == [80] and pilot_sizes(10, [4, 8]) == [4, 8, 10]
+    order = nested_order(10, seed=3)
+    assert sorted(order) == list(range(10)) and order == nested_order(10, seed=3)
+    data = load_data(setup["project"], val_fraction=0)
+    config = TrainConfig(model_dir=setup["model"], output_dir=str(tmp_path / "unused"), learning_rate=3e-2,
+                         max_seq_len=64, batch_size=8, lora_r=8, eval_steps=0, save_steps=1000, warmup_ratio=0.0,
+                         max_steps=40, early_stopping_patience=0)
+    seen = []
+    out = str(tmp_path / "pilot")
+    result = pilot(config, data, setup["golden_file"], out, metric="exact", sizes=[4, 8],
+                   settings=_settings(), on_point=seen.append)
+    assert [p["n"] for p in result["points"]] == [0, 4, 8, 16] and result["status"] == "complete"
+    assert len(seen) == 3 and result["points"][-1]["mean"] == 1.0 and result["points"][0]["mean"] == 0.0
+    assert all(len(p["ci95"]) == 2 for p in result["points"])
+    assert result["verdict"]
+    saved = read_pilot(out)
+    assert saved["points"] == result["points"]
+    assert "<svg" in open(os.path.join(out, "pilot.html")).read()
+    for n in (4, 8, 16):
+        assert os.path.isfile(os.path.join(out, f"n-{n}", "adapter_model.safetensors"))

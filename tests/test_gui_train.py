@@ -280,6 +280,8 @@ def test_loss_legend_lists_only_curves_with_points(qtbot):
 def test_config_form_round_trips_and_every_field_has_a_tooltip(make_view, tmp_path):
     view = make_view()
     for f in fields(TrainConfig):
+        if f.name in ("data", "uncurated"):  # recorded by training, not set in the form (the raw twin has a box)
+            continue
         widget = view.field_widgets.get(f.name)
         assert widget is not None, f"no widget for {f.name}"
         assert widget.toolTip().startswith(f.metadata["help"][:40]), f.name

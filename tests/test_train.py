@@ -330,7 +330,11 @@ def test_training_lowers_loss_and_writes_outputs(trained):
     assert [n for n in os.listdir(out) if n.startswith("checkpoint-")]
     from ftcurate.train import load_run_config
 
-    assert load_run_config(os.path.join(out, "run_config.json")) == config
+    from dataclasses import replace
+
+    # run_config.json also names the training data (evaluation's few-shot examples come from it); the
+    # sample lies outside the run's folder tree, so by its name only (like the model)
+    assert load_run_config(os.path.join(out, "run_config.json")) == replace(config, data=os.path.basename(SAMPLE))
     assert result.global_step == 40 and not result.stopped and result.tokens > 0
     # metrics.jsonl: one JSON object a line, each with a step and a loss or an eval loss.
     with open(result.metrics_path, encoding="utf-8") as f:

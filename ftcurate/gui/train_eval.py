@@ -415,7 +415,7 @@ class EvaluatePanel(QWidget):
         return CompareSettings(baselines=systems, metrics=self.chosen_metrics(),
                                decoding=Decoding(max_new_tokens=self.max_new_spin.value()),
                                fewshot=FewShotSettings(k=self.fewshot_k_spin.value()),
-                               limit=self.limit_spin.value() or None, golden_split=split)
+                               limit=self.limit_spin.value() or None, golden_split=split, strict=False)
 
     # -- evaluation -------------------------------------------------------------------------------------
     @Slot()

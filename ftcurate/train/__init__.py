@@ -8,6 +8,7 @@ call the same functions. See docs/training.md.
 from .config import METHODS, TrainConfig, help_text
 from .data import (FALLBACK_CHAT_TEMPLATE, DataError, FallbackTemplateWarning, Rendered, TrainData, check_leakage,
                    load_data, render)
+from .compare import CompareSettings, compare
 from .evaluate import EvalError, evaluate, merge_adapter, save_report
 from .model import (MemoryEstimate, ModelFolderCheck, check_model_folder, create_demo_model, detect_device,
                     estimate_memory, is_demo_model)
@@ -18,7 +19,7 @@ __all__ = [
     "METHODS", "TrainConfig", "help_text",
     "FALLBACK_CHAT_TEMPLATE", "DataError", "FallbackTemplateWarning", "Rendered", "TrainData", "check_leakage",
     "load_data", "render",
-    "EvalError", "evaluate", "merge_adapter", "save_report",
+    "CompareSettings", "compare", "EvalError", "evaluate", "merge_adapter", "save_report",
     "MemoryEstimate", "ModelFolderCheck", "check_model_folder", "create_demo_model", "detect_device",
     "estimate_memory", "is_demo_model",
     "RunSettings", "load_run_config", "load_run_settings", "run_model_dir",

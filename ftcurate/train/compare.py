@@ -89,6 +89,7 @@ class CompareSettings:
     seed: int = 0
     limit: Optional[int] = None  # only the first N golden items
     golden_split: str = "test"  # a project's split to evaluate on: "test" (the golden set) or "validation"
+    strict: bool = True  # a named system that cannot run is an error (False: a warning, e.g. in the app)
     trust_remote_code: bool = False
 
     def problems(self) -> list[str]:
@@ -261,7 +262,10 @@ def _decide_systems(settings: CompareSettings, adapters: Sequence[str], raw_adap
         if wanted is None:
             return available
         if kind in wanted and not available:
-            raise EvalInputError(why)
+            if settings.strict:
+                raise EvalInputError(why)
+            warnings.append(f"No {kind} system: {why}.")
+            return False
         return kind in wanted
 
     if want("base", True, ""):
@@ -269,7 +273,7 @@ def _decide_systems(settings: CompareSettings, adapters: Sequence[str], raw_adap
     if want("fewshot", has_pool, "few-shot prompting needs examples: an adapter whose run_config.json names its "
                                  "training data, or --fewshot-from FILE"):
         out.append(_System("fewshot", "fewshot"))
-    elif wanted is None and not has_pool:
+    elif wanted is None and not has_pool and (settings.fewshot_from or adapters):
         warnings.append("No few-shot baseline: no examples to show (give --fewshot-from FILE, or an adapter "
                         "whose run_config.json names its training data).")
     if want("tuned", bool(adapters), "the tuned system needs an adapter (--adapter)"):
@@ -324,7 +328,7 @@ def compare(model_dir: str, golden: Union[str, Sequence[Record]], adapters: Sequ
     EvalInputError for unusable input, EvalStopped (a Cancelled, with ``.report``) when
     ``cancel()`` turned true, EvalOutOfMemory (with ``.report``) when even one answer at a
     time does not fit in memory."""
-    from .report import build_report  # noqa: F401 - checked early: the report needs it at the end
+    from .report import build_report
 
     settings = settings or CompareSettings()
     problems = settings.problems()
