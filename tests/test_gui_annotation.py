@@ -11,28 +11,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from ftcurate.core.project import annotation as ann  # noqa: E402
 from ftcurate.gui.models import RecordTableModel  # noqa: E402
 from test_gui import dataset, focus_table, home, open_and_wait, window  # noqa: E402,F401
-
-
-def focused():
-    return QApplication.focusWidget()
-
-
-def type_text(qtbot, text: str) -> None:
-    """Each key to whatever has the focus at that moment (the first starts a cell editor)."""
-    for ch in text:
-        qtbot.keyClicks(focused(), ch)
-
-
-def activate(qtbot, dialog) -> None:
-    """The dialog in front with the keyboard, as it is when it opens on a desktop."""
-    qtbot.waitUntil(dialog.isVisible)
-    dialog.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog)
+from gui_keys import activate, focused, type_text  # noqa: E402
 
 
 def test_label_set_dialog_and_label_keys(qtbot, window, dataset):

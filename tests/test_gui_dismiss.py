@@ -11,17 +11,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from ftcurate.core.io.ingest import import_dataset  # noqa: E402
 from ftcurate.core.project.store import Project  # noqa: E402
 from ftcurate.train.data import check_leakage  # noqa: E402
 from test_dismissals import hand_report  # noqa: E402
 from test_gui import focus_table, home, open_and_wait, window  # noqa: E402,F401
-
-
-def focused():
-    return QApplication.focusWidget()
+from gui_keys import focused  # noqa: E402
 
 
 @pytest.fixture

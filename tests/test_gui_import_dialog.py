@@ -14,9 +14,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QStandardPaths, Qt  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from ftcurate.gui.dialogs import ImportDialog  # noqa: E402
+from gui_keys import focused, tab_to  # noqa: E402
 
 TIMEOUT = 30_000
 
@@ -24,19 +24,6 @@ TIMEOUT = 30_000
 @pytest.fixture(autouse=True)
 def _test_mode():
     QStandardPaths.setTestModeEnabled(True)
-
-
-def focused():
-    return QApplication.focusWidget()
-
-
-def tab_to(qtbot, widget, limit: int = 40) -> None:
-    """Press Tab on whatever has the focus until ``widget`` has it."""
-    for _ in range(limit):
-        if focused() is widget:
-            return
-        qtbot.keyClick(focused(), Qt.Key.Key_Tab)
-    assert focused() is widget, f"Tab never reached {widget}"
 
 
 def wait_checked(qtbot, dialog) -> None:

@@ -14,20 +14,11 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QPalette  # noqa: E402
-from PySide6.QtWidgets import QApplication, QPlainTextEdit  # noqa: E402
+from PySide6.QtWidgets import QPlainTextEdit  # noqa: E402
 
 from ftcurate.gui.keys import focus_is_seen  # noqa: E402
 from test_gui import dataset, focus_table, home, open_and_wait, window, write_jsonl  # noqa: E402,F401
-
-
-def focused():
-    return QApplication.focusWidget()
-
-
-def type_text(qtbot, text: str) -> None:
-    """Type like a person: each key goes to whatever widget has the focus at that moment."""
-    for ch in text:
-        qtbot.keyClicks(focused(), ch)
+from gui_keys import focused, type_text  # noqa: E402
 
 
 def test_two_selected_rows_are_said_and_the_note_box_is_off(qtbot, window, dataset):

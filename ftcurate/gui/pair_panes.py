@@ -60,13 +60,7 @@ def _esc(text: Optional[str]) -> str:
 def message_text(m: Message) -> str:
     """What a message says, tool calls included (``→ name(arguments)``), for comparing."""
     text = m.content or ""
-    calls = list(m.tool_calls or [])
-    if m.function_call:
-        calls.append({"function": m.function_call})
-    for call in calls:
-        fn = call.get("function", {}) if isinstance(call, dict) else {}
-        name = fn.get("name", "?") if isinstance(fn, dict) else "?"
-        args = fn.get("arguments", "") if isinstance(fn, dict) else ""
+    for name, args, _id in m.calls():
         text += ("\n" if text else "") + f"→ {name}({args if isinstance(args, str) else args!r})"
     return text
 

@@ -129,14 +129,8 @@ def conversation_html(sr: StoredRecord, findings: Iterable[tuple[str, str]] = ()
             body += f'<div style="white-space:pre-wrap">{_esc(m.content)}</div>'
         elif not m.has_call:
             body += f'<div style="color:{_MUTED}"><i>(empty)</i></div>'
-        calls = list(m.tool_calls or [])
-        if m.function_call:
-            calls.append({"function": m.function_call})
-        for call in calls:
-            fn = call.get("function", {}) if isinstance(call, dict) else {}
-            name = fn.get("name", "?") if isinstance(fn, dict) else "?"
-            args = _pretty_json(fn.get("arguments", "")) if isinstance(fn, dict) else ""
-            cid = call.get("id") if isinstance(call, dict) else None
+        for name, args, cid in m.calls():
+            args = _pretty_json(args)
             body += (
                 f'<div style="margin-top:4px; color:{label_color}">Calls <b>{_esc(str(name))}</b>'
                 + (f' <span style="color:{_MUTED}">({_esc(str(cid))})</span>' if cid else "")

@@ -57,6 +57,20 @@ class Message:
     def has_call(self) -> bool:
         return bool(self.tool_calls) or bool(self.function_call)
 
+    def calls(self) -> list[tuple[str, Any, Optional[str]]]:
+        """``(name, arguments, id)`` of each tool call and of a legacy function call, as
+        given ("?" for a missing name; malformed entries read as far as they go)."""
+        entries = list(self.tool_calls or [])
+        if self.function_call:
+            entries.append({"function": self.function_call})
+        out = []
+        for call in entries:
+            fn = call.get("function", {}) if isinstance(call, dict) else {}
+            fn = fn if isinstance(fn, dict) else {}
+            out.append((str(fn.get("name", "?")), fn.get("arguments", ""),
+                        call.get("id") if isinstance(call, dict) else None))
+        return out
+
 
 @dataclass(slots=True)
 class Source:
