@@ -31,3 +31,12 @@ def tab_to(qtbot, widget, limit: int = 40) -> None:
             return
         qtbot.keyClick(focused(), Qt.Key.Key_Tab)
     raise AssertionError(f"Tab never reached {widget!r}; the focus is on {focused()!r}")
+
+
+def press_until(qtbot, widget, key, done, limit: int = 400) -> None:
+    """Press ``key`` on ``widget`` until ``done()`` holds; fail (never spin) after ``limit`` presses."""
+    for _ in range(limit):
+        if done():
+            return
+        qtbot.keyClick(widget, key)
+    assert done(), f"{limit} presses of {key} did not get there"

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from gui_keys import press_until
 from PySide6.QtCore import QSettings, Qt
 
 from ftcurate.core.project.records import Message, Record
@@ -137,12 +138,11 @@ def test_the_tab_fills_verdict_table_charts_and_answers_and_saves_the_report(qtb
     combo = panel.filter_combo
     combo.setFocus()
     i = combo.findText("Tuned right, few-shot wrong")
-    while combo.currentIndex() != i:
-        qtbot.keyClick(combo, Qt.Key.Key_Down)
+    press_until(qtbot, combo, Qt.Key.Key_Down, lambda: combo.currentIndex() == i, limit=20)
     assert panel.results.shown_indices() == [0, 2, 3]
     i = combo.findText("Tuned right, raw wrong")
-    while combo.currentIndex() != i:
-        qtbot.keyClick(combo, Qt.Key.Key_Down if combo.currentIndex() < i else Qt.Key.Key_Up)
+    key = Qt.Key.Key_Down if combo.currentIndex() < i else Qt.Key.Key_Up
+    press_until(qtbot, combo, key, lambda: combo.currentIndex() == i, limit=20)
     assert panel.results.shown_indices() == [0, 3]
     # sorting by disagreement puts the split items first
     g.sortItems(g.columnCount() - 1, Qt.SortOrder.DescendingOrder)

@@ -13,11 +13,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
+from gui_keys import press_until  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
+from test_overview import build_project  # noqa: E402
 
 from ftcurate.gui.map_view import MapView, outlier_rows  # noqa: E402
 from ftcurate.gui.outlier_cutoff import histogram  # noqa: E402
-from test_overview import build_project  # noqa: E402
 
 
 @pytest.fixture
@@ -74,23 +75,20 @@ def test_cutoff_moved_with_the_keyboard_lists_more(qtbot, project):
     spin = bar.spin
     qtbot.waitUntil(spin.hasFocus)
     start = bar.cutoff()
-    while bar.cutoff() > 0.7:
-        qtbot.keyClick(spin, Qt.Key.Key_Down)
+    press_until(qtbot, spin, Qt.Key.Key_Down, lambda: bar.cutoff() <= 0.7)
     assert bar.is_moved() and bar.cutoff() < start
     listed = {model.id_at(r) for r in range(model.rowCount())}
     assert listed == {ids[3], ids[50], ids[77]}  # 0.75 is now above the cut-off
     assert "your cut-off" in view.table_label.text() and view.table_label.text().startswith("3 flagged")
     assert bar.line.value() == pytest.approx(bar.cutoff()) and bar.scan_line.value() == pytest.approx(0.8)
     # Page Down: ten steps at a time, down into the bulk of the scores
-    while bar.cutoff() > 0.30:
-        qtbot.keyClick(spin, Qt.Key.Key_PageDown)
+    press_until(qtbot, spin, Qt.Key.Key_PageDown, lambda: bar.cutoff() <= 0.30 or bar.cutoff() == spin.minimum())
     assert model.rowCount() > 10
     assert f"{model.rowCount()} of 120 above" in bar.count_label.text()
     rows = [model.row(r) for r in range(model.rowCount())]
     assert [r.score for r in rows] == sorted((r.score for r in rows), reverse=True)  # most unusual first
     # and back up, above every score: nothing by meaning
-    while bar.cutoff() < 0.96:
-        qtbot.keyClick(spin, Qt.Key.Key_PageUp)
+    press_until(qtbot, spin, Qt.Key.Key_PageUp, lambda: bar.cutoff() == spin.maximum())
     assert model.rowCount() == 0
 
     # a new scan puts the cut-off back to the scan's
