@@ -339,7 +339,10 @@ def test_training_lowers_loss_and_writes_outputs(trained):
     # metrics.jsonl: one JSON object a line, each with a step and a loss or an eval loss.
     with open(result.metrics_path, encoding="utf-8") as f:
         lines = [json.loads(line) for line in f]
-    assert lines and all("step" in e and ("loss" in e or "eval_loss" in e) for e in lines)
+    # each train / eval line has a step and a loss or an eval loss; the last line ends the run
+    logged = [e for e in lines if e["type"] in ("train", "eval")]
+    assert logged and all("step" in e and ("loss" in e or "eval_loss" in e) for e in logged)
+    assert lines[-1]["type"] == "end" and lines[-1]["global_step"] == 40 and "final_loss" in lines[-1]
     train_lines = [e for e in lines if e["type"] == "train"]
     assert [e["step"] for e in train_lines] == list(range(1, 41))
     for key in ("learning_rate", "grad_norm", "epoch", "tokens_per_second", "samples_per_second",
@@ -355,7 +358,7 @@ def test_training_lowers_loss_and_writes_outputs(trained):
     # Events: the same lines, plus start, warnings and end.
     kinds = [e["type"] for e in events]
     assert kinds.index("start") < kinds.index("train") and kinds[-1] == "end"
-    assert [e for e in events if e["type"] in ("train", "eval")] == lines
+    assert [e for e in events if e["type"] in ("train", "eval")] == logged
     assert "warning" in kinds and any("CPU" in w for w in result.warnings)
     assert progress[-1][0] == 40 and progress[-1][1] == 40
 
