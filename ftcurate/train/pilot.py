@@ -172,12 +172,13 @@ def pilot_verdict(result: dict, scores: dict[int, list]) -> list[str]:
         lines.append(f"Still rising: {a:,} examples beat {against} by {describe_difference(metric, diff)}; more "
                      "examples of the same kind would likely help.")
     elif what == "same":
-        lines.append(f"Flat at the end: {a:,} examples do as well as {against} ({describe_difference(metric, diff)}); "
-                     f"more of the same data is unlikely to raise {label} much - better examples or another "
-                     "approach may.")
+        lines.append(f"Flat at the end: {a:,} examples do as well as {against} "
+                     f"({describe_difference(metric, diff, inside=True)}); more of the same data is unlikely to "
+                     f"raise {label} much - better examples or another approach may.")
     elif what == "worse":
-        lines.append(f"Falling at the end: {a:,} examples score below {against} ({describe_difference(metric, diff)}); "
-                     "check the added examples and the training settings.")
+        lines.append(f"Falling at the end: {a:,} examples score below {against} "
+                     f"({describe_difference(metric, diff, inside=True)}); check the added examples and the "
+                     "training settings.")
     return lines
 
 

@@ -41,13 +41,16 @@ def _points(metric: str, value: float, signed: bool = True) -> str:
     return f"{value:+.3f}" if signed else f"{abs(value):.3f}"
 
 
-def describe_difference(metric: str, diff: dict) -> str:
-    """"+18 points of final-answer match (95% CI +11 to +25)"."""
+def describe_difference(metric: str, diff: dict, inside: bool = False) -> str:
+    """"+18 points of final-answer match (95% CI +11 to +25)"; ``inside`` (for text already in
+    parentheses): "a difference of +2 points of exact match, 95% CI -5 to +9"."""
     info = METRICS[metric]
     unit = " points of " if info.kind in ("rate", "score") else " in "
     lo, hi = diff["ci95"]
-    return (f"{_points(metric, diff['mean'])}{unit}{info.label} "
-            f"(95% CI {_points(metric, lo)} to {_points(metric, hi)})")
+    ci = f"95% CI {_points(metric, lo)} to {_points(metric, hi)}"
+    if inside:
+        return f"a difference of {_points(metric, diff['mean'])}{unit}{info.label}, {ci}"
+    return f"{_points(metric, diff['mean'])}{unit}{info.label} ({ci})"
 
 
 def outcome(metric: str, diff: Optional[dict]) -> Optional[str]:
@@ -109,7 +112,7 @@ def verdict_lines(report: dict, displays: dict[str, str], kinds: dict[str, str],
             return None
         if result == "worse":
             diff = {"mean": -diff["mean"], "ci95": [-diff["ci95"][1], -diff["ci95"][0]]}
-        return result, describe_difference(metric, diff)
+        return result, describe_difference(metric, diff, inside=result == "same")
 
     for t in tuned[:3]:
         T = _cap(displays[t])
@@ -168,5 +171,5 @@ def verdict_lines(report: dict, displays: dict[str, str], kinds: dict[str, str],
                              "or epochs, or mix some general data in).")
             elif result is not None:
                 lines.append(f"On the general set {displays[t]} keeps up with the base model "
-                             f"({describe_difference(gmetric, diff)}).")
+                             f"({describe_difference(gmetric, diff, inside=True)}).")
     return lines
