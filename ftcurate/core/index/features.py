@@ -39,6 +39,32 @@ class IndexStoreError(ValueError):
     key = "index"
 
 
+FORMAT = "ftcurate-corpus-index"
+VERSION = 1
+
+
+def checked_manifest(data, shown: str, what: str) -> dict:
+    """The manifest ``data`` (read from ``what``) of the index ``shown``, or a clear error when it
+    is not a corpus index manifest of the version this ftcurate reads."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise IndexStoreError(f"{what} is not a corpus index manifest")
+    if data.get("version") != VERSION:
+        raise IndexStoreError(f"{shown}: index version {data.get('version')!r}; this ftcurate reads version {VERSION}")
+    return data
+
+
+class ManifestIndex:
+    """What both stores read from their manifest (``_manifest()``, ``exists()``)."""
+
+    def settings(self) -> "IndexSettings":
+        return IndexSettings.from_dict(self._manifest().get("settings") or {})
+
+    def datasets(self) -> list[dict]:
+        if not self.exists():
+            return []
+        return list(self._manifest().get("datasets") or [])
+
+
 @dataclass(frozen=True)
 class IndexSettings:
     """Fixed when an index is created (every dataset in it is indexed the same way)."""

@@ -25,17 +25,15 @@ from typing import Optional
 import numpy as np
 
 from ..progress import CancelCheck, ProgressCallback, Reporter
-from .features import (Features, IndexSettings, IndexStoreError, Match, band_keys, empty_signature, estimate,
+from .features import (FORMAT, VERSION, ManifestIndex, checked_manifest, Features, IndexSettings, IndexStoreError, Match, band_keys, empty_signature, estimate,
                        lsh_bands, semantic_matches)
 
 MANIFEST = "ftcurate-index.json"
-FORMAT = "ftcurate-corpus-index"
-VERSION = 1
 MAX_BUCKET = 1000  # an LSH bucket with more indexed records gives the first MAX_BUCKET as candidates
 _ARRAYS = ("indices", "exact_hi", "exact_lo", "exact_pos", "sig", "band_keys", "band_pos", "emb")
 
 
-class FolderIndex:
+class FolderIndex(ManifestIndex):
     kind = "folder"
 
     def __init__(self, location: str) -> None:
@@ -67,20 +65,7 @@ class FolderIndex:
             raise IndexStoreError(f"{self.shown} is not a corpus index (no {MANIFEST})") from None
         except (OSError, ValueError) as exc:
             raise IndexStoreError(f"{self.manifest_path}: cannot read the index manifest ({exc})") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise IndexStoreError(f"{self.manifest_path} is not a corpus index manifest")
-        if data.get("version") != VERSION:
-            raise IndexStoreError(f"{self.shown}: index version {data.get('version')!r}; this ftcurate reads "
-                                  f"version {VERSION}")
-        return data
-
-    def settings(self) -> IndexSettings:
-        return IndexSettings.from_dict(self._manifest().get("settings") or {})
-
-    def datasets(self) -> list[dict]:
-        if not self.exists():
-            return []
-        return list(self._manifest().get("datasets") or [])
+        return checked_manifest(data, self.shown, self.manifest_path)
 
     def _write_manifest(self, data: dict) -> None:
         from ..io.fileio import write_text_atomic

@@ -33,11 +33,9 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 
 from ..progress import CancelCheck, ProgressCallback, Reporter
-from .features import Features, IndexSettings, IndexStoreError, Match, empty_signature, estimate, semantic_matches
+from .features import FORMAT, VERSION, Features, ManifestIndex, checked_manifest, IndexSettings, IndexStoreError, Match, empty_signature, estimate, semantic_matches
 
 PREFIX = "ftcurate_index"
-FORMAT = "ftcurate-corpus-index"
-VERSION = 1
 CHUNK = 8192  # rows per embedding / index chunk
 BATCH = 2000  # keys per pipelined round trip
 PASSWORD_ENV = "FTCURATE_REDIS_PASSWORD"
@@ -102,7 +100,7 @@ def _errors() -> tuple:
     return (redis.exceptions.RedisError,)
 
 
-class RedisIndex:
+class RedisIndex(ManifestIndex):
     kind = "redis"
 
     def __init__(self, location: str) -> None:
@@ -142,20 +140,7 @@ class RedisIndex:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise IndexStoreError(f"{self.shown}: the index manifest is not readable JSON ({exc})") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise IndexStoreError(f"{self.shown}: {self._k('manifest')} is not a corpus index manifest")
-        if data.get("version") != VERSION:
-            raise IndexStoreError(f"{self.shown}: index version {data.get('version')!r}; this ftcurate reads "
-                                  f"version {VERSION}")
-        return data
-
-    def settings(self) -> IndexSettings:
-        return IndexSettings.from_dict(self._manifest().get("settings") or {})
-
-    def datasets(self) -> list[dict]:
-        if not self.exists():
-            return []
-        return list(self._manifest().get("datasets") or [])
+        return checked_manifest(data, self.shown, f"{self.shown}: {self._k('manifest')}")
 
     def _lock(self):
         return self.client.lock(self._k("lock"), timeout=120, blocking_timeout=30)
