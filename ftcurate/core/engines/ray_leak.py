@@ -87,31 +87,14 @@ def common_lines(counts: list[tuple[np.ndarray, np.ndarray]], test_texts: list[s
 def test_grams(test_texts: list[str], n: int, common: frozenset) -> dict:
     """The test n-gram table of ``textleak.ngram_leaks`` for the test texts without the common
     lines: vocabulary, sorted gram keys, owners (CSR) and what the test side ignores."""
-    from ..quality.textleak import _token_ids, _window_keys
+    from ..quality.textleak import heldout_gram_table
 
     dropped = [drop_common(t, common) for t in test_texts]
-    vocab: dict[str, int] = {}
-    ids, lens = _token_ids(dropped, lambda w: vocab.setdefault(w, len(vocab)))
-    long_text, long_key = _window_keys(ids, lens, n)
-    short = np.flatnonzero((lens < n) & (lens >= max(1, MIN_TOKENS)))
-    short_lengths = sorted(set(lens[short].tolist()))
-    parts_t, parts_k = [long_text], [long_key]
-    for L in short_lengths:
-        tt, kk = _window_keys(ids, lens, L, only=lens == L)
-        parts_t.append(tt)
-        parts_k.append(kk)
-    owner = np.concatenate(parts_t)
-    all_keys = np.concatenate(parts_k)
-    table = {"vocab": vocab, "dropped": dropped, "common": common, "n": n,
-             "lengths": sorted({n} | set(short_lengths)), "gram": np.empty(0, np.uint64)}
-    if len(all_keys) == 0:
+    vocab, lengths, all_keys, owner, gram, first, test_count = heldout_gram_table(dropped, n, MIN_TOKENS)
+    table = {"vocab": vocab, "dropped": dropped, "common": common, "n": n, "lengths": lengths,
+             "gram": np.empty(0, np.uint64)}
+    if all_keys is None:
         return table
-    order = np.lexsort((owner, all_keys))
-    all_keys, owner = all_keys[order], owner[order]
-    first_entry = np.concatenate(([True], (all_keys[1:] != all_keys[:-1]) | (owner[1:] != owner[:-1])))
-    all_keys, owner = all_keys[first_entry], owner[first_entry]
-    gram, first = np.unique(all_keys, return_index=True)
-    test_count = np.diff(np.concatenate((first, [len(all_keys)])))
     table.update(gram=gram, first=first, test_count=test_count, owner=owner, all_keys=all_keys,
                  ignored=test_count > MAX_FREQ)
     return table

@@ -246,6 +246,37 @@ def _token_ids(texts: Sequence[str], lookup) -> tuple[np.ndarray, np.ndarray]:
     return ids, lens
 
 
+def heldout_gram_table(test_texts: Sequence[str], n: int, min_tokens: int):
+    """The test side of the n-gram check: the test vocabulary, the gram lengths to look for
+    (``n``, and the length of each test text shorter than ``n`` but of ``min_tokens`` or more),
+    and the distinct (gram key, test text) entries sorted by key, with each distinct gram's first
+    entry and number of test texts: ``(vocab, lengths, all_keys, owner, gram, first, test_count)``;
+    ``all_keys`` is None when no test text has a gram."""
+    vocab: dict[str, int] = {}
+    ids, lens = _token_ids(test_texts, lambda w: vocab.setdefault(w, len(vocab)))
+    long_text, long_key = _window_keys(ids, lens, n)
+    short = np.flatnonzero((lens < n) & (lens >= max(1, min_tokens)))
+    short_lengths = sorted(set(lens[short].tolist()))
+    parts_t, parts_k = [long_text], [long_key]
+    for L in short_lengths:
+        tt, kk = _window_keys(ids, lens, L, only=lens == L)
+        parts_t.append(tt)
+        parts_k.append(kk)
+    owner = np.concatenate(parts_t)
+    all_keys = np.concatenate(parts_k)
+    lengths = sorted({n} | set(short_lengths))
+    if len(all_keys) == 0:
+        return vocab, lengths, None, None, None, None, None
+    # distinct (gram, test text) entries, sorted by gram: gram → test texts (CSR)
+    order = np.lexsort((owner, all_keys))
+    all_keys, owner = all_keys[order], owner[order]
+    first_entry = np.concatenate(([True], (all_keys[1:] != all_keys[:-1]) | (owner[1:] != owner[:-1])))
+    all_keys, owner = all_keys[first_entry], owner[first_entry]
+    gram, first = np.unique(all_keys, return_index=True)
+    test_count = np.diff(np.concatenate((first, [len(all_keys)])))
+    return vocab, lengths, all_keys, owner, gram, first, test_count
+
+
 def _line_key(line: str) -> str:
     return " ".join(line.lower().split())
 
@@ -289,32 +320,13 @@ def ngram_leaks(train_texts: Sequence[str], test_texts: Sequence[str], n: int = 
             train_texts = [_drop_lines(t, common) for t in train_texts]
         rep.check()
     # token ids from the test vocabulary only: a train token outside it cannot be in a shared gram
-    vocab: dict[str, int] = {}
-    ids, lens = _token_ids(test_texts, lambda w: vocab.setdefault(w, len(vocab)))
-    long_text, long_key = _window_keys(ids, lens, n)
-    short = np.flatnonzero((lens < n) & (lens >= max(1, min_tokens)))
-    short_lengths = sorted(set(lens[short].tolist()))
-    parts_t, parts_k = [long_text], [long_key]
-    for L in short_lengths:
-        tt, kk = _window_keys(ids, lens, L, only=lens == L)
-        parts_t.append(tt)
-        parts_k.append(kk)
-    owner = np.concatenate(parts_t)
-    all_keys = np.concatenate(parts_k)
-    if len(all_keys) == 0:
+    vocab, lengths, all_keys, owner, gram, first, test_count = heldout_gram_table(test_texts, n, min_tokens)
+    if all_keys is None:
         return []
-    # distinct (gram, test text) entries, sorted by gram: gram → test texts (CSR)
-    order = np.lexsort((owner, all_keys))
-    all_keys, owner = all_keys[order], owner[order]
-    first_entry = np.concatenate(([True], (all_keys[1:] != all_keys[:-1]) | (owner[1:] != owner[:-1])))
-    all_keys, owner = all_keys[first_entry], owner[first_entry]
-    gram, first = np.unique(all_keys, return_index=True)
-    test_count = np.diff(np.concatenate((first, [len(all_keys)])))
     ignored = np.zeros(len(gram), dtype=bool)
     if max_gram_frequency is not None:
         ignored |= test_count > max_gram_frequency
     rep.check()
-    lengths = sorted({n} | set(short_lengths))
 
     # scan train in chunks: (train index, gram index) for every distinct shared gram
     hit_train: list[np.ndarray] = []
