@@ -1,9 +1,15 @@
 """Regenerate the user guide's screenshots (``docs/images``) from the bundled sample.
 
 It builds a project in a temporary ``FTCURATE_HOME``: imports ``resources/sample`` with its
-held-out file, scans it, records some review decisions, trains the demo model and evaluates
-it, then saves a PNG of every view (through ``ftcurate gui --screenshot --tab``, the same path
-users have) and of the dialogs. Offscreen; nothing leaves the temporary folder but the PNGs.
+held-out file, scans it, records some review decisions and trains the demo model on it, then
+saves a PNG of every view (through ``ftcurate gui --screenshot --tab``, the same path users
+have) and of the dialogs. The Evaluate tab is shown on a second project, the help-desk sample
+(``resources/sample/helpdesk``), which the demo model learns: reviewed as a careful reviewer
+would (the planted problems and the records the scan finds leaking rejected, the rest
+approved), trained with the demo settings on the approved records and again on the
+uncurated data, evaluated (base, few-shot, tuned, raw) and given a pilot curve. The
+evaluation's verdict and numbers are printed. Offscreen; nothing leaves the temporary folder
+but the PNGs.
 
     .venv/bin/python scripts/make_screenshots.py [--out docs/images] [--theme light]
 
@@ -24,6 +30,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "resources", "sample", "chat_train.jsonl")
 HELDOUT = os.path.join(ROOT, "resources", "sample", "heldout_test.jsonl")
+HELPDESK = os.path.join(ROOT, "resources", "sample", "helpdesk")
+HELPDESK_KEY = os.path.join(ROOT, "tests", "data", "helpdesk_manifest.json")
 TABS = ("records", "duplicates", "leakage", "map", "overview", "training")
 
 
@@ -74,9 +82,55 @@ def build_project(work: str) -> tuple[str, str, str]:
     run = os.path.join(runs_root(project_path), time.strftime("%Y%m%d-%H%M%S"))
     cli("train", "--model", model, "--data", project_path, "--output", run, "--epochs", "3", "--lr", "1e-3",
         "--eval-steps", "20", "--allow-leakage")
-    cli("evaluate", "--model", model, "--adapter", run, "--data", project_path, "--generations", "4",
-        "--max-new-tokens", "24", "--report", run)
     return project_path, model, run
+
+
+def build_helpdesk(work: str, model: str) -> tuple[str, str]:
+    """The help-desk sample reviewed, trained (curated and raw), evaluated, with a pilot curve."""
+    import json
+
+    from ftcurate.core.project.store import Project
+    from ftcurate.gui.train_view import runs_root
+    from ftcurate.train.model import DEMO_TRAIN_SETTINGS
+
+    project_path = os.path.join(work, "helpdesk.ftcurate")
+    cli("import", os.path.join(HELPDESK, "helpdesk_train.jsonl"), "--project", project_path, "--test",
+        os.path.join(HELPDESK, "helpdesk_test.jsonl"), "--reviewer", "ana")
+    cli("scan", project_path)
+    with open(HELPDESK_KEY, encoding="utf-8") as f:
+        planted = {p["index"] for items in json.load(f)["planted"].values() for p in items}
+    project = Project.open(project_path)
+    try:
+        report = project.load_scan("quality")[1]
+        leaking = {int(h["index"]) for h in report.get("leakage") or []}
+        train = list(project.iter_records(split="train"))
+        bad = [sr.id for sr in train if sr.index in planted or sr.id in leaking]
+        project.approve([sr.id for sr in train if sr.id not in bad], reviewer="ana")
+        project.reject(bad, reviewer="ana")
+    finally:
+        project.close()
+    settings = []
+    for key, flag in (("learning_rate", "--lr"), ("epochs", "--epochs"), ("batch_size", "--batch-size"),
+                      ("max_seq_len", "--max-seq-len")):
+        settings += [flag, str(DEMO_TRAIN_SETTINGS[key])]
+    run = os.path.join(runs_root(project_path), time.strftime("%Y%m%d-%H%M%S"))
+    cli("train", "--model", model, "--data", project_path, "--output", run, *settings)
+    cli("train", "--model", model, "--data", project_path, "--uncurated", "--output", run + "-raw", *settings)
+    schema = os.path.join(HELPDESK, "helpdesk_schema.json")
+    cli("evaluate", "--model", model, "--adapter", run, "--raw-adapter", run + "-raw", "--data", project_path,
+        "--max-new-tokens", "24", "--json-schema", schema, "--metrics", "exact,json_valid,json_schema,loss")
+    cli("pilot", "--model", model, "--data", project_path, "--output",
+        os.path.join(runs_root(project_path), "pilot-" + time.strftime("%Y%m%d-%H%M%S")), "--sizes", "50,100",
+        "--metrics", "exact", "--max-new-tokens", "24", *settings)
+    with open(os.path.join(run, "eval_report.json"), encoding="utf-8") as f:
+        evaluation = json.load(f)
+    print("help-desk evaluation (clean items where leaked):")
+    for line in evaluation["verdict"]:
+        print("  " + line)
+    for name, s in (evaluation.get("clean_only") or evaluation["systems"]).items():
+        print(f"  {name}: n={s['n']} " + ", ".join(f"{m} {v['mean']:.3f} {v['ci95']}" for m, v in s["metrics"].items()
+                                                  if v.get("mean") is not None))
+    return project_path, run
 
 
 def shoot_tabs(project_path: str, out: str, theme: str, env: dict) -> list[str]:
@@ -96,7 +150,8 @@ def shoot_tabs(project_path: str, out: str, theme: str, env: dict) -> list[str]:
     return written
 
 
-def shoot_dialogs(project_path: str, model: str, run: str, out: str, theme: str) -> list[str]:
+def shoot_dialogs(project_path: str, model: str, helpdesk: str, helpdesk_run: str, out: str,
+                  theme: str) -> list[str]:
     """Dialogs and sub-views the tabs do not show, grabbed from a window in this process."""
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
@@ -167,12 +222,23 @@ def shoot_dialogs(project_path: str, model: str, run: str, out: str, theme: str)
     save(window._shortcuts_dialog, "shortcuts.png")
     window._shortcuts_dialog.close()
 
+    window.close_project()
+    window.open_path(helpdesk)
+    wait_until(lambda: len(loaded) > 1)
     window.show_tab("training")
     view = window.training_view
     view.set_model_dir(model)
-    view.select_run(run)
-    view.tabs.setCurrentIndex(1)  # Evaluate: the run's report, base beside tuned
+    view.select_run(helpdesk_run)
+    view.tabs.setCurrentIndex(1)  # Evaluate: the run's report, base / few-shot / tuned / raw
+    panel = view.eval_panel
+    panel.results.pages.setCurrentIndex(0)
     save(window, "evaluate.png")
+    panel.results.pages.setCurrentIndex(1)
+    i = panel.filter_combo.findText("Tuned right, raw wrong")
+    panel.filter_combo.setCurrentIndex(max(0, i))
+    save(window, "evaluate-answers.png")
+    panel.results.pages.setCurrentIndex(2)
+    save(window, "pilot.png")
     window.close_project()
     window.close()
     return written
@@ -189,9 +255,10 @@ def main(argv=None) -> int:
         os.environ["FTCURATE_HOME"] = os.path.join(work, "home")
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         project_path, model, run = build_project(work)
+        helpdesk, helpdesk_run = build_helpdesk(work, model)
         env = dict(os.environ)
         written = shoot_tabs(project_path, out, args.theme, env)
-        written += shoot_dialogs(project_path, model, run, out, args.theme)
+        written += shoot_dialogs(project_path, model, helpdesk, helpdesk_run, out, args.theme)
     for path in written:
         print(os.path.relpath(path, ROOT))
     return 0
