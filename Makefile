@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(VENV)/bin/ftcurate-gui "$(SAMPLE)"
 
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -n 2 --dist loadgroup -q tests
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -n 2 --dist loadgroup --max-worker-restart 0 -q tests
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/bench_load.py

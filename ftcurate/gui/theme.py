@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QRectF, QSettings, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QApplication, QLabel, QProxyStyle, QStyle, QStyleOption, QWidget
@@ -252,7 +253,10 @@ def apply_theme(key: str, app: Optional[QApplication] = None) -> bool:
 def _repolish(app: QApplication) -> None:
     """Widgets with a style sheet keep the palette they were polished with: polish them again
     so that none keeps the previous theme's text colour."""
-    widgets = app.allWidgets()
+    # widgets closed with deleteLater() are still listed until their deletion is delivered, and
+    # touching one that is half torn down crashes: deliver those deletions first, skip any left
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    widgets = [w for w in app.allWidgets() if shiboken6.isValid(w)]
     styled = {id(w) for w in widgets if w.styleSheet()}
     if not styled:
         return
