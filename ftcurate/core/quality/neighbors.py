@@ -31,14 +31,12 @@ from ..progress import CancelCheck, ProgressCallback, Reporter
 EXACT_MAX = 10_000
 # Floats in one block of the similarity matrix (block rows x n columns): 64 MiB as float32.
 _BLOCK_FLOATS = 16 * 1024 * 1024
-# HNSW settings: graph degree, build and search beam widths. Chosen by measurement
-# (docs/benchmarks.md, "Neighbour search settings"): against M 16 / ef 64 / 4 extra candidates
-# they take 0.59x the time at 200k rows and 0.68x at 1M, with recall@10 0.968 and 0.963.
-HNSW_M = 10
-HNSW_EF_CONSTRUCTION = 48
-HNSW_EF_SEARCH = 56
+# HNSW settings: graph degree, build and search beam widths.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+HNSW_EF_SEARCH = 64
 # Candidates asked of the approximate index beyond k (re-scored exactly, then cut to k).
-EXTRA_CANDIDATES = 6
+EXTRA_CANDIDATES = 4
 # Quantisation of the usearch index ("i8": int8; "f16"/"f32" to trade memory for recall).
 USEARCH_DTYPE = os.environ.get("FTCURATE_ANN_DTYPE", "i8")
 
