@@ -54,7 +54,7 @@ Root Cause (first observed failure):
 # A stand-in for `torchrun ... ftcurate train --json`: argv[1] says what to do, argv[2] is the
 # config file the launcher wrote (its output_dir is the run folder).
 FAKE_CHILD = textwrap.dedent('''
-    import json, os, sys, time
+    import json, os, select, signal, sys
     mode, config_file = sys.argv[1], sys.argv[2]
     out = json.load(open(config_file))["output_dir"]
     metrics = os.path.join(out, "metrics.jsonl")
@@ -103,8 +103,11 @@ FAKE_CHILD = textwrap.dedent('''
             checkpoint(3, complete=False)  # killed while saving
             sys.stderr.write(open(os.environ["FAKE_SUMMARY"]).read())
             sys.exit(1)
-        if mode in ("stop", "hang"):
-            time.sleep(0.3 if step < 6 else 60)
+        if mode == "hang":
+            signal.pause()  # a rank that never finishes: only the launcher's kill ends it
+        if mode == "stop":  # a rank at work until the stop request (the control file) arrives
+            while not os.path.exists(os.path.join(out, "control")):
+                select.select([], [], [], 0.02)
     end(6)
 ''')
 
