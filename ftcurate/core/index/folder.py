@@ -25,8 +25,21 @@ from typing import Optional
 import numpy as np
 
 from ..progress import CancelCheck, ProgressCallback, Reporter
-from .features import (FORMAT, VERSION, ManifestIndex, checked_manifest, Features, IndexSettings, IndexStoreError, Match, band_keys, empty_signature, estimate,
-                       lsh_bands, semantic_matches)
+from .features import (
+    FORMAT,
+    VERSION,
+    Features,
+    IndexSettings,
+    IndexStoreError,
+    ManifestIndex,
+    Match,
+    band_keys,
+    checked_manifest,
+    empty_signature,
+    estimate,
+    lsh_bands,
+    semantic_matches,
+)
 
 MANIFEST = "ftcurate-index.json"
 MAX_BUCKET = 1000  # an LSH bucket with more indexed records gives the first MAX_BUCKET as candidates

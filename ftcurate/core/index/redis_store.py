@@ -33,7 +33,19 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 
 from ..progress import CancelCheck, ProgressCallback, Reporter
-from .features import FORMAT, VERSION, Features, ManifestIndex, checked_manifest, IndexSettings, IndexStoreError, Match, empty_signature, estimate, semantic_matches
+from .features import (
+    FORMAT,
+    VERSION,
+    Features,
+    IndexSettings,
+    IndexStoreError,
+    ManifestIndex,
+    Match,
+    checked_manifest,
+    empty_signature,
+    estimate,
+    semantic_matches,
+)
 
 PREFIX = "ftcurate_index"
 CHUNK = 8192  # rows per embedding / index chunk
