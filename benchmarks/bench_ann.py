@@ -46,30 +46,40 @@ def embeddings(n: int, cache: str) -> np.ndarray:
     return emb
 
 
-def search(emb: np.ndarray, m: int, efc: int, efs: int, extra: int) -> tuple[np.ndarray, float, float]:
-    from usearch.index import Index
+def search(emb: np.ndarray, m: int, efc: int, efs: int, extra: int, k: int):
+    """Build the graph and search every row, as ``neighbors.knn_search`` does with these settings;
+    returns the :class:`Neighbours` and the build and total times."""
+    from ftcurate.core.progress import Reporter
+    from ftcurate.core.quality.neighbors import Neighbours, _Graph
 
-    from ftcurate.core.quality.neighbors import _rescore, threads
-
-    n, kq = len(emb), 11 + extra
+    n = len(emb)
     t = time.perf_counter()
-    index = Index(ndim=emb.shape[1], metric="ip", dtype="i8", connectivity=m, expansion_add=efc,
-                  expansion_search=max(efs, 2 * kq))
-    index.add(np.arange(n), emb, threads=threads())
+    graph = _Graph(emb, "usearch", Reporter(None, None, total=n), "", m, efc)
     built = time.perf_counter() - t
-    found = index.search(emb, kq, threads=threads())
-    keys = np.asarray(found.keys, dtype=np.int64).reshape(n, -1)
-    keys = np.where(keys == np.arange(n)[:, None], -1, keys)
-    scores = _rescore(emb, emb, keys)
-    order = np.argsort(-scores, axis=1, kind="stable")
-    idx = np.take_along_axis(keys, order, axis=1)[:, :10]
-    return idx, built, time.perf_counter() - t
+    idx, sim = graph.search(emb, k, np.arange(n), efs, extra)
+    return Neighbours(idx, sim, False, emb, graph), built, time.perf_counter() - t
+
+
+def flagged(emb: np.ndarray, nbrs, refine, share: float) -> tuple[list[int], float]:
+    """The scan's outlier list (k 10, capped at ``share``) from these lists, refined with
+    ``refine`` (None: not refined); returns it and the refining time."""
+    from ftcurate.core.quality.outliers import knn_outliers
+
+    t = time.perf_counter()
+    res = knn_outliers(emb, k=10, neighbors=(nbrs.idx[:, :10], nbrs.sim[:, :10]), max_share=share, min_count=20,
+                       refine=refine)
+    return res.flagged, time.perf_counter() - t
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--settings", nargs="+", default=["16:64:64:4", "10:48:56:6"])
+    ap.add_argument("--k", type=int, default=20, help="neighbours kept per row (the scan keeps 20 above 10k rows)")
+    ap.add_argument("--share", type=float, default=0.01, help="the outlier cap (the scan's outlier_max_share)")
+    ap.add_argument("--graph-refine", action="store_true",
+                    help="refine the outlier candidates on the graph even where exact refining is affordable "
+                         "(what the scan does at 1M rows)")
     ap.add_argument("--cache", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "ftcurate-bench-ann"))
     args = ap.parse_args()
     emb = embeddings(args.n, args.cache)
@@ -79,17 +89,37 @@ def main() -> int:
     sims[np.arange(len(q)), q] = -np.inf
     top = np.argpartition(-sims, 10, axis=1)[:, :10]
     tenth = np.take_along_axis(sims, top, axis=1).min(axis=1)
-    print(f"{args.n:,} rows x {emb.shape[1]} dims, {os.cpu_count()} cores")
-    print("| M : ef_construction : ef_search : extra | build s | total s | vs first | recall@10 |")
-    print("|---|---|---|---|---|")
+    print(f"{args.n:,} rows x {emb.shape[1]} dims, {os.cpu_count()} cores, k {args.k}")
+    from ftcurate.core.quality import neighbors as nb
+    from ftcurate.core.quality import outliers as outl
+
+    truth = None
+    print("| M : ef_construction : ef_search : extra | build s | total s | vs first | recall@10 "
+          "| outliers: refine s | agree (refined) | agree (not refined) |")
+    print("|---|---|---|---|---|---|---|---|")
     first = None
     for setting in args.settings:
         m, efc, efs, extra = (int(x) for x in setting.split(":"))
-        idx, built, total = search(emb, m, efc, efs, extra)
+        found, built, total = search(emb, m, efc, efs, extra, args.k)
+        idx = found.idx[:, :10]
         got = np.take_along_axis(sims, np.maximum(idx[q], 0), axis=1)
         recall = float(np.mean((got >= tenth[:, None] - 1e-5) & (idx[q] >= 0)))
+        if truth is None:  # exact refinement until no row can enter the list: the exact list
+            rounds, pairs = outl._REFINE_ROUNDS, nb.EXACT_REFINE_PAIRS
+            outl._REFINE_ROUNDS, nb.EXACT_REFINE_PAIRS = 10_000, 10**18
+            truth, t_exact = flagged(emb, found, lambda rows: found.refine(rows, 10), args.share)
+            outl._REFINE_ROUNDS, nb.EXACT_REFINE_PAIRS = rounds, pairs
+            print(f"exact outlier list: {len(truth):,} rows, {t_exact:.1f} s", flush=True)
+        pairs = nb.EXACT_REFINE_PAIRS
+        nb.EXACT_REFINE_PAIRS = 0 if args.graph_refine else pairs
+        got_r, t_ref = flagged(emb, found, lambda rows: found.refine(rows, 10), args.share)
+        nb.EXACT_REFINE_PAIRS = pairs
+        got_n, _t = flagged(emb, found, None, args.share)
+        agree_r = len(set(got_r) & set(truth)) / max(1, len(truth))
+        agree_n = len(set(got_n) & set(truth)) / max(1, len(truth))
         first = first or total
-        print(f"| {setting} | {built:.1f} | {total:.1f} | x{total / first:.2f} | {recall:.4f} |", flush=True)
+        print(f"| {setting} | {built:.1f} | {total:.1f} | x{total / first:.2f} | {recall:.4f} | {t_ref:.1f} "
+              f"| {agree_r:.3f} | {agree_n:.3f} |", flush=True)
     return 0
 
 

@@ -65,12 +65,16 @@ t_built = time.perf_counter()
 from ftcurate.core.quality import neighbors
 from ftcurate.core.quality.scan import ScanSettings, scan_records
 captured = {{}}
-real_knn = neighbors.knn
-def knn(emb, *a, **kw):
-    out = real_knn(emb, *a, **kw)
-    captured["emb"], captured["nbrs"] = emb, out
-    return out
-neighbors.knn = knn
+def capture(real):
+    def wrapped(emb, *a, **kw):
+        out = real(emb, *a, **kw)
+        captured["emb"] = emb
+        captured["nbrs"] = (out.idx, out.sim) if hasattr(out, "idx") else out
+        return out
+    return wrapped
+neighbors.knn = capture(neighbors.knn)
+if hasattr(neighbors, "knn_search"):  # the scan's search since the outlier lists are refined
+    neighbors.knn_search = capture(neighbors.knn_search)
 t0 = time.perf_counter()
 report = scan_records(list(enumerate(train)), list(enumerate(test)), settings=ScanSettings())
 total = time.perf_counter() - t0

@@ -124,3 +124,84 @@ def test_knn_outliers_small_and_empty():
     x = np.vstack([x, np.zeros((1, x.shape[1]), dtype=np.float32)])
     res = knn_outliers(x)
     assert res.scores[-1] == 1.0 and 200 in res.flagged
+
+
+# -- refining the outlier candidates of an approximate search (issue 14) ------------------------
+
+
+def _planted(n=4000, d=32, far=25, seed=1):
+    """Clustered rows plus ``far`` rows off every cluster (the outliers)."""
+    x = _clustered(n, d, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    x[-far:] = E.normalize_rows(rng.normal(size=(far, d)).astype(np.float32))
+    return x
+
+
+def _degrade(idx, sim, seed=0, share=0.1):
+    """Lists an approximate search could return: for ``share`` of the rows some true neighbours
+    are missed (the list starts further down), so every similarity is at most the true one.
+    (The IQR fence is set on these scores: when far more rows than an approximate search would
+    miss are degraded, the fence rises and can cut the list below the cap.)"""
+    rng = np.random.default_rng(seed)
+    k = idx.shape[1] // 2
+    shift = np.where(rng.random(len(idx)) < share, rng.integers(1, k + 1, len(idx)), 0)
+    cols = shift[:, None] + np.arange(k)[None, :]
+    return np.take_along_axis(idx, cols, axis=1), np.take_along_axis(sim, cols, axis=1)
+
+
+def test_refined_outlier_list_is_the_exact_one():
+    from ftcurate.core.quality.neighbors import knn_search
+
+    x = _planted()
+    ie, se = knn(x, k=10, backend="exact")
+    exact = knn_outliers(x, neighbors=(ie, se), max_share=0.01, min_count=20)
+    wide_i, wide_s = knn(x, k=20, backend="exact")
+    ia, sa = _degrade(wide_i, wide_s)
+    assert np.all(sa[:, :10] <= se + 1e-6)  # upper bounds of the scores
+    rough = knn_outliers(x, neighbors=(ia, sa), max_share=0.01, min_count=20)
+    assert set(rough.flagged) != set(exact.flagged)  # the degraded lists move the capped list
+    found = knn_search(x, k=10, exact_max=1000)  # approximate: refines exactly (small)
+    assert not found.exact
+    calls = []
+
+    def refine(rows):
+        calls.append(len(rows))
+        return found.refine(rows, 10)
+
+    fixed = knn_outliers(x, neighbors=(ia, sa), max_share=0.01, min_count=20, refine=refine)
+    assert fixed.flagged == exact.flagged
+    assert set(range(len(x) - 25, len(x))) <= set(fixed.flagged)  # the planted ones
+    assert 0 < sum(calls) < len(x) // 4  # only the candidates were searched again
+    np.testing.assert_allclose(fixed.scores[fixed.flagged], exact.scores[fixed.flagged], atol=1e-5)
+
+
+def test_refine_on_the_graph_never_loses_a_neighbour(monkeypatch):
+    from ftcurate.core.quality import neighbors as nb
+
+    if approximate_backend() is None:
+        pytest.skip("no approximate index installed")
+    x = _planted(3000)
+    found = nb.knn_search(x, k=10, exact_max=1000)
+    monkeypatch.setattr(nb, "EXACT_REFINE_PAIRS", 0)  # as at 1M rows: the graph, wider beam
+    rows = np.arange(0, len(x), 7)
+    i, s = found.refine(rows, 10)
+    assert np.all(s >= found.sim[rows] - 1e-6)  # merged with the first lists: never worse
+    for r, row in enumerate(rows):  # distinct rows, never the row itself, best first
+        got = i[r][i[r] >= 0]
+        assert len(set(got.tolist())) == len(got) and row not in got
+        assert np.all(np.diff(s[r][np.isfinite(s[r])]) <= 1e-6)
+    np.testing.assert_allclose(s, np.einsum("qd,qkd->qk", x[rows], x[i]), atol=1e-5)
+    ie, se = knn(x[rows], k=1, backend="exact")  # sanity: exact lists are no better than 1.0
+    assert np.all(s[:, 0] <= 1.0 + 1e-5)
+    found.close()
+    assert found.graph is None
+
+
+def test_refining_can_be_cancelled():
+    from ftcurate.core.quality.neighbors import knn_search
+
+    x = _planted(2000)
+    found = knn_search(x, k=10, exact_max=1000)
+    with pytest.raises(Cancelled):
+        knn_outliers(x, neighbors=(found.idx, found.sim), max_share=0.01, min_count=20,
+                     refine=lambda rows: found.refine(rows, 10), cancel=lambda: True)

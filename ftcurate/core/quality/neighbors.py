@@ -9,9 +9,14 @@
   on every core; the candidates it returns (a few more than ``k``) are re-scored with the exact
   float32 cosine and re-ranked, so the similarities reported are exact. ``faiss-cpu`` HNSW is the
   fallback when usearch is not installed; if neither is installed the search stays exact (slower,
-  same answer). The settings were chosen by measurement (benchmarks/bench_neighbors.py, results
-  in docs/benchmarks.md): recall of the true 10 nearest neighbours >= 0.95 on samples checked
-  against exact search.
+  same answer). The settings were chosen by measurement (benchmarks/bench_ann.py, results in
+  docs/benchmarks.md): recall of the true 10 nearest neighbours >= 0.95 on samples checked
+  against exact search, at the lowest cost measured.
+* :func:`knn_search` keeps the graph so that a few rows can be searched again, harder
+  (:meth:`Neighbours.refine`): exactly when ``rows x n`` is small enough, else with a wider beam.
+  The outlier score uses it: an approximate list can only miss neighbours, so its score is an
+  upper bound, and only the rows whose bound could reach the flagged list are refined
+  (``outliers.knn_outliers``); the flagged list then matches an exact search's.
 
 Rows that are all zero (empty texts) have cosine 0 with everything.
 """
@@ -20,23 +25,31 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 from ..progress import CancelCheck, ProgressCallback, Reporter
 
-# Above this many rows the search is approximate (benchmarks/bench_neighbors.py: at 10k rows the
+# Above this many rows the search is approximate (benchmarks/bench_ann.py: at 10k rows the
 # int8 HNSW graph is already cheaper than the exact product on 2 CPU cores).
 EXACT_MAX = 10_000
 # Floats in one block of the similarity matrix (block rows x n columns): 64 MiB as float32.
 _BLOCK_FLOATS = 16 * 1024 * 1024
-# HNSW settings: graph degree, build and search beam widths.
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
-HNSW_EF_SEARCH = 64
+# HNSW settings: graph degree, build and search beam widths (benchmarks/bench_ann.py: at 1M rows
+# 10 : 48 : 56 : 6 takes 0.68x the time of 16 : 64 : 64 : 4 for recall@10 0.963 against 0.990;
+# the outlier list keeps its agreement with exact search through refining, see knn_search).
+HNSW_M = 10
+HNSW_EF_CONSTRUCTION = 48
+HNSW_EF_SEARCH = 56
 # Candidates asked of the approximate index beyond k (re-scored exactly, then cut to k).
-EXTRA_CANDIDATES = 4
+EXTRA_CANDIDATES = 6
+# Refinement (Neighbours.refine, for the outlier candidates): exact while rows x n stays below
+# this many products (a few seconds on 2 cores), else the graph searched with a wider beam.
+EXACT_REFINE_PAIRS = 4_000_000_000
+REFINE_EF_SEARCH = 192
+REFINE_EXTRA = 16
 # Quantisation of the usearch index ("i8": int8; "f16"/"f32" to trade memory for recall).
 USEARCH_DTYPE = os.environ.get("FTCURATE_ANN_DTYPE", "i8")
 
@@ -155,65 +168,151 @@ def _rescore(query: np.ndarray, base: np.ndarray, cand: np.ndarray) -> np.ndarra
     return out
 
 
+class _Graph:
+    """An approximate index over the rows of ``base`` (usearch HNSW, or faiss HNSW): candidates
+    for a query are asked of the graph, then re-scored with the exact float32 cosine."""
+
+    def __init__(self, base: np.ndarray, backend: str, rep: Reporter, message: str,
+                 m: int, ef_construction: int) -> None:
+        self.base, self.backend = base, backend
+        self.nthreads = threads()
+        nb, d = base.shape
+        step = 20_000  # steps keep the progress moving and cancel close at hand
+        if backend == "faiss":
+            import faiss
+
+            self.index = faiss.IndexHNSWFlat(d, 2 * m, faiss.METRIC_INNER_PRODUCT)
+            self.index.hnsw.efConstruction = max(80, ef_construction)
+            for start in range(0, nb, step):
+                self.index.add(base[start:start + step])
+                rep.tick(min(nb, start + step), f"{message}: building the index")
+        else:
+            from usearch.index import Index
+
+            self.index = Index(ndim=d, metric="ip", dtype=USEARCH_DTYPE, connectivity=m,
+                               expansion_add=ef_construction, expansion_search=HNSW_EF_SEARCH)
+            if hasattr(self.index, "reserve"):
+                self.index.reserve(nb)
+            for start in range(0, nb, step):
+                self.index.add(np.arange(start, min(nb, start + step)), base[start:start + step],
+                               threads=self.nthreads)
+                rep.tick(min(nb, start + step), f"{message}: building the index")
+
+    def candidates(self, q: np.ndarray, kq: int, ef: int) -> np.ndarray:
+        """Row numbers of about ``kq`` rows near each row of ``q`` (-1 for unfilled slots)."""
+        if self.backend == "faiss":
+            self.index.hnsw.efSearch = max(ef, 96, 2 * kq)
+            _s, i = self.index.search(q, kq)
+            return i.astype(np.int64)
+        self.index.expansion_search = max(ef, kq)
+        m = self.index.search(q, kq, threads=self.nthreads)
+        keys = np.asarray(m.keys, dtype=np.int64).reshape(len(q), -1)
+        counts = np.asarray(m.counts).reshape(-1)
+        keys[np.arange(keys.shape[1])[None, :] >= counts[:, None]] = -1  # unfilled slots
+        return keys
+
+    def search(self, query: np.ndarray, k: int, self_rows: Optional[np.ndarray], ef: int, extra: int,
+               rep: Optional[Reporter] = None, done: int = 0, message: str = "") -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best of the graph's candidates for every row of ``query``, re-scored exactly.
+        ``self_rows``: the base row each query row is (left out of its own list), or None."""
+        nq, nb = query.shape[0], self.base.shape[0]
+        kq = min(nb, k + (1 if self_rows is not None else 0) + extra)
+        idx = np.full((nq, k), -1, dtype=np.int64)
+        sim = np.full((nq, k), -np.inf, dtype=np.float32)
+        step = 20_000
+        for start in range(0, nq, step):
+            stop = min(nq, start + step)
+            i = self.candidates(query[start:stop], kq, ef)
+            if self_rows is not None:
+                i = np.where(i == self_rows[start:stop, None], -1, i)
+            s = _rescore(query[start:stop], self.base, i)
+            order = np.argsort(-s, axis=1, kind="stable")
+            i = np.take_along_axis(i, order, axis=1)
+            s = np.take_along_axis(s, order, axis=1)
+            w = min(k, i.shape[1])
+            idx[start:stop, :w] = i[:, :w]
+            sim[start:stop, :w] = s[:, :w]
+            if rep is not None:
+                rep.tick(done + stop, message)
+        sim[idx < 0] = -np.inf
+        idx[~np.isfinite(sim)] = -1
+        return idx, sim
+
+
+@dataclass
+class Neighbours:
+    """The result of :func:`knn_search`: ``idx`` and ``sim`` (n, k) as :func:`knn` returns them,
+    and :meth:`refine`, which searches again, harder, for a few rows (e.g. the outlier
+    candidates): exactly when that is cheap enough, else with a wider beam on the same graph."""
+
+    idx: np.ndarray
+    sim: np.ndarray
+    exact: bool
+    emb: Optional[np.ndarray] = None
+    graph: Optional[_Graph] = None
+
+    def refine(self, rows: np.ndarray, k: Optional[int] = None,
+               cancel: Optional[CancelCheck] = None) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbour lists of ``rows`` (0-based), at least as good as ``idx``/``sim``'s: the
+        exact ones when the search was exact or ``len(rows) * n <= EXACT_REFINE_PAIRS``, else the
+        graph searched with beam ``REFINE_EF_SEARCH``. Each list is merged with the one found
+        before (the better of the two per slot), so a refined similarity never drops."""
+        rows = np.asarray(rows, dtype=np.int64)
+        k = self.idx.shape[1] if k is None else k
+        if self.exact or self.emb is None:
+            return self.idx[rows, :k], self.sim[rows, :k]
+        n = self.emb.shape[0]
+        rep = Reporter(None, cancel, total=len(rows), every=1)
+        if len(rows) * n <= EXACT_REFINE_PAIRS or self.graph is None:
+            return _exact_rows(self.emb, rows, k, rep)
+        i, s = self.graph.search(self.emb[rows], k, rows, REFINE_EF_SEARCH, REFINE_EXTRA)
+        # never worse than the first search: merge both lists and keep the best k distinct rows
+        i = np.concatenate([i, self.idx[rows]], axis=1)
+        s = np.concatenate([s, self.sim[rows]], axis=1)
+        order = np.argsort(-s, axis=1, kind="stable")
+        i, s = np.take_along_axis(i, order, axis=1), np.take_along_axis(s, order, axis=1)
+        out_i = np.full((len(rows), k), -1, dtype=np.int64)
+        out_s = np.full((len(rows), k), -np.inf, dtype=np.float32)
+        for r in range(len(rows)):
+            _u, first = np.unique(i[r], return_index=True)
+            keep = np.sort(first[_u >= 0])[:k]
+            out_i[r, :len(keep)], out_s[r, :len(keep)] = i[r, keep], s[r, keep]
+        return out_i, out_s
+
+    def close(self) -> None:
+        """Drop the graph (its memory) once no more refinement is needed."""
+        self.graph = None
+
+
+def _exact_rows(emb: np.ndarray, rows: np.ndarray, k: int, rep: Reporter) -> tuple[np.ndarray, np.ndarray]:
+    """Exact neighbour lists of ``emb[rows]`` among all rows of ``emb``, each row left out of
+    its own list."""
+    n = emb.shape[0]
+    kk = min(k, n - 1)
+    idx = np.full((len(rows), k), -1, dtype=np.int64)
+    sim = np.full((len(rows), k), -np.inf, dtype=np.float32)
+    block = max(1, min(len(rows), _BLOCK_FLOATS // max(1, n)))
+    for start in range(0, len(rows), block):
+        r = rows[start:start + block]
+        s = emb[r] @ emb.T
+        s[np.arange(len(r)), r] = -np.inf
+        i, v = _top_k(s, kk)
+        idx[start:start + len(r), :kk] = i
+        sim[start:start + len(r), :kk] = v
+        rep.tick(start + len(r), "nearest neighbours: refining")
+    return idx, sim
+
+
 def _approx(query: np.ndarray, base: np.ndarray, k: int, exclude_self: bool, rep: Reporter,
-            backend: str, message: str) -> tuple[np.ndarray, np.ndarray]:
-    nq, nb, d = query.shape[0], base.shape[0], base.shape[1]
-    kq = min(nb, k + (1 if exclude_self else 0) + EXTRA_CANDIDATES)
-    nthreads = threads()
-    step = add_step = 20_000  # steps keep the progress moving and cancel close at hand
+            backend: str, message: str, keep: bool = False) -> tuple[np.ndarray, np.ndarray, Optional[_Graph]]:
+    nq, nb = query.shape[0], base.shape[0]
     # progress over building (nb rows added) then searching (nq rows)
     rep.total = nb + nq
     rep.tick(0, f"{message}: building the index")
-    if backend == "faiss":
-        import faiss
-
-        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        for start in range(0, nb, add_step):
-            index.add(base[start:start + add_step])
-            rep.tick(min(nb, start + add_step), f"{message}: building the index")
-        index.hnsw.efSearch = max(96, 2 * kq)
-
-        def search(q: np.ndarray) -> np.ndarray:
-            _s, i = index.search(q, kq)
-            return i.astype(np.int64)
-    else:
-        from usearch.index import Index
-
-        index = Index(ndim=d, metric="ip", dtype=USEARCH_DTYPE, connectivity=HNSW_M,
-                      expansion_add=HNSW_EF_CONSTRUCTION, expansion_search=max(HNSW_EF_SEARCH, 2 * kq))
-        if hasattr(index, "reserve"):
-            index.reserve(nb)
-        for start in range(0, nb, add_step):
-            index.add(np.arange(start, min(nb, start + add_step)), base[start:start + add_step],
-                      threads=nthreads)
-            rep.tick(min(nb, start + add_step), f"{message}: building the index")
-
-        def search(q: np.ndarray) -> np.ndarray:
-            m = index.search(q, kq, threads=nthreads)
-            keys = np.asarray(m.keys, dtype=np.int64).reshape(len(q), -1)
-            counts = np.asarray(m.counts).reshape(-1)
-            keys[np.arange(keys.shape[1])[None, :] >= counts[:, None]] = -1  # unfilled slots
-            return keys
-
-    idx = np.full((nq, k), -1, dtype=np.int64)
-    sim = np.full((nq, k), -np.inf, dtype=np.float32)
-    for start in range(0, nq, step):
-        stop = min(nq, start + step)
-        i = search(query[start:stop])
-        if exclude_self:
-            i = np.where(i == np.arange(start, stop)[:, None], -1, i)
-        s = _rescore(query[start:stop], base, i)
-        order = np.argsort(-s, axis=1, kind="stable")
-        i = np.take_along_axis(i, order, axis=1)
-        s = np.take_along_axis(s, order, axis=1)
-        w = min(k, i.shape[1])
-        idx[start:stop, :w] = i[:, :w]
-        sim[start:stop, :w] = s[:, :w]
-        rep.tick(nb + stop, f"{message}: searching")
-    sim[idx < 0] = -np.inf
-    idx[~np.isfinite(sim)] = -1
-    return idx, sim
+    graph = _Graph(base, backend, rep, message, HNSW_M, HNSW_EF_CONSTRUCTION)
+    self_rows = np.arange(nq) if exclude_self else None
+    idx, sim = graph.search(query, k, self_rows, HNSW_EF_SEARCH, EXTRA_CANDIDATES, rep, nb, f"{message}: searching")
+    return idx, sim, (graph if keep else None)
 
 
 def knn(
@@ -239,7 +338,31 @@ def knn(
     use = backend or ("exact" if n <= exact_max else (approximate_backend() or "exact"))
     if use == "exact":
         return _exact(emb, emb, k, True, rep, device, "nearest neighbours")
-    return _approx(emb, emb, k, True, rep, use, "nearest neighbours (approximate)")
+    idx, sim, _g = _approx(emb, emb, k, True, rep, use, "nearest neighbours (approximate)")
+    return idx, sim
+
+
+def knn_search(
+    emb: np.ndarray,
+    k: int = 10,
+    exact_max: int = EXACT_MAX,
+    progress: Optional[ProgressCallback] = None,
+    cancel: Optional[CancelCheck] = None,
+    device: Optional[str] = None,
+    backend: Optional[str] = None,
+) -> Neighbours:
+    """:func:`knn`, keeping what is needed to search again, harder, for a few rows
+    (:meth:`Neighbours.refine`; call :meth:`Neighbours.close` when done)."""
+    emb = _as_f32(emb)
+    n = emb.shape[0]
+    rep = Reporter(progress, cancel, total=n, every=1)
+    rep.check()
+    use = backend or ("exact" if n <= exact_max else (approximate_backend() or "exact"))
+    if use == "exact":
+        idx, sim = _exact(emb, emb, k, True, rep, device, "nearest neighbours")
+        return Neighbours(idx, sim, True)
+    idx, sim, graph = _approx(emb, emb, k, True, rep, use, "nearest neighbours (approximate)", keep=True)
+    return Neighbours(idx, sim, False, emb, graph)
 
 
 def cross_knn(
@@ -262,4 +385,5 @@ def cross_knn(
     use = backend or ("exact" if base.shape[0] <= exact_max else (approximate_backend() or "exact"))
     if use == "exact":
         return _exact(query, base, k, False, rep, device, "nearest neighbours")
-    return _approx(query, base, k, False, rep, use, "nearest neighbours (approximate)")
+    idx, sim, _g = _approx(query, base, k, False, rep, use, "nearest neighbours (approximate)")
+    return idx, sim

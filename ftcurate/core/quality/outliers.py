@@ -30,12 +30,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
 from .neighbors import EXACT_MAX, knn
-from ..progress import CancelCheck, ProgressCallback
+from ..progress import CancelCheck, Cancelled, ProgressCallback
 
 
 @dataclass
@@ -105,6 +105,7 @@ def knn_outliers(
     neighbors: Optional[tuple[np.ndarray, np.ndarray]] = None,
     max_share: Optional[float] = None,
     min_count: int = 0,
+    refine: Optional[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = None,
 ) -> OutlierResult:
     """Score every row of ``emb`` (L2-normalised) by its mean cosine distance to its ``k``
     nearest other rows; flag scores above ``Q3 + iqr_factor * IQR``, at most ``max_share`` of
@@ -113,6 +114,16 @@ def knn_outliers(
     ``neighbors``: an ``(idx, sim)`` pair already computed by :func:`knn` (with at least ``k``
     columns) to reuse. Fewer than ``k + 1`` rows: ``k`` shrinks to ``n - 1``; fewer than 3 rows:
     nothing is flagged.
+
+    ``refine``: when ``neighbors`` came from an approximate search, a function giving better
+    ``(idx, sim)`` lists for given rows (:meth:`~.neighbors.Neighbours.refine`). An approximate
+    list can only miss neighbours, so its score is an upper bound of the true score; the rows
+    that could be flagged are searched again, highest bound first, until no row left unrefined
+    can reach the flagged list (:func:`_refine_top`). The flagged list is then that of the
+    refined search (exact search when affordable) at the cost of a few percent of the rows.
+    The quartiles of the IQR fence come from the scores as they are after refining (most of them
+    from the first search): when the fence rather than the cap sets the cut-off, the list can
+    still differ slightly from an exact search's.
     """
     emb = np.asarray(emb, dtype=np.float32)
     n = emb.shape[0]
@@ -123,13 +134,61 @@ def knn_outliers(
         _idx, sim = knn(emb, k=kk, exact_max=exact_max, progress=progress, cancel=cancel)
     else:
         sim = np.asarray(neighbors[1])[:, :kk]
-    sim = np.where(np.isfinite(sim), sim, 0.0)
-    scores = (1.0 - sim.mean(axis=1)).astype(np.float32)
     empty = ~np.any(emb, axis=1)
+    scores = _mean_distance(sim)
     scores[empty] = 1.0
+    if refine is not None:
+        _refine_top(scores, empty, kk, iqr_factor, max_share, min_count, refine, cancel)
     _low, _high, q1, q3 = iqr_fences(scores, iqr_factor, min_gap=1e-6)
     cutoff, fence, flagged = outlier_cutoff(scores, iqr_factor, max_share, min_count)
     return OutlierResult(scores, cutoff, flagged, None, q1, q3, fence)
+
+
+def _mean_distance(sim: np.ndarray) -> np.ndarray:
+    sim = np.where(np.isfinite(sim), sim, 0.0)
+    return (1.0 - sim.mean(axis=1)).astype(np.float32)
+
+
+# Rows refined in one round, as a multiple of the flagged list's length, and the most rounds.
+_REFINE_FIRST = 1.5
+_REFINE_ROUNDS = 8
+
+
+def _refine_top(scores: np.ndarray, empty: np.ndarray, k: int, iqr_factor: float,
+                max_share: Optional[float], min_count: int,
+                refine: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                cancel: Optional[CancelCheck]) -> int:
+    """Replace the upper-bound ``scores`` of the rows that could be flagged by refined ones, in
+    place; returns how many rows were refined.
+
+    Rows are taken by decreasing bound. After each round the threshold ``t`` is the score a row
+    needs to be flagged (the fence, or the score of the last row within the cap among the rows
+    refined so far, whichever is higher); a row whose bound is not above ``t`` cannot be flagged
+    (its true score is at most its bound), so the search stops at the first such row (or after
+    ``_REFINE_ROUNDS`` rounds)."""
+    n = len(scores)
+    _low, fence, _q1, _q3 = iqr_fences(scores, iqr_factor, min_gap=1e-6)
+    cap = n if max_share is None else min(n, max(int(math.ceil(float(max_share) * n)), int(min_count)))
+    order = np.argsort(-scores, kind="stable")
+    order = order[~empty[order]]  # empty texts score 1 whatever their neighbours
+    done = 0
+    batch = max(1, int(math.ceil(_REFINE_FIRST * min(cap, int(np.sum(scores > fence))))))
+    for _round in range(_REFINE_ROUNDS):
+        if done >= len(order) or scores[order[done]] <= fence:
+            break
+        rows = order[done:done + batch]
+        rows = rows[scores[rows] > fence]
+        if cancel is not None and cancel():
+            raise Cancelled()
+        _idx, sim = refine(rows)
+        scores[rows] = np.minimum(scores[rows], _mean_distance(np.asarray(sim)[:, :k]))
+        done += len(rows)
+        refined = np.sort(scores[order[:done]])[::-1]
+        t = max(fence, float(refined[cap - 1]) if len(refined) >= cap else fence)
+        if done >= len(order) or scores[order[done]] <= t:
+            break
+        batch = min(batch, int(np.sum(scores[order[done:]] > t)))
+    return done
 
 
 def length_outliers(

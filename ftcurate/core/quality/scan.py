@@ -341,9 +341,9 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     # Embeddings of what each record asks: outliers and semantic duplicates share one
     # embedding pass and, on large sets, one nearest-neighbour search.
     from .embeddings import embed
-    from .neighbors import EXACT_MAX, knn
+    from .neighbors import EXACT_MAX, knn_search
 
-    emb = nbrs = None
+    emb = nbrs = found = None
     if (s.outliers or s.semantic_duplicates) and len(recs) > 1:
         model = _outlier_model(s, len(recs))
         _check_memory("embeddings", len(recs), s)
@@ -351,11 +351,16 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
         report["embedding_model"] = model
         if len(recs) > s.knn_k:
             _check_memory("neighbours", len(recs), s)
-            nbrs = st.run("neighbours", knn, emb, k=max(s.knn_k, 20) if len(recs) > EXACT_MAX else s.knn_k)
+            found = st.run("neighbours", knn_search, emb,
+                           k=max(s.knn_k, 20) if len(recs) > EXACT_MAX else s.knn_k)
+            nbrs = (found.idx, found.sim)
     if s.outliers and nbrs is not None:
         k_idx, k_sim = nbrs[0][:, :s.knn_k], nbrs[1][:, :s.knn_k]
+        # approximate lists give upper bounds of the scores: the rows that could be flagged are
+        # searched again (exactly when affordable) so the flagged list is the exact search's
         res = st.run("outliers", outl.knn_outliers, emb, k=s.knn_k, iqr_factor=s.iqr_factor,
-                     neighbors=(k_idx, k_sim), max_share=s.outlier_max_share, min_count=s.outlier_min_count)
+                     neighbors=(k_idx, k_sim), max_share=s.outlier_max_share, min_count=s.outlier_min_count,
+                     refine=None if found.exact else lambda rows: found.refine(rows, s.knn_k))
         del k_idx, k_sim
         emit("outliers", [{"index": keys[i], "score": round(float(res.scores[i]), 4)} for i in res.flagged])
         emit("outlier_scores", {"model": report["embedding_model"], "cutoff": round(float(res.cutoff), 4),
@@ -376,6 +381,8 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
                        neighbors=nbrs if big else None)
         emit("semantic_duplicates", [{"a": keys[a], "b": keys[b], "similarity": round(float(c), 4)}
                                      for a, b, c in pairs])
+
+    found = None  # the graph (kept for refining the outlier candidates) is not needed any more
 
     # Leakage between train and test (and validation, inside a project).
     if have_test:
