@@ -383,3 +383,18 @@ def test_clusters_from_pairs_is_partition(edges):
     for c in clusters:
         assert all(i < j for i, j, _ in c.pairs)
         assert {x for p in c.pairs for x in p[:2]} == set(c.indices)
+
+
+def test_unique_rows_groups_equal_signatures():
+    """Rows grouped by a 64-bit hash, checked row by row: the same groups as whole-row unique."""
+    rng = np.random.default_rng(3)
+    sig = rng.integers(0, 4, (3000, 16)).astype(np.uint32)
+    sig[2000:2500] = sig[:500]
+    sig[10] = sig[2999]
+    rows = np.arange(100, 3000)
+    rep, of = dedup._unique_rows(sig, rows)
+    void = np.ascontiguousarray(sig[rows]).view(np.dtype((np.void, 64))).reshape(-1)
+    _, first, inv = np.unique(void, return_index=True, return_inverse=True)
+    assert rep.tolist() == rows[np.sort(first)].tolist()
+    assert of.tolist() == rows[first[inv.reshape(-1)]].tolist()
+    assert np.array_equal(sig[of], sig[rows])

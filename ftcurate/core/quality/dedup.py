@@ -709,9 +709,20 @@ def _unique_rows(sig: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     if len(rows) == 0:
         return rows, rows
     sub = np.ascontiguousarray(sig[rows])
-    void = sub.view(np.dtype((np.void, sub.dtype.itemsize * sub.shape[1]))).reshape(-1)
-    _, first, inv = np.unique(void, return_index=True, return_inverse=True)
+    # one 64-bit hash a row (sorting 8 bytes, not num_perm x 4), then every row checked against
+    # its representative: a collision (never seen; ~n**2 / 2**64) falls back to whole rows
+    mult = np.random.default_rng(0x5EED).integers(1, 2**63, sub.shape[1], dtype=np.uint64) | np.uint64(1)
+    h = np.empty(len(sub), dtype=np.uint64)
+    step = max(1, (16 << 20) // max(1, 8 * sub.shape[1]))
+    for lo in range(0, len(sub), step):
+        h[lo:lo + step] = (sub[lo:lo + step].astype(np.uint64) * mult).sum(axis=1, dtype=np.uint64)
+    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
     inv = inv.reshape(-1)
+    same = all(np.array_equal(sub[lo:lo + step], sub[first[inv[lo:lo + step]]]) for lo in range(0, len(sub), step))
+    if not same:
+        void = sub.view(np.dtype((np.void, sub.dtype.itemsize * sub.shape[1]))).reshape(-1)
+        _, first, inv = np.unique(void, return_index=True, return_inverse=True)
+        inv = inv.reshape(-1)
     rep = rows[np.sort(first)]
     return rep, rows[first[inv]]
 
