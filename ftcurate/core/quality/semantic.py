@@ -96,48 +96,51 @@ def semantic_duplicates(
     cancel: Optional[CancelCheck] = None,
     device: Optional[str] = None,
     neighbors: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    method: Optional[str] = None,
 ) -> list[tuple[int, int, float]]:
     """Pairs ``(i, j, cosine)`` with ``i < j`` and cosine >= ``threshold``, highest first.
 
-    Exact (every pair) up to ``exact_max`` rows; above that each row's ``k`` approximate nearest
-    neighbours are checked, so a group of more than ``k + 1`` copies yields only part of its pairs.
-    ``neighbors``: a :func:`knn` result ``(idx, sim)`` already computed (e.g. for outliers) to
-    check instead. Zero rows (empty texts) never pair.
+    ``method`` (default: ``"neighbours"`` when ``neighbors`` is given, else ``"exact"`` up to
+    ``exact_max`` rows and ``"clustered"`` above):
+
+    * ``"exact"``: every pair, in blocks (float32 BLAS on every core, no top-k);
+    * ``"clustered"``: each row against the rows of its nearest clusters (k-means; see
+      :mod:`~ftcurate.core.quality.pairsearch`): no cap on the partners of a row, and 99.6-100%
+      of the exact pairs in the measurements (docs/benchmarks.md);
+    * ``"neighbours"``: the ``neighbors`` given (a :func:`knn` result ``(idx, sim)`` already
+      computed, e.g. for outliers), or ``knn`` with ``k`` neighbours: a group of more than
+      ``k + 1`` copies yields only part of its pairs.
+
+    Every pair found is scored again in float64 and kept when that score reaches ``threshold``,
+    so the similarities and ties at the threshold are the same whatever the method. Zero rows
+    (empty texts) never pair. Memory: one block of products at a time, plus the pairs found.
     """
+    from . import pairsearch as ps
+
     emb = np.ascontiguousarray(np.asarray(emb, dtype=np.float32))
     n = emb.shape[0]
     rep = Reporter(progress, cancel, total=n, every=1)
     rep.check()
-    pairs: list[tuple[int, int, float]] = []
     if n < 2:
-        return pairs
-    if n > exact_max or neighbors is not None:
+        return []
+    if method is None:
+        method = "neighbours" if neighbors is not None else ("exact" if n <= exact_max else "clustered")
+    if method not in ("exact", "clustered", "neighbours"):
+        raise ValueError("method must be 'exact', 'clustered' or 'neighbours'")
+    live = ps.live_rows(emb)
+    cand = ps.Candidates(n)
+    if method == "neighbours":
         idx, sim = neighbors if neighbors is not None else knn(emb, k=k, exact_max=exact_max, progress=progress,
                                                                cancel=cancel, device=device)
-        seen = set()
-        rows, cols = np.nonzero(sim >= threshold)
-        for r, c in zip(rows.tolist(), cols.tolist()):
-            j = int(idx[r, c])
-            if j < 0:
-                continue
-            a, b = (r, j) if r < j else (j, r)
-            if (a, b) not in seen:
-                seen.add((a, b))
-                pairs.append((a, b, float(sim[r, c])))
-    else:
-        # every pair, in blocks of rows (numpy's BLAS on every core; no torch import)
-        block = max(1, min(n, (16 * 1024 * 1024) // n))
-        for start in range(0, n, block):
-            stop = min(n, start + block)
-            s = emb[start:stop] @ emb[start:].T  # columns start.. : only j > i is kept
-            r, c = np.nonzero(s >= threshold)
-            keep = c > r
-            r, c = r[keep], c[keep]
-            if len(r):
-                vals = s[r, c]
-                pairs.extend(zip((r + start).tolist(), (c + start).tolist(), vals.astype(np.float64).tolist()))
-            rep.tick(stop, "semantic duplicates")
-    pairs.sort(key=lambda p: (-p[2], p[0], p[1]))
+        ps.neighbour_candidates(idx, sim, threshold, cand)
+    elif len(live) >= 2:
+        if method == "exact":
+            ps.exact_candidates(emb, live, threshold, rep, cand)
+        else:
+            ps.clustered_candidates(emb, live, threshold, rep, cand)
+    rep.check()
+    pairs = ps.decide(emb, cand, threshold, live)
+    rep.tick(rep.total, "semantic duplicates")
     return pairs
 
 
