@@ -25,10 +25,12 @@ never drops a pair the float64 score keeps.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -47,6 +49,37 @@ def threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread inside the block (our own threads share the cores instead). Many small
+    products on BLAS's own threads wait on each other at every call, badly so when other
+    processes hold the cores. Without threadpoolctl, nothing changes."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - installed with scikit-learn / sentence-transformers
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _in_threads(work: Callable[[int], object], items: Iterable[int], n_threads: int) -> Iterator[object]:
+    """``work(item)`` for each item on ``n_threads`` threads, results in order; at most two
+    tasks per thread are queued, so a consumer that stops (cancel) waits for few."""
+    if n_threads <= 1:
+        for item in items:
+            yield work(item)
+        return
+    with ThreadPoolExecutor(n_threads) as pool:
+        queued: deque = deque()
+        for item in items:
+            queued.append(pool.submit(work, item))
+            if len(queued) >= 2 * n_threads:
+                yield queued.popleft().result()
+        while queued:
+            yield queued.popleft().result()
 
 
 def live_rows(x: np.ndarray) -> np.ndarray:
@@ -129,10 +162,11 @@ def _kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iters: int, sample:
     n = len(x)
     s = x if n <= sample else x[np.sort(rng.choice(n, sample, replace=False))]
     cent = s[np.sort(rng.choice(len(s), k, replace=False))].copy()
+    step = 4096
     for _ in range(iters):
-        assign = np.empty(len(s), dtype=np.int64)
-        for st in range(0, len(s), 8192):
-            assign[st:st + 8192] = np.argmax(s[st:st + 8192] @ cent.T, axis=1)
+        with _one_blas_thread():
+            assign = np.concatenate(list(_in_threads(lambda st: np.argmax(s[st:st + step] @ cent.T, axis=1),
+                                                     range(0, len(s), step), threads())))
         sums = np.zeros_like(cent)
         np.add.at(sums, assign, s)
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
@@ -159,15 +193,8 @@ def _nearest_centres(x: np.ndarray, cent: np.ndarray, p: int, rep: Reporter, mes
         out[start:stop] = np.take_along_axis(part, order, axis=1)
         return stop
 
-    starts = range(0, n, step)
-    if threads() > 1 and len(starts) > 1:
-        with ThreadPoolExecutor(threads()) as pool:
-            for stop in pool.map(one, starts):
-                rep.check()
-    else:
-        for start in starts:
-            one(start)
-            rep.check()
+    for _stop in _in_threads(one, range(0, n, step), threads()):
+        rep.check()
     return out
 
 
@@ -187,7 +214,8 @@ def clustered_candidates(x: np.ndarray, live: np.ndarray, threshold: float, rep:
     rng = np.random.default_rng(seed)
     cent = _kmeans(xl, n_clusters, rng, KMEANS_ITERS, min(m, KMEANS_SAMPLE * n_clusters))
     rep.tick(1, f"{message}: grouping the records")
-    near = _nearest_centres(xl, cent, probes, rep, message)
+    with _one_blas_thread():
+        near = _nearest_centres(xl, cent, probes, rep, message)
     rep.tick(2, message)
     home = near[:, 0]
     members = np.argsort(home, kind="stable")
@@ -198,22 +226,36 @@ def clustered_candidates(x: np.ndarray, live: np.ndarray, threshold: float, rep:
     queries = by_cluster // probes  # the row of each (row, probe), grouped by cluster
     del flat, by_cluster
     cut = np.float32(threshold - SLACK)
-    for c in range(n_clusters):
+
+    def cluster(c: int) -> tuple[np.ndarray, np.ndarray]:
         mem = members[m_start[c]:m_start[c + 1]]
         qry = queries[q_start[c]:q_start[c + 1]]
-        if len(mem) and len(qry):
-            m_step = min(len(mem), max(1, _TILE // 256))
-            for ms in range(0, len(mem), m_step):
-                mt = mem[ms:ms + m_step]
-                xm = xl[mt]
-                q_step = max(1, _TILE // len(mt))
-                for qs in range(0, len(qry), q_step):
-                    qt = qry[qs:qs + q_step]
-                    s = xl[qt] @ xm.T
-                    r, k = np.nonzero(s >= cut)
-                    if len(r):
-                        cand.add(live[qt[r]], live[mt[k]])
-        rep.tick(c + 3, message)
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        m_step = min(len(mem), max(1, _TILE // 256))
+        for ms in range(0, len(mem), m_step):
+            mt = mem[ms:ms + m_step]
+            xm = xl[mt]
+            q_step = max(1, _TILE // len(mt))
+            for qs in range(0, len(qry), q_step):
+                qt = qry[qs:qs + q_step]
+                r, k = np.nonzero(xl[qt] @ xm.T >= cut)
+                if len(r):
+                    rows.append(qt[r])
+                    cols.append(mt[k])
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(rows), np.concatenate(cols)
+
+    todo = [c for c in range(n_clusters) if m_start[c + 1] > m_start[c] and q_start[c + 1] > q_start[c]]
+    done = 0
+    with _one_blas_thread():
+        for r, k in _in_threads(cluster, todo, threads()):
+            if len(r):
+                cand.add(live[r], live[k])
+            done += 1
+            rep.tick(3 + done * (n_clusters - 1) // max(1, len(todo)), message)
+    rep.tick(n_clusters + 2, message)
 
 
 def neighbour_candidates(idx: np.ndarray, sim: np.ndarray, threshold: float, cand: Candidates) -> None:
