@@ -2,7 +2,12 @@
 
 An import stores its records in batches, each committed, so that a huge file need not sit
 in one transaction; the source is marked ``importing`` until its last batch and its error
-summary are committed together with the mark ``complete``. So:
+summary are committed together with the mark ``complete``. The first batch holds ``batch``
+records (5,000), each later one as many as are stored already (up to :data:`TX_ROWS`): the
+index of content hashes takes random keys, and each commit rewrites the pages it touched,
+so fewer, growing commits keep a 1M-record import's writes near linear. Batches are
+committed without waiting for the disk (``synchronous=NORMAL``) and the end of the import
+with it (see :class:`_BulkWrites`). So:
 
 * a killed import leaves a source marked incomplete (``sources()[i]["complete"]`` False),
   which ``stats`` shows and ``decide`` does not pick by default; importing the same file
@@ -18,7 +23,7 @@ import json
 import os
 import sqlite3
 import time
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ..progress import CancelCheck, ProgressCallback, Reporter
 from .errors import ProjectError, explain
@@ -45,6 +50,73 @@ def _insert_errors(conn: sqlite3.Connection, source_id: int, errors: Iterable[di
         "INSERT INTO import_errors(source_id, line, idx, key, message) VALUES (?, ?, ?, ?, ?)",
         ((source_id, e.get("line"), e.get("index"), e.get("key"), str(e.get("message", ""))) for e in errors),
     )
+
+
+def row_values(rec: Record) -> tuple[str, str, str]:
+    """What the store keeps of a record's content: ``(content JSON, its sha256, metadata JSON)``."""
+    content = rec.content_json()
+    return content, sha256_text(content), canonical_json(rec.metadata) if rec.metadata else "{}"
+
+
+#: rows stored before the first commit of an import (the next ones hold as many as are stored, up to TX_ROWS)
+BATCH_ROWS = 5000
+#: rows handed to SQLite at a time (one ``executemany``): what an import holds in memory
+FLUSH_ROWS = 10_000
+#: most rows in one transaction of an import
+TX_ROWS = 500_000
+
+
+class _BulkWrites:
+    """Connection settings while an import stores its rows: a commit is not flushed to disk
+    (``synchronous=NORMAL``: a killed process loses nothing; a power cut may lose the last
+    commits, which leaves the import incomplete, as a kill does) and a larger page cache for
+    the indexes. :meth:`end` restores them; given the source, it first commits a small write
+    with the project's own setting (``FULL``), whose flush of the log makes every commit
+    before it durable too."""
+
+    CACHE_KIB = 64 * 1024
+
+    def __init__(self, project: Any) -> None:
+        self.project = project
+        self.saved: Optional[tuple] = None
+
+    def _set(self, sync: int, cache: int) -> None:
+        with self.project._mutex:
+            db = self.project._db
+            db.execute(f"PRAGMA synchronous={int(sync)}")
+            db.execute(f"PRAGMA cache_size={int(cache)}")
+
+    def start(self) -> None:
+        with self.project._mutex:
+            db = self.project._db
+            self.saved = (int(db.execute("PRAGMA synchronous").fetchone()[0]),
+                          int(db.execute("PRAGMA cache_size").fetchone()[0]))
+        self._set(min(self.saved[0], 1), -self.CACHE_KIB)  # 1: NORMAL (0, OFF, stays OFF)
+
+    def end(self, source_id: Optional[int] = None) -> None:
+        if self.saved is None:
+            return
+        sync, cache = self.saved
+        self.saved = None
+        try:
+            self._set(sync, cache)
+        except (sqlite3.Error, ProjectError):
+            return
+        if source_id is None or sync < 2:
+            return
+        try:
+            with self.project._tx() as conn:
+                conn.execute("UPDATE sources SET imported_at = ? WHERE id = ?", (time.time(), source_id))
+        except (sqlite3.Error, OSError, ProjectError):
+            # (a full disk): the commits are written, if not flushed; flush the log directly
+            try:
+                fd = os.open(self.project.path + "-wal", os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass
 
 
 class SourcesMixin:
@@ -178,19 +250,17 @@ class SourcesMixin:
         split = force_split or rec.split or "train"
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r} (expected one of {SPLITS})")
-        content = rec.content_json()
-        return (int(rec.source.index), rec.source.line, split, content, sha256_text(content),
-                canonical_json(rec.metadata) if rec.metadata else "{}")
+        return (int(rec.source.index), rec.source.line, split, *row_values(rec))
 
     def _insert_rows(self, conn: sqlite3.Connection, source_id: int, rows: list[tuple]) -> None:
         if not rows:
             return
         last = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM records").fetchone()[0])
         try:
-            conn.executemany(
+            conn.executemany(  # the source id is a number from the store: written in, not bound per row
                 "INSERT INTO records(source_id, idx, line, split, content, content_hash, metadata) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                ((source_id, *r) for r in rows),
+                f"VALUES ({int(source_id)}, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
         except sqlite3.IntegrityError as exc:
             raise ProjectError(
@@ -266,22 +336,73 @@ class SourcesMixin:
         finish: Optional[Callable[[], dict]] = None,
         progress: Optional[ProgressCallback] = None,
         cancel: Optional[CancelCheck] = None,
-        batch: int = 5000,
+        batch: int = BATCH_ROWS,
     ) -> tuple[int, int]:
         """Store a file's records as a new source (or, with ``resume=source_id``, finish an
         incomplete one: records whose index is already stored are skipped). Returns
         ``(source_id, records added)``.
 
-        The source is created with the first batch (a file of one batch is one
-        transaction) and marked complete with the last one, together with ``finish()``'s
+        The source is created with the first batch of ``batch`` records (a file of one batch
+        is one transaction; later batches grow, see the module help) and marked complete with
+        the last one, together with ``finish()``'s
         summary: ``{"errors": [...details kept], "error_counts": {...}, "errors_left_out": n,
         "total": n}``, asked for once ``records`` is exhausted. On any error or cancel what
         this call added is removed again; if that cannot be written either (a full disk), the
         source stays marked incomplete and the error says so.
         """
+        batch = max(1, int(batch))
+
+        def parts(force_split: Optional[str], skip_upto: int) -> Iterator[list[tuple]]:
+            rows: list[tuple] = []
+            for rec in records:
+                if int(rec.source.index) <= skip_upto:
+                    continue
+                rows.append(self._record_row(rec, force_split))
+                if len(rows) >= batch:
+                    yield rows
+                    rows = []
+            if rows:
+                yield rows
+
+        return self._import(path, fmt, parts, role, sha256, options, resume, finish, progress, cancel, batch)
+
+    def import_rows(
+        self,
+        path: str | os.PathLike,
+        fmt: str,
+        parts: Iterable[list[tuple]],
+        role: str = "train",
+        sha256: Optional[str] = None,
+        options: Optional[dict] = None,
+        resume: Optional[int] = None,
+        finish: Optional[Callable[[], dict]] = None,
+        progress: Optional[ProgressCallback] = None,
+        cancel: Optional[CancelCheck] = None,
+        batch: int = BATCH_ROWS,
+    ) -> tuple[int, int]:
+        """:meth:`import_source` for records already turned into rows: ``parts`` yields lists
+        of ``(index, line, split, content, content_hash, metadata)`` (see :func:`row_values`),
+        in record order, the split ``"test"`` for a test source; stored in batches as
+        :meth:`import_source` stores records, with the same guarantees."""
+        batch = max(1, int(batch))
+
+        def kept(force_split: Optional[str], skip_upto: int) -> Iterator[list[tuple]]:
+            for part in parts:
+                if skip_upto >= 0 and part and part[0][0] <= skip_upto:
+                    part = [r for r in part if r[0] > skip_upto]
+                if force_split is not None and part and part[0][2] != force_split:
+                    part = [(r[0], r[1], force_split, *r[3:]) for r in part]
+                yield part
+                part = None
+
+        return self._import(path, fmt, kept, role, sha256, options, resume, finish, progress, cancel, batch)
+
+    def _import(self, path: str | os.PathLike, fmt: str, parts: Callable[[Optional[str], int], Iterable[list]],
+                role: str, sha256: Optional[str], options: Optional[dict], resume: Optional[int],
+                finish: Optional[Callable[[], dict]], progress: Optional[ProgressCallback],
+                cancel: Optional[CancelCheck], batch: int) -> tuple[int, int]:
         if role not in SOURCE_ROLES:
             raise ValueError(f"source role must be one of {SOURCE_ROLES}, not {role!r}")
-        batch = max(1, int(batch))
         force_split = "test" if role == "test" else None
         skip_upto = -1
         with self._mutex:
@@ -310,29 +431,48 @@ class SourcesMixin:
                 created = True
             return sid
 
+        bulk = _BulkWrites(self)
+        flush = min(batch, FLUSH_ROWS)
         try:
             rep.check()
-            for rec in records:
-                if int(rec.source.index) <= skip_upto:
-                    continue
-                rows.append(self._record_row(rec, force_split))
-                if len(rows) >= batch:
-                    with self._tx() as conn:
-                        self._insert_rows(conn, source_id(conn), rows)
-                    added += len(rows)
-                    rows.clear()
+            bulk.start()
+            rest = iter(parts(force_split, skip_upto))
+            done = False
+            while not done:
+                # a transaction of at least ``batch`` rows, as many as are stored already (up to
+                # TX_ROWS): an index of random keys (content_hash) is rewritten once per commit
+                goal = min(TX_ROWS, max(batch, added))
+                in_tx = 0
+                with self._tx() as conn:
+                    sid_now = source_id(conn)
+                    for part in rest:
+                        if rows:
+                            rows.extend(part)
+                        else:
+                            rows = part if isinstance(part, list) else list(part)
+                        part = None  # freed once stored, not held until the next one is made
+                        if len(rows) >= flush:
+                            self._insert_rows(conn, sid_now, rows)
+                            in_tx += len(rows)
+                            rows = []
+                            if in_tx >= goal:
+                                break
+                    else:
+                        done = True
+                        summary = finish() if finish is not None else {}
+                        self._insert_rows(conn, sid_now, rows)
+                        in_tx += len(rows)
+                        rows = []
+                        self._write_summary(conn, sid_now, list(summary.get("errors") or []), summary.get("total"),
+                                            summary.get("error_counts"), summary.get("errors_left_out", 0),
+                                            "complete")
+                added += in_tx
+                if not done:
                     rep.tick(added, "Importing records")
                     rep.check()
-            summary = finish() if finish is not None else {}
-            with self._tx() as conn:
-                sid_now = source_id(conn)
-                self._insert_rows(conn, sid_now, rows)
-                self._write_summary(conn, sid_now, list(summary.get("errors") or []), summary.get("total"),
-                                    summary.get("error_counts"), summary.get("errors_left_out", 0), "complete")
-            added += len(rows)
-            rows.clear()
         except BaseException as exc:
-            rows.clear()
+            rows = []
+            bulk.end()
             kept = self._drop_import(sid, created, start_id)
             if isinstance(exc, (sqlite3.Error, OSError, ProjectError)):
                 err = explain(exc, self.path, "write to")
@@ -341,6 +481,7 @@ class SourcesMixin:
                                     "incomplete import; import the file again to finish it.")
                 raise err from exc
             raise
+        bulk.end(int(sid))  # the import's commits reach the disk before it is reported done
         return int(sid), added
 
     def _drop_import(self, sid: Optional[int], created: bool, start_id: int) -> int:
@@ -364,4 +505,4 @@ class SourcesMixin:
                 return 1
 
 
-__all__ = ["SOURCE_ROLES", "SOURCE_STATES", "SourcesMixin", "jdump"]
+__all__ = ["SOURCE_ROLES", "SOURCE_STATES", "SourcesMixin", "jdump", "row_values"]
