@@ -46,6 +46,24 @@ SNIPPET_CHARS = 60
 
 _WS = re.compile(r"[ \t\n\r]*")
 _SURROGATE = re.compile("[\udc80-\udcff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def lone_surrogate(obj: object, text: str, start: int = 0, end: Optional[int] = None) -> Optional[tuple[str, str]]:
+    """An error when the decoded record holds half of a surrogate pair (a ``\\ud800`` escape
+    with no partner in ``text[start:end]``): not a character, so its text cannot be stored
+    or written as UTF-8. None when it has none (the usual case: no such escape at all)."""
+    if not _SURROGATE_ESCAPE.search(text, start, len(text) if end is None else end):
+        return None
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(exc.object[exc.start])
+        return ("invalid_json", f"\\u{code:04x} is half of a surrogate pair, not a character "
+                                "(the text cannot be stored as UTF-8)")
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return None
 # Text between elements that is not a value, a separator or the end of the array.
 _JUNK = re.compile(r'[^{\["\],]*')
 _UNKNOWN = object()  # the elements' indent before the first element
@@ -311,6 +329,9 @@ def _element(w: _Window, pos: int, line: int, index: int, decoder: json.JSONDeco
             if _SURROGATE.search(text, pos, end):
                 return RawItem(index, line, error=(
                     "invalid_utf8", "the record contains bytes that are not valid UTF-8")), end, "ok"
+            half = lone_surrogate(obj, text, pos, end)
+            if half is not None:
+                return RawItem(index, line, error=half), end, "ok"
             return RawItem(index, line, obj=obj), end, "ok"
         # Junk right before an element ("nonsense{...}"): the junk is the error, not the element.
         j = _JUNK.match(text, pos).end()

@@ -16,7 +16,7 @@ import sys
 from typing import Iterator, Optional
 
 from .base import DatasetError, RawItem
-from .jsonarray import iter_json_array, value_error_message
+from .jsonarray import iter_json_array, lone_surrogate, value_error_message
 
 __all__ = ["sniff", "first_text", "loads", "iter_jsonl", "iter_json_array", "iter_csv", "csv_columns",
            "iter_parquet", "parquet_columns", "BOM", "MAX_LINE_BYTES"]
@@ -111,9 +111,13 @@ def _decode_line(raw: bytes, index: int, lineno: int) -> RawItem:
         return RawItem(index, lineno, error=(
             "invalid_utf8", f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not valid UTF-8"))
     try:
-        return RawItem(index, lineno, obj=loads(raw))
+        obj = loads(raw)
     except (ValueError, RecursionError) as exc:
         return RawItem(index, lineno, error=("invalid_json", _json_message(exc, text)))
+    half = lone_surrogate(obj, text)
+    if half is not None:
+        return RawItem(index, lineno, error=half)
+    return RawItem(index, lineno, obj=obj)
 
 
 def _json_message(exc: Exception, text: str) -> str:
