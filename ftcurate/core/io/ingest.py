@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
+from . import bulk
 from .formats import DatasetReader, RecordError
 from ..progress import CancelCheck, ProgressCallback, Reporter
 from ..project.store import Project, StoredRecord
@@ -27,6 +28,8 @@ INCLUDE_CHOICES = ("approved", "not-rejected", "all")
 #: error details kept per imported file (all errors are counted by key regardless)
 MAX_ERROR_DETAILS = DEFAULT_MAX_ERRORS
 OUTCOMES = ("imported", "resumed", "replaced", "already_imported")
+#: rows a transaction when a large file is read on every core (small files: 5,000, see Project.import_source)
+BULK_BATCH = 50_000
 
 
 def file_sha256(path: str) -> str:
@@ -111,20 +114,46 @@ def import_dataset(project: Project, path: str, fmt: str = "auto", mapping: Opti
 
     acc = StatsAccumulator(TokenCounter(tokenizer), max_tokens)
     rep = Reporter(progress, cancel, every=5000)
-    good = checked_records(reader, report, acc, rep, f"importing {os.path.basename(path)}")
+    message = f"importing {os.path.basename(path)}"
 
     def summary() -> dict:
         return {"errors": [e.to_dict() for e in report.errors], "error_counts": dict(report.error_counts),
                 "errors_left_out": report.errors_left_out, "total": report.records}
 
-    report.source_id, report.added = project.import_source(
-        abspath, reader.format, good, role=role, sha256=digest, options=options, resume=resume, finish=summary,
-        cancel=cancel)
+    nproc = bulk.workers_for(reader, tokenizer)
+    if nproc > 1:  # a large JSON Lines file: read on every core while this process stores the rows
+        split = "test" if role == "test" else "train"
+        parts = _rows_of_chunks(bulk.read_parallel(reader, split, max_tokens, nproc, rep), split, report, acc,
+                                rep, message)
+        report.source_id, report.added = project.import_rows(
+            abspath, reader.format, parts, role=role, sha256=digest, options=options, resume=resume,
+            finish=summary, cancel=cancel, batch=BULK_BATCH)
+    else:
+        good = checked_records(reader, report, acc, rep, message)
+        report.source_id, report.added = project.import_source(
+            abspath, reader.format, good, role=role, sha256=digest, options=options, resume=resume,
+            finish=summary, cancel=cancel)
     report.outcome = "resumed" if resume is not None else ("replaced" if replaced else "imported")
     finish(report, acc, project.count(split="test") or None)
     if role == "test":
         report.advice = [f"Held-out set: {report.loaded} examples (kept out of training and export)."]
     return report
+
+
+def _rows_of_chunks(chunks: Iterator[tuple[int, int, "bulk.Chunk"]], split: str, report: ValidationReport,
+                    acc: StatsAccumulator, rep: Reporter, message: str) -> Iterator[list[tuple]]:
+    """The rows of each chunk numbered in the file, its bad records and statistics counted
+    into ``report`` and ``acc`` as :func:`checked_records` counts them."""
+    for first, line0, chunk in chunks:
+        report.records += chunk.records
+        for idx, line, problems in chunk.rejected:
+            report.add_rejected([RecordError(first + idx, line0 + line, k, m) for k, m in problems])
+        report.loaded += len(chunk.rows)
+        acc.merge(chunk.acc, first)
+        rows = [(first + i, line0 + ln, split, c, h, m) for i, ln, c, h, m in chunk.rows]
+        chunk.rows = []
+        rep.tick(report.records, message)
+        yield rows
 
 
 def _selected(sr: StoredRecord, include: str) -> bool:

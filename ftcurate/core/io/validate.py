@@ -135,18 +135,37 @@ class StatsAccumulator:
 
     def add(self, record: Record, index: int) -> None:
         roles = {m.role for m in record.messages}
-        if "system" not in roles:
+        total, assistant = self.counter.messages(record)
+        self.add_counts(index, len(record.messages), total, assistant, "system" in roles, "user" in roles)
+
+    def add_counts(self, index: int, n_messages: int, total: int, assistant: int, has_system: bool,
+                   has_user: bool) -> None:
+        """:meth:`add` for a record already counted: its messages, tokens (whole example and
+        assistant turns, as :meth:`TokenCounter.messages` counts them) and which turns it has."""
+        if not has_system:
             self._warn("missing_system", index)
         else:
             self.with_system += 1
-        if "user" not in roles:
+        if not has_user:
             self._warn("missing_user", index)
-        total, assistant = self.counter.messages(record)
         if total > self.max_tokens:
             self._warn("too_long", index)
-        self.n_messages.append(len(record.messages))
+        self.n_messages.append(n_messages)
         self.n_tokens.append(total)
         self.n_assistant.append(assistant)
+
+    def merge(self, other: "StatsAccumulator", offset: int = 0) -> None:
+        """Append what ``other`` counted over the records that follow (its record indices
+        shifted by ``offset``): the same as adding its records here one by one."""
+        for key, n in other.warnings.items():
+            self.warnings[key] += n
+            room = self.keep - len(self.warning_examples[key])
+            if room > 0:
+                self.warning_examples[key] += [i + offset for i in other.warning_examples[key][:room]]
+        self.with_system += other.with_system
+        self.n_messages.extend(other.n_messages)
+        self.n_tokens.extend(other.n_tokens)
+        self.n_assistant.extend(other.n_assistant)
 
     def stats(self) -> dict:
         n = len(self.n_tokens)

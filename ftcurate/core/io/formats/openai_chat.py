@@ -114,6 +114,35 @@ def parse(obj: Any, mapping: Optional[dict] = None) -> tuple[Optional[Record], l
     return Record(messages=out, tools=tools, metadata=meta), []
 
 
+SIMPLE_ROLES = frozenset(BASE_ROLES)
+
+
+def simple_messages(obj: Any) -> Optional[list]:
+    """The messages of a record in the common shape - a ``messages`` list of ``{"role",
+    "content"}`` objects with a known role and non-empty text, an assistant turn among them,
+    no tools - or None for anything else. Such a record is valid, and :func:`parse` of it
+    gives ``Message(role, content)`` for each and the other keys as metadata: a bulk import
+    takes the content from these dicts as they are (``{"messages": ...}``) and leaves every
+    other record to :func:`parse`."""
+    if type(obj) is not dict:
+        return None
+    messages = obj.get("messages")
+    if type(messages) is not list or not messages or "tools" in obj or "functions" in obj:
+        return None
+    answer = False
+    for m in messages:
+        if type(m) is not dict or len(m) != 2:
+            return None
+        content = m.get("content")
+        if type(content) is not str or not content:
+            return None
+        role = m.get("role")
+        if type(role) is not str or role not in SIMPLE_ROLES:
+            return None
+        answer = answer or role == "assistant"
+    return messages if answer else None
+
+
 def dump(record: Record) -> dict:
     out: dict[str, Any] = dict(record.metadata)
     out.pop("messages", None)
