@@ -205,3 +205,18 @@ def test_refining_can_be_cancelled():
     with pytest.raises(Cancelled):
         knn_outliers(x, neighbors=(found.idx, found.sim), max_share=0.01, min_count=20,
                      refine=lambda rows: found.refine(rows, 10), cancel=lambda: True)
+
+
+def test_exact_refine_in_blocks_matches_exact_search(monkeypatch):
+    from ftcurate.core.progress import Reporter
+    from ftcurate.core.quality import neighbors as nb
+
+    x = _clustered(5000, 16)
+    x[100] = x[200]  # a tie at similarity 1
+    rows = np.array([5, 100, 200, 4999, 0, 2500])
+    monkeypatch.setattr(nb, "_BLOCK_FLOATS", 1 << 12)  # many query and column blocks
+    i, s = nb._exact_rows(x, rows, 10, Reporter(None, None, total=len(rows)))
+    ie, se = knn(x, k=10, backend="exact")
+    np.testing.assert_allclose(s, se[rows], atol=1e-6)
+    assert (i[1, 0], i[2, 0]) == (200, 100)
+    assert not np.any(i == rows[:, None])

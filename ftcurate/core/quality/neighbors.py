@@ -286,21 +286,42 @@ class Neighbours:
 
 def _exact_rows(emb: np.ndarray, rows: np.ndarray, k: int, rep: Reporter) -> tuple[np.ndarray, np.ndarray]:
     """Exact neighbour lists of ``emb[rows]`` among all rows of ``emb``, each row left out of
-    its own list."""
+    its own list. Blocks of up to 2,048 query rows against column blocks of the matrix (so the
+    products stay matrix-matrix, not memory-bound), a running top ``k`` merged per block."""
     n = emb.shape[0]
     kk = min(k, n - 1)
     idx = np.full((len(rows), k), -1, dtype=np.int64)
     sim = np.full((len(rows), k), -np.inf, dtype=np.float32)
-    block = max(1, min(len(rows), _BLOCK_FLOATS // max(1, n)))
-    for start in range(0, len(rows), block):
-        r = rows[start:start + block]
-        s = emb[r] @ emb.T
-        s[np.arange(len(r)), r] = -np.inf
-        i, v = _top_k(s, kk)
-        idx[start:start + len(r), :kk] = i
-        sim[start:start + len(r), :kk] = v
+    if kk <= 0 or len(rows) == 0:
+        return idx, sim
+    qblock = min(len(rows), 2048)
+    cblock = max(kk + 1, _BLOCK_FLOATS // qblock)
+    for start in range(0, len(rows), qblock):
+        r = rows[start:start + qblock]
+        q = emb[r]
+        best_i = np.full((len(r), kk), -1, dtype=np.int64)
+        best_s = np.full((len(r), kk), -np.inf, dtype=np.float32)
+        for c0 in range(0, n, cblock):
+            c1 = min(n, c0 + cblock)
+            s = q @ emb[c0:c1].T
+            own = (r >= c0) & (r < c1)
+            s[np.flatnonzero(own), r[own] - c0] = -np.inf
+            i, v = _top_k(s, min(kk, c1 - c0))
+            cand_i = np.concatenate([best_i, i + c0], axis=1)
+            cand_s = np.concatenate([best_s, v], axis=1)
+            best_i, best_s = _top_k_of(cand_i, cand_s, kk)
+            rep.check()
+        idx[start:start + len(r), :kk] = best_i
+        sim[start:start + len(r), :kk] = best_s
         rep.tick(start + len(r), "nearest neighbours: refining")
+    sim[idx < 0] = -np.inf
     return idx, sim
+
+
+def _top_k_of(i: np.ndarray, s: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``kk`` best (index, similarity) pairs of each row, best first (ties: earlier first)."""
+    order = np.argsort(-s, axis=1, kind="stable")[:, :kk]
+    return np.take_along_axis(i, order, axis=1), np.take_along_axis(s, order, axis=1)
 
 
 def _approx(query: np.ndarray, base: np.ndarray, k: int, exclude_self: bool, rep: Reporter,
