@@ -125,6 +125,16 @@ def test_record_pass_on_two_processes_equals_one(monkeypatch):
 
     recs = [r for _, r in _records(150)]
     recs += [recs[3], recs[7], make_record(3)]  # exact copies
+    from ftcurate.core.project.records import Message, Record
+
+    # what the workers rebuild from the content JSON: tools, tool calls, names, empty turns
+    recs += [Record([Message("user", "Weather in Oslo? <img src=x.png>"),
+                     Message("assistant", None, tool_calls=[{"id": "c1", "type": "function", "function": {
+                         "name": "weather", "arguments": "{\"city\": \"Oslo\"}"}}]),
+                     Message("tool", "12 C", tool_call_id="c1", name="weather"),
+                     Message("assistant", "")],
+                    tools=[{"type": "function", "function": {"name": "weather", "parameters": {}}}],
+                    metadata={"x": 1})] * 2
     monkeypatch.setattr(recordpass, "MIN_PARALLEL", 100)
     monkeypatch.setattr(recordpass, "CHUNK", 40)
     monkeypatch.setenv("FTCURATE_WORKERS", "2")

@@ -323,10 +323,10 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     emit("conflicting", [[keys[i] for i in g] for g in conflicts])
 
     # Near duplicates (MinHash + LSH).
-    texts = [r.text for r in recs]
     if s.near_duplicates:
         _check_memory("near duplicates", len(recs), s)
-        clusters = st.run("near duplicates", dedup.near_duplicate_clusters, texts, threshold=s.minhash_threshold,
+        clusters = st.run("near duplicates", dedup.near_duplicate_clusters, [r.text for r in recs],
+                          threshold=s.minhash_threshold,
                           num_perm=s.num_perm, ngram=s.ngram, seed=s.seed, answers=[r.answer_text for r in recs],
                           storage_config=s.lsh_storage)
         emit("near_duplicates", [[keys[i] for i in c.indices] for c in clusters])
@@ -558,10 +558,14 @@ def _pass_heuristics(recs, s: ScanSettings, cache, progress=None, cancel=None):
     from .recordpass import record_pass
 
     key = hashlib.sha256(json.dumps([RULES_VERSION, s.heuristics.to_dict()], sort_keys=True).encode()).hexdigest()[:16]
-    hashes = [r.content_hash for r in recs]
+    # the content JSON gives the cache key and is what the workers get (sending strings is
+    # several times cheaper than pickling records; the checks read only the content)
+    contents = [r.content_json() for r in recs]
+    hashes = [hashlib.sha256(c.encode("utf-8")).hexdigest() for c in contents]
     known = cache.get_many(key, hashes) if cache is not None else {}
-    res = record_pass(recs, s.heuristics, s.lowercase, [h not in known for h in hashes], progress=progress,
+    res = record_pass(contents, s.heuristics, s.lowercase, [h not in known for h in hashes], progress=progress,
                       cancel=cancel)
+    del contents
     out, fresh = [], {}
     for i, (h, found) in enumerate(zip(hashes, res.flags)):
         if found is None:
