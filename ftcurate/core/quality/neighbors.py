@@ -225,10 +225,7 @@ class _Graph:
             i = self.candidates(query[start:stop], kq, ef)
             if self_rows is not None:
                 i = np.where(i == self_rows[start:stop, None], -1, i)
-            s = _rescore(query[start:stop], self.base, i)
-            order = np.argsort(-s, axis=1, kind="stable")
-            i = np.take_along_axis(i, order, axis=1)
-            s = np.take_along_axis(s, order, axis=1)
+            i, s = _top_k_of(i, _rescore(query[start:stop], self.base, i), i.shape[1])
             w = min(k, i.shape[1])
             idx[start:stop, :w] = i[:, :w]
             sim[start:stop, :w] = s[:, :w]
@@ -267,10 +264,8 @@ class Neighbours:
             return _exact_rows(self.emb, rows, k, rep)
         i, s = self.graph.search(self.emb[rows], k, rows, REFINE_EF_SEARCH, REFINE_EXTRA)
         # never worse than the first search: merge both lists and keep the best k distinct rows
-        i = np.concatenate([i, self.idx[rows]], axis=1)
-        s = np.concatenate([s, self.sim[rows]], axis=1)
-        order = np.argsort(-s, axis=1, kind="stable")
-        i, s = np.take_along_axis(i, order, axis=1), np.take_along_axis(s, order, axis=1)
+        both = np.concatenate([i, self.idx[rows]], axis=1)
+        i, s = _top_k_of(both, np.concatenate([s, self.sim[rows]], axis=1), both.shape[1])
         out_i = np.full((len(rows), k), -1, dtype=np.int64)
         out_s = np.full((len(rows), k), -np.inf, dtype=np.float32)
         for r in range(len(rows)):
@@ -352,15 +347,8 @@ def knn(
     Exact when ``n <= exact_max`` (or ``backend="exact"``), else approximate (HNSW candidates,
     re-scored exactly: the similarities are exact, a true neighbour may be missed).
     """
-    emb = _as_f32(emb)
-    n = emb.shape[0]
-    rep = Reporter(progress, cancel, total=n, every=1)
-    rep.check()
-    use = backend or ("exact" if n <= exact_max else (approximate_backend() or "exact"))
-    if use == "exact":
-        return _exact(emb, emb, k, True, rep, device, "nearest neighbours")
-    idx, sim, _g = _approx(emb, emb, k, True, rep, use, "nearest neighbours (approximate)")
-    return idx, sim
+    found = knn_search(emb, k, exact_max, progress, cancel, device, backend)
+    return found.idx, found.sim
 
 
 def knn_search(

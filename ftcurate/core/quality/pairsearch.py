@@ -35,6 +35,7 @@ from typing import Callable, Iterable, Iterator, Optional
 import numpy as np
 
 from ..progress import Reporter
+from .neighbors import _top_k
 
 SLACK = 1e-5
 PROBES = 12           # clusters each row is compared with
@@ -183,14 +184,7 @@ def _nearest_centres(x: np.ndarray, cent: np.ndarray, p: int, rep: Reporter, mes
 
     def one(start: int) -> int:
         stop = min(n, start + step)
-        s = x[start:stop] @ cent.T
-        if p < s.shape[1]:
-            part = np.argpartition(-s, p - 1, axis=1)[:, :p]
-        else:
-            part = np.broadcast_to(np.arange(s.shape[1]), s.shape).copy()
-        vals = np.take_along_axis(s, part, axis=1)
-        order = np.argsort(-vals, axis=1, kind="stable")
-        out[start:stop] = np.take_along_axis(part, order, axis=1)
+        out[start:stop] = _top_k(x[start:stop] @ cent.T, p)[0]
         return stop
 
     for _stop in _in_threads(one, range(0, n, step), threads()):
