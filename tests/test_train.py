@@ -332,9 +332,14 @@ def test_training_lowers_loss_and_writes_outputs(trained):
 
     from dataclasses import replace
 
-    # run_config.json also names the training data (evaluation's few-shot examples come from it); the
-    # sample lies outside the run's folder tree, so by its name only (like the model)
-    assert load_run_config(os.path.join(out, "run_config.json")) == replace(config, data=os.path.basename(SAMPLE))
+    # run_config.json also names the training data (evaluation's few-shot examples come from it): by
+    # its name only (like the model) when the sample lies outside the run's folder tree, relative to
+    # the run (read back in full) when both share a folder, e.g. a checkout under /tmp
+    from ftcurate.train.runfiles import _same_tree
+
+    sample = os.path.abspath(SAMPLE)
+    data = sample if _same_tree(sample, os.path.abspath(out)) else os.path.basename(SAMPLE)
+    assert load_run_config(os.path.join(out, "run_config.json")) == replace(config, data=data)
     assert result.global_step == 40 and not result.stopped and result.tokens > 0
     # metrics.jsonl: one JSON object a line, each with a step and a loss or an eval loss.
     with open(result.metrics_path, encoding="utf-8") as f:
