@@ -133,3 +133,22 @@ def test_embed_progress_and_cancel(models):
     assert seen and seen[-1] == (2, 2)
     with pytest.raises(Cancelled):
         E.embed(["a b c"], E.FAST, cancel=lambda: True)
+
+
+def test_embed_without_copies_gives_the_same_rows():
+    """All texts distinct: the computed matrix is returned as it is; with copies and empty texts
+    the rows are gathered in blocks. Both give the same normalised rows."""
+    from ftcurate.core.quality import embeddings as E
+
+    texts = ["how many apples are left", "the train leaves at noon", "share the cookies equally"]
+    plain = E.embed(texts)
+    mixed = E.embed(["", texts[1], texts[0], texts[1], "   ", texts[2]])
+    np.testing.assert_allclose(mixed[[2, 1, 5]], plain, atol=1e-6)
+    np.testing.assert_array_equal(mixed[1], mixed[3])
+    assert not mixed[0].any() and not mixed[4].any()
+    np.testing.assert_allclose(np.linalg.norm(plain, axis=1), 1.0, atol=1e-6)
+    x = np.random.default_rng(0).normal(size=(70_000, 8)).astype(np.float32)
+    x[5] = 0.0
+    y = E.normalize_rows(x.copy())
+    np.testing.assert_allclose(y[6:], x[6:] / np.linalg.norm(x[6:], axis=1, keepdims=True), rtol=1e-5)
+    assert not y[5].any()

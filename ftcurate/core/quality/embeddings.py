@@ -395,8 +395,11 @@ def text_hash(text: str) -> str:
 def normalize_rows(x: np.ndarray) -> np.ndarray:
     """L2-normalise rows in place (zero rows stay zero); returns float32."""
     x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    np.divide(x, norms, out=x, where=norms > 0)
+    step = 1 << 16  # in blocks: no temporary the size of ``x`` (1 GB at 1M rows of 256)
+    for start in range(0, len(x), step):
+        block = x[start:start + step]
+        norms = np.sqrt(np.einsum("ij,ij->i", block, block))[:, None]
+        np.divide(block, norms, out=block, where=norms > 0)
     return x
 
 
@@ -485,9 +488,16 @@ def embed(
             rep.tick(min(done, n), f"embedding with {info['name']}")
     if dim is None:
         dim = _dimension(load_model(model, device))
-    result = np.zeros((n, dim), dtype=np.float32)
-    filled = row >= 0
-    if len(first):
-        result[filled] = uniq[row[filled]]
+    if len(first) == n and uniq.shape[1] == dim:
+        result = uniq  # every text distinct and non-empty: row i is text i (no second matrix)
+    else:
+        result = np.zeros((n, dim), dtype=np.float32)
+        step = 1 << 16  # gathered in blocks: no temporary the size of the result
+        for start in range(0, n, step):
+            r = row[start:start + step]
+            filled = np.flatnonzero(r >= 0)
+            if len(filled):
+                result[start + filled] = uniq[r[filled]]
+        del uniq
     # Cached float16 vectors are renormalised so every row has norm 1 (or 0).
     return normalize_rows(result)
