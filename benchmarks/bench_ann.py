@@ -26,6 +26,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from annrecall import ExactSample  # noqa: E402
 WORDS = ("add subtract apples pears total each left price store bought gave how many more fewer "
          "twice half train bus miles hours week days cookies friends share equally").split()
 
@@ -83,12 +85,7 @@ def main() -> int:
     ap.add_argument("--cache", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "ftcurate-bench-ann"))
     args = ap.parse_args()
     emb = embeddings(args.n, args.cache)
-    rs = np.random.default_rng(0)
-    q = rs.choice(len(emb), min(1000, len(emb)), replace=False)
-    sims = emb[q] @ emb.T
-    sims[np.arange(len(q)), q] = -np.inf
-    top = np.argpartition(-sims, 10, axis=1)[:, :10]
-    tenth = np.take_along_axis(sims, top, axis=1).min(axis=1)
+    exact = ExactSample(emb)
     print(f"{args.n:,} rows x {emb.shape[1]} dims, {os.cpu_count()} cores, k {args.k}")
     from ftcurate.core.quality import neighbors as nb
     from ftcurate.core.quality import outliers as outl
@@ -101,9 +98,7 @@ def main() -> int:
     for setting in args.settings:
         m, efc, efs, extra = (int(x) for x in setting.split(":"))
         found, built, total = search(emb, m, efc, efs, extra, args.k)
-        idx = found.idx[:, :10]
-        got = np.take_along_axis(sims, np.maximum(idx[q], 0), axis=1)
-        recall = float(np.mean((got >= tenth[:, None] - 1e-5) & (idx[q] >= 0)))
+        _strict, recall = exact.recall(found.idx)
         if truth is None:  # exact refinement until no row can enter the list: the exact list
             rounds, pairs = outl._REFINE_ROUNDS, nb.EXACT_REFINE_PAIRS
             outl._REFINE_ROUNDS, nb.EXACT_REFINE_PAIRS = 10_000, 10**18
