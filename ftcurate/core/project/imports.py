@@ -27,8 +27,8 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ..progress import CancelCheck, ProgressCallback, Reporter
 from .errors import ProjectError, explain
-from .records import SPLITS, Record, canonical_json
-from .rows import jdump, sha256_text
+from .records import SPLITS, Record, canonical_json, sha256_text
+from .rows import jdump
 
 SOURCE_ROLES = ("train", "test")
 SOURCE_STATES = ("importing", "complete")

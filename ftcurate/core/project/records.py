@@ -72,6 +72,11 @@ class Message:
         return out
 
 
+def sha256_text(text: str) -> str:
+    """Hex SHA-256 of ``text`` as UTF-8: of a record's content JSON, its ``content_hash``."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 @dataclass(slots=True)
 class Source:
     """Where a record came from: file path, 1-based physical line (None for JSON
@@ -107,7 +112,7 @@ class Record:
 
     @property
     def content_hash(self) -> str:
-        return hashlib.sha256(self.content_json().encode("utf-8")).hexdigest()
+        return sha256_text(self.content_json())
 
     @classmethod
     def from_content(cls, content: dict | str, **kwargs: Any) -> "Record":

@@ -6,7 +6,6 @@ record and why, and the rest of the project stays usable.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence
@@ -22,10 +21,6 @@ _jdump: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(
 
 def jdump(value: Any) -> str:
     return _jdump(value)
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:

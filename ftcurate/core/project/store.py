@@ -40,10 +40,9 @@ from .errors import (DamagedRecord, ProjectDamaged, ProjectDiskFull, ProjectErro
                      ProjectReadOnly, ProjectSchemaError, ProjectWriteError, explain, write_problem)
 from .imports import SOURCE_ROLES, SourcesMixin  # noqa: F401
 from .lock import FileLock, writer_active
-from .records import SPLITS, Record
+from .records import SPLITS, Record, sha256_text
 from .rows import (REVIEW_COLS, REVIEW_FROM, STATUSES, BadValue, State, StateJson, StoredRecord,  # noqa: F401
                    chunks, damaged_history, dismissed_list, few, history_state, jdump, norm_labels, row_to_stored,
-                   sha256_text,
                    unique_ids)
 from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, check_project, expected_schema, migrate  # noqa: F401
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .heuristics import HeuristicSettings
 from ..progress import CancelCheck, ProgressCallback, Reporter
-from ..project.records import Record
+from ..project.records import Record, sha256_text
 
 REPORT_VERSION = 1
 
@@ -528,11 +528,18 @@ def _relabel(progress: Optional[ProgressCallback], label: str) -> Optional[Progr
     return lambda done, total, message="": progress(done, total, f"{label}: {message}" if message else label)
 
 
+def _heuristics_key(hs: HeuristicSettings) -> str:
+    """The cache namespace of heuristic flags: the rules' version and settings."""
+    from .heuristics import RULES_VERSION
+
+    return hashlib.sha256(json.dumps([RULES_VERSION, hs.to_dict()], sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _cached_heuristics(recs, hs: HeuristicSettings, counter, cache, progress=None, cancel=None):
     """(position, flag, reason) for every record; per-record results cached by content hash."""
-    from .heuristics import RULES_VERSION, check_record
+    from .heuristics import check_record
 
-    key = hashlib.sha256(json.dumps([RULES_VERSION, hs.to_dict()], sort_keys=True).encode()).hexdigest()[:16]
+    key = _heuristics_key(hs)
     hashes = [r.content_hash for r in recs]
     known = cache.get_many(key, hashes) if cache is not None else {}
     fresh = {}
@@ -554,14 +561,13 @@ def _cached_heuristics(recs, hs: HeuristicSettings, counter, cache, progress=Non
 def _pass_heuristics(recs, s: ScanSettings, cache, progress=None, cancel=None):
     """:func:`_cached_heuristics` through :func:`~ftcurate.core.quality.recordpass.record_pass`
     (every core), which also returns the exact-duplicate fingerprints and token counts."""
-    from .heuristics import RULES_VERSION
     from .recordpass import record_pass
 
-    key = hashlib.sha256(json.dumps([RULES_VERSION, s.heuristics.to_dict()], sort_keys=True).encode()).hexdigest()[:16]
+    key = _heuristics_key(s.heuristics)
     # the content JSON gives the cache key and is what the workers get (sending strings is
     # several times cheaper than pickling records; the checks read only the content)
     contents = [r.content_json() for r in recs]
-    hashes = [hashlib.sha256(c.encode("utf-8")).hexdigest() for c in contents]
+    hashes = [sha256_text(c) for c in contents]
     known = cache.get_many(key, hashes) if cache is not None else {}
     res = record_pass(contents, s.heuristics, s.lowercase, [h not in known for h in hashes], progress=progress,
                       cancel=cancel)
