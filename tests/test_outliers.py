@@ -215,7 +215,7 @@ def test_exact_refine_in_blocks_matches_exact_search(monkeypatch):
     x[100] = x[200]  # a tie at similarity 1
     rows = np.array([5, 100, 200, 4999, 0, 2500])
     monkeypatch.setattr(nb, "_BLOCK_FLOATS", 1 << 12)  # many query and column blocks
-    i, s = nb._exact_rows(x, rows, 10, Reporter(None, None, total=len(rows)))
+    i, s = nb._exact(x[rows], x, 10, rows, Reporter(None, None, total=len(rows)), "cpu", "refining")
     ie, se = knn(x, k=10, backend="exact")
     np.testing.assert_allclose(s, se[rows], atol=1e-6)
     assert (i[1, 0], i[2, 0]) == (200, 100)

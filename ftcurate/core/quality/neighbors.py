@@ -117,10 +117,17 @@ def _top_k(s: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
 
 
-def _exact(query: np.ndarray, base: np.ndarray, k: int, exclude_self: bool, rep: Reporter,
+def _exact(query: np.ndarray, base: np.ndarray, k: int, self_rows: Optional[np.ndarray], rep: Reporter,
            device: Optional[str], message: str) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``k`` nearest rows of ``base`` for every row of ``query``; ``self_rows``: the base
+    row each query row is (left out of its own list), or None.
+
+    On the CPU, blocks of query rows times the whole of ``base`` while a block of at least 256
+    rows fits ``_BLOCK_FLOATS``; above that (large ``base``) blocks of 2,048 query rows against
+    column blocks of ``base``, a running top ``k`` merged per column block, so the products stay
+    matrix-matrix instead of reading all of ``base`` for a few rows."""
     nq, nb = query.shape[0], base.shape[0]
-    kk = min(k, nb - (1 if exclude_self else 0))
+    kk = min(k, nb - (1 if self_rows is not None else 0))
     idx = np.full((nq, k), -1, dtype=np.int64)
     sim = np.full((nq, k), -np.inf, dtype=np.float32)
     if nq == 0 or kk <= 0:
@@ -128,15 +135,28 @@ def _exact(query: np.ndarray, base: np.ndarray, k: int, exclude_self: bool, rep:
     dev = _device(device)
     block = max(1, min(nq, _BLOCK_FLOATS // max(1, nb)))
     if dev == "cpu":
+        if _BLOCK_FLOATS // max(1, nb) < 256:
+            block = min(nq, 2048)
+        cblock = max(kk + 1, _BLOCK_FLOATS // block)
         for start in range(0, nq, block):
             stop = min(nq, start + block)
-            s = query[start:stop] @ base.T
-            if exclude_self:
-                rows = np.arange(stop - start)
-                s[rows, rows + start] = -np.inf
-            i, v = _top_k(s, kk)
-            idx[start:stop, :kk] = i
-            sim[start:stop, :kk] = v
+            own = None if self_rows is None else self_rows[start:stop]
+            best_i = best_s = None
+            for c0 in range(0, nb, cblock):
+                c1 = min(nb, c0 + cblock)
+                s = query[start:stop] @ base[c0:c1].T
+                if own is not None:
+                    here = np.flatnonzero((own >= c0) & (own < c1))
+                    s[here, own[here] - c0] = -np.inf
+                i, v = _top_k(s, min(kk, c1 - c0))
+                if best_i is None:
+                    best_i, best_s = i + c0, v
+                else:
+                    best_i, best_s = _top_k_of(np.concatenate([best_i, i + c0], axis=1),
+                                               np.concatenate([best_s, v], axis=1), kk)
+                rep.check()
+            idx[start:stop, :kk] = best_i
+            sim[start:stop, :kk] = best_s
             rep.tick(stop, message)
         return idx, sim
     import torch
@@ -147,9 +167,9 @@ def _exact(query: np.ndarray, base: np.ndarray, k: int, exclude_self: bool, rep:
             stop = min(nq, start + block)
             q = torch.from_numpy(query[start:stop]).to(dev)
             s = q @ b.T
-            if exclude_self:
+            if self_rows is not None:
                 rows = torch.arange(stop - start, device=dev)
-                s[rows, rows + start] = -float("inf")
+                s[rows, torch.from_numpy(self_rows[start:stop]).to(dev)] = -float("inf")
             top = torch.topk(s, kk, dim=1, largest=True, sorted=True)
             sim[start:stop, :kk] = top.values.float().cpu().numpy()
             idx[start:stop, :kk] = top.indices.cpu().numpy()
@@ -261,7 +281,7 @@ class Neighbours:
         n = self.emb.shape[0]
         rep = Reporter(None, cancel, total=len(rows), every=1)
         if len(rows) * n <= EXACT_REFINE_PAIRS or self.graph is None:
-            return _exact_rows(self.emb, rows, k, rep)
+            return _exact(self.emb[rows], self.emb, k, rows, rep, "cpu", "nearest neighbours: refining")
         i, s = self.graph.search(self.emb[rows], k, rows, REFINE_EF_SEARCH, REFINE_EXTRA)
         # never worse than the first search: merge both lists and keep the best k distinct rows
         both = np.concatenate([i, self.idx[rows]], axis=1)
@@ -277,40 +297,6 @@ class Neighbours:
     def close(self) -> None:
         """Drop the graph (its memory) once no more refinement is needed."""
         self.graph = None
-
-
-def _exact_rows(emb: np.ndarray, rows: np.ndarray, k: int, rep: Reporter) -> tuple[np.ndarray, np.ndarray]:
-    """Exact neighbour lists of ``emb[rows]`` among all rows of ``emb``, each row left out of
-    its own list. Blocks of up to 2,048 query rows against column blocks of the matrix (so the
-    products stay matrix-matrix, not memory-bound), a running top ``k`` merged per block."""
-    n = emb.shape[0]
-    kk = min(k, n - 1)
-    idx = np.full((len(rows), k), -1, dtype=np.int64)
-    sim = np.full((len(rows), k), -np.inf, dtype=np.float32)
-    if kk <= 0 or len(rows) == 0:
-        return idx, sim
-    qblock = min(len(rows), 2048)
-    cblock = max(kk + 1, _BLOCK_FLOATS // qblock)
-    for start in range(0, len(rows), qblock):
-        r = rows[start:start + qblock]
-        q = emb[r]
-        best_i = np.full((len(r), kk), -1, dtype=np.int64)
-        best_s = np.full((len(r), kk), -np.inf, dtype=np.float32)
-        for c0 in range(0, n, cblock):
-            c1 = min(n, c0 + cblock)
-            s = q @ emb[c0:c1].T
-            own = (r >= c0) & (r < c1)
-            s[np.flatnonzero(own), r[own] - c0] = -np.inf
-            i, v = _top_k(s, min(kk, c1 - c0))
-            cand_i = np.concatenate([best_i, i + c0], axis=1)
-            cand_s = np.concatenate([best_s, v], axis=1)
-            best_i, best_s = _top_k_of(cand_i, cand_s, kk)
-            rep.check()
-        idx[start:start + len(r), :kk] = best_i
-        sim[start:start + len(r), :kk] = best_s
-        rep.tick(start + len(r), "nearest neighbours: refining")
-    sim[idx < 0] = -np.inf
-    return idx, sim
 
 
 def _top_k_of(i: np.ndarray, s: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
@@ -368,7 +354,7 @@ def knn_search(
     rep.check()
     use = backend or ("exact" if n <= exact_max else (approximate_backend() or "exact"))
     if use == "exact":
-        idx, sim = _exact(emb, emb, k, True, rep, device, "nearest neighbours")
+        idx, sim = _exact(emb, emb, k, np.arange(n), rep, device, "nearest neighbours")
         return Neighbours(idx, sim, True)
     idx, sim, graph = _approx(emb, emb, k, True, rep, use, "nearest neighbours (approximate)", keep=True)
     return Neighbours(idx, sim, False, emb, graph)
@@ -393,6 +379,6 @@ def cross_knn(
     rep.check()
     use = backend or ("exact" if base.shape[0] <= exact_max else (approximate_backend() or "exact"))
     if use == "exact":
-        return _exact(query, base, k, False, rep, device, "nearest neighbours")
+        return _exact(query, base, k, None, rep, device, "nearest neighbours")
     idx, sim, _g = _approx(query, base, k, False, rep, use, "nearest neighbours (approximate)")
     return idx, sim
