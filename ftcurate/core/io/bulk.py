@@ -31,6 +31,7 @@ from .formats import SCHEMAS, DatasetReader, rawio
 from .formats.openai_chat import simple_messages
 from .validate import StatsAccumulator, TokenCounter
 from ..progress import Reporter
+from ..workerpool import result, spawn_pool
 from ..project.imports import row_values
 from ..project.records import canonical_json
 
@@ -193,37 +194,13 @@ def _read_chunk(path: str, start: int, end: int, fmt: str, mapping: Optional[dic
     return out
 
 
-def _end_with_parent() -> None:
-    """Worker start: end this worker when the process that started it is gone (killed: its
-    workers would otherwise wait for work for ever)."""
-    import multiprocessing as mp
-    import threading
-
-    parent = mp.parent_process()
-    if parent is None:  # pragma: no cover - not a worker
-        return
-
-    def watch() -> None:
-        from multiprocessing.connection import wait
-
-        wait([parent.sentinel])
-        os._exit(1)
-
-    threading.Thread(target=watch, name="ftcurate-parent-watch", daemon=True).start()
-
-
 def read_parallel(reader: DatasetReader, split: str, max_tokens: int, nproc: int, rep: Reporter,
                   chunk_bytes: Optional[int] = None) -> Iterator[tuple[int, int, Chunk]]:
     """The chunks of ``reader``'s file in file order, read by ``nproc`` worker processes, as
     ``(index of its first record, line before its first line, chunk)``. ``rep.check()`` runs
     while waiting; a cancel (or any error) ends the workers."""
-    import concurrent.futures as cf
-    import multiprocessing as mp
-
     bounds = chunk_bounds(reader.path, chunk_bytes)
-    ex = cf.ProcessPoolExecutor(max_workers=nproc, mp_context=mp.get_context("spawn"), initializer=_end_with_parent)
-    ok = False
-    try:
+    with spawn_pool(nproc) as ex:
         pending: list = []
         more = True
         index = line = 0
@@ -237,24 +214,7 @@ def read_parallel(reader: DatasetReader, split: str, max_tokens: int, nproc: int
                                          split, max_tokens))
             if not pending:
                 break
-            fut = pending.pop(0)
-            while True:
-                try:
-                    chunk = fut.result(timeout=0.2)
-                    break
-                except cf.TimeoutError:
-                    rep.check()
+            chunk = result(pending.pop(0), rep)
             yield index, line, chunk
             index += chunk.records
             line += chunk.lines
-        ok = True
-    finally:
-        if ok:
-            ex.shutdown(wait=True)
-        else:  # cancelled, failed, or the consumer stopped: end the workers now
-            procs = list((getattr(ex, "_processes", None) or {}).values())
-            for p in procs:
-                p.terminate()
-            ex.shutdown(wait=False, cancel_futures=True)
-            for p in procs:
-                p.join(timeout=5)

@@ -127,12 +127,9 @@ def record_pass(records: Sequence, hs, lowercase: bool = False, check: Optional[
             add(_chunk(records[lo:lo + CHUNK], hs_dict, lowercase, check[lo:lo + CHUNK]))
             rep.tick(min(n, lo + CHUNK), message)
         return out
-    import concurrent.futures as cf
-    import multiprocessing as mp
+    from ..workerpool import result, spawn_pool
 
-    ex = cf.ProcessPoolExecutor(max_workers=nproc, mp_context=mp.get_context("spawn"))
-    ok = False
-    try:
+    with spawn_pool(nproc) as ex:
         starts = list(range(0, n, CHUNK))
         pending: dict = {}
         nxt = 0
@@ -143,23 +140,8 @@ def record_pass(records: Sequence, hs, lowercase: bool = False, check: Optional[
                 pending[s0] = ex.submit(_chunk, list(records[s0:s0 + CHUNK]), hs_dict, lowercase,
                                         check[s0:s0 + CHUNK])
                 nxt += 1
-            fut = pending.pop(lo)
-            while True:
-                try:
-                    part = fut.result(timeout=0.2)
-                    break
-                except cf.TimeoutError:
-                    rep.check()
-            add(part)
+            add(result(pending.pop(lo), rep))
             rep.tick(min(n, lo + CHUNK), message)
-        ok = True
-    finally:
-        if ok:
-            ex.shutdown(wait=True)
-        else:  # cancelled or failed: stop the workers now
-            for p in list(getattr(ex, "_processes", {}).values()):
-                p.terminate()
-            ex.shutdown(wait=False, cancel_futures=True)
     return out
 
 
