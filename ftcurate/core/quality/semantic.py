@@ -83,6 +83,7 @@ NUMBER_SHARE = 0.8
 MODES = ("two-stage", "fast", "accurate")
 
 _BLOCK = 4096
+_KEEP_ROWS_BYTES = 256 << 20  # one-pass margins: full cosine rows kept for a rare exact rank check
 
 
 # -- duplicates ----------------------------------------------------------------------------------
@@ -341,8 +342,176 @@ def _margin_pass(a_train: np.ndarray, tr_owner: np.ndarray, n_train: int, a_test
                  te_owner: np.ndarray, k: int, min_margin: float, rep: Reporter, label: str,
                  extra_top: Optional[np.ndarray] = None,
                  ) -> tuple[dict[tuple[int, int], tuple[float, float]], np.ndarray]:
+    """Each training prompt's ``k`` test prompts with the best margin, kept when the margin
+    reaches ``min_margin`` or the cosine :data:`ABSOLUTE_HIT`, in one pass over the training
+    prompts. ``extra_top``: more rows of the background pool (the test prompts' own neighbours,
+    see :func:`test_neighbours`). Returns ``{(i, j): (cosine, margin)}`` and the backgrounds.
+
+    A column's background only grows as rows are added, so a margin against the background so
+    far is an upper bound of the final one: every pair that can pass is kept as a candidate
+    (with its cosine, bit for bit the one a second pass would compute) and decided against the
+    final background at the end (:func:`_pick_top`). Ties at a row's ``k``-th margin go to the
+    lower test index. ``min_margin = -inf`` (every row's ``k`` best) takes
+    :func:`_margin_pass_two`."""
+    if not np.isfinite(min_margin):
+        return _margin_pass_two(a_train, tr_owner, n_train, a_test, te_owner, k, min_margin, rep, label,
+                                extra_top=extra_top)
+    te_starts = _starts(te_owner)
+    n_test = len(te_starts)
+    m = BACKGROUND_SKIP + BACKGROUND_K
+    top = _TopM(m, n_test, extra_top)
+    rep.total = n_train
+    ci: list[np.ndarray] = []
+    cj: list[np.ndarray] = []
+    cv: list[np.ndarray] = []
+    rows_kept: dict[int, np.ndarray] = {}  # full rows of items with a cosine >= ABSOLUTE_HIT
+    row_budget = _KEEP_ROWS_BYTES // (4 * max(1, n_test))
+    blocks = list(_blocks(tr_owner, n_train, _BLOCK))
+    for i0, i1, r0, r1 in blocks:
+        s = _item_sims(a_train[r0:r1], tr_owner[r0:r1] - i0, i1 - i0, a_test, te_starts)
+        r, c, v = top.push(s, min_margin)
+        ci.append(r + i0)
+        cj.append(c)
+        cv.append(v)
+        absolute = np.unique(r[v >= ABSOLUTE_HIT])
+        for x in absolute.tolist():
+            if len(rows_kept) < row_budget:
+                rows_kept[i0 + x] = s[x].copy()
+        rep.tick(i1, label)
+    bg = background(top.top, n_cols=n_test)
+    ci_a, cj_a, cv_a = (np.concatenate(x) for x in (ci, cj, cv))
+
+    def full_rows(items: list[int]) -> dict[int, np.ndarray]:
+        """The cosine rows of ``items`` (kept, or computed again block by block as before)."""
+        out = {i: rows_kept[i] for i in items if i in rows_kept}
+        missing = sorted(set(items) - set(out))
+        for i0, i1, r0, r1 in blocks:
+            here = [i for i in missing if i0 <= i < i1]
+            if here:
+                rep.check()
+                s = _item_sims(a_train[r0:r1], tr_owner[r0:r1] - i0, i1 - i0, a_test, te_starts)
+                out.update({i: s[i - i0].copy() for i in here})
+        return out
+
+    return _pick_top(ci_a, cj_a, cv_a, bg, min(k, n_test), n_test, min_margin, full_rows), bg
+
+
+class _TopM:
+    """Running ``m`` largest values per column (unsorted, ``-inf`` where fewer), and the
+    candidate pairs of a block against the background so far (a lower bound of the final one)."""
+
+    def __init__(self, m: int, n_cols: int, extra_top: Optional[np.ndarray]) -> None:
+        self.m = m
+        self.top = np.full((m, n_cols), -np.inf, dtype=np.float32)
+        if extra_top is not None and extra_top.shape[0]:
+            self.top = _push_top(self.top, np.asarray(extra_top, dtype=np.float32), m)
+        self._refresh()
+
+    def _refresh(self, cols: Optional[np.ndarray] = None) -> None:
+        if cols is None:
+            self.low = self.top.min(axis=0)
+        else:
+            self.low[cols] = self.top[:, cols].min(axis=0)
+        self.bg = _background_floor(self.top)
+
+    def push(self, s: np.ndarray, min_margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Merges block ``s`` and returns its candidates (row, col, cosine): a margin against the
+        background so far >= ``min_margin``, or a cosine >= ABSOLUTE_HIT."""
+        if not np.isfinite(self.low).all():  # a column not yet full: merge the whole block
+            self.top = _push_top(self.top, s, self.m)
+            self._refresh()
+            r, c = _nonzero(((s - self.bg[None, :]) >= min_margin) | (s >= ABSOLUTE_HIT))
+            return r, c, s[r, c]
+        # only values above a column's m-th best change it, and only values near or above
+        # background + min_margin can be candidates: one comparison with the lower of the two
+        # (a little below, so rounding cannot lose a candidate)
+        near = np.minimum(self.bg.astype(np.float64) + min_margin, ABSOLUTE_HIT) - 1e-4
+        bound = np.minimum(self.low, near.astype(np.float32))
+        r, c = _nonzero(s >= bound[None, :])
+        v = s[r, c]
+        bg = self.bg
+        cand = ((v - bg[c]) >= min_margin) | (v >= ABSOLUTE_HIT)
+        up = v > self.low[c]
+        if up.any():
+            self._merge(c[up], v[up])
+        return r[cand], c[cand], v[cand]
+
+    def _merge(self, cols: np.ndarray, vals: np.ndarray) -> None:
+        uc, inv = np.unique(cols, return_inverse=True)
+        order = np.argsort(inv, kind="stable")
+        inv, vals = inv[order], vals[order]
+        cnt = np.bincount(inv, minlength=len(uc))
+        first = np.concatenate(([0], np.cumsum(cnt)[:-1]))
+        pad = np.full((int(cnt.max()), len(uc)), -np.inf, dtype=np.float32)
+        pad[np.arange(len(inv)) - first[inv], inv] = vals
+        both = np.concatenate([self.top[:, uc], pad], axis=0)
+        self.top[:, uc] = np.partition(both, both.shape[0] - self.m, axis=0)[-self.m:]
+        self._refresh(uc)
+
+
+def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a 2-d mask (through the flat indices: many times faster when few are set)."""
+    f = np.flatnonzero(mask)
+    return f // mask.shape[1], f % mask.shape[1]
+
+
+def _background_floor(top: np.ndarray, k: int = BACKGROUND_K, skip: int = BACKGROUND_SKIP) -> np.ndarray:
+    """:func:`background` where it cannot drop any more as values are added (every rank of the
+    window filled), ``-inf`` elsewhere (a missing rank counts as 0, more than a cosine can be)."""
+    out = background(top, k, skip, n_cols=top.shape[1])
+    srt = -np.sort(-top, axis=0)
+    out[~np.isfinite(srt[skip:skip + k]).all(axis=0)] = -np.inf
+    return out
+
+
+def _pick_top(ci: np.ndarray, cj: np.ndarray, cv: np.ndarray, bg: np.ndarray, kk: int, n_test: int,
+              min_margin: float, full_rows) -> dict[tuple[int, int], tuple[float, float]]:
+    """From candidates (item ``ci``, column ``cj``, cosine ``cv``) and the final backgrounds:
+    the pairs whose column is among the row's ``kk`` best margins (ties: lower column first)
+    and whose margin reaches ``min_margin`` or cosine ABSOLUTE_HIT. Every column of a row with a
+    margin >= ``min_margin`` is a candidate; a candidate there only by its cosine needs its
+    row's other margins, which ``full_rows(items)`` gives (rare)."""
+    marg = cv - bg[cj]
+    good = marg >= min_margin
+    absolute = ~good & (cv >= ABSOLUTE_HIT)
+    if kk >= n_test:
+        keep = np.flatnonzero(good | absolute)
+    else:
+        g = np.flatnonzero(good)
+        g = g[np.lexsort((cj[g], -marg[g], ci[g]))]
+        row = ci[g]
+        new_row = np.r_[True, row[1:] != row[:-1]] if len(row) else np.zeros(0, dtype=bool)
+        starts = np.flatnonzero(new_row)
+        rank = np.arange(len(g)) - np.repeat(starts, np.diff(np.r_[starts, len(g)]))
+        keep_parts = [g[rank < kk]]
+        a = np.flatnonzero(absolute)
+        if len(a):
+            n_good = dict(zip(row[starts].tolist(), np.diff(np.r_[starts, len(g)]).tolist()))
+            a = a[[n_good.get(i, 0) < kk for i in ci[a].tolist()]]
+        if len(a):
+            rows = full_rows(sorted(set(ci[a].tolist())))
+            cols = np.arange(n_test)
+            sel = []
+            for e in a.tolist():
+                fm = rows[int(ci[e])] - bg
+                mc = fm[cj[e]]
+                ahead = np.count_nonzero(fm > mc) + np.count_nonzero((fm == mc) & (cols < cj[e]))
+                if ahead < kk:
+                    sel.append(e)
+            keep_parts.append(np.asarray(sel, dtype=np.int64))
+        keep = np.concatenate(keep_parts)
+    keep = keep[np.lexsort((cj[keep], ci[keep]))]
+    return {(int(i), int(j)): (float(v), float(mg))
+            for i, j, v, mg in zip(ci[keep].tolist(), cj[keep].tolist(), cv[keep].tolist(), marg[keep].tolist())}
+
+
+def _margin_pass_two(a_train: np.ndarray, tr_owner: np.ndarray, n_train: int, a_test: np.ndarray,
+                     te_owner: np.ndarray, k: int, min_margin: float, rep: Reporter, label: str,
+                     extra_top: Optional[np.ndarray] = None,
+                     ) -> tuple[dict[tuple[int, int], tuple[float, float]], np.ndarray]:
     """Two passes over the training prompts: the background of every test prompt, then each
-    training prompt's ``k`` test prompts with the best margin (>= ``min_margin``).
+    training prompt's ``k`` test prompts with the best margin (>= ``min_margin``, or
+    a cosine >= ABSOLUTE_HIT; ties at the ``k``-th margin as ``np.argpartition`` leaves them).
     ``extra_top``: more rows of the background pool (the test prompts' own neighbours, see
     :func:`test_neighbours`). Returns ``{(i, j): (cosine, margin)}`` and the backgrounds."""
     te_starts = _starts(te_owner)
