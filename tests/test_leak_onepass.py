@@ -111,3 +111,48 @@ def test_keep_all_takes_two_pass():
     a, tr_owner, n, b, te_owner = _case(2)
     got, _ = sm._margin_pass(a, tr_owner, n, b, te_owner, 2, -np.inf, Reporter(None, None), "x")
     assert len(got) == 2 * n
+
+
+def _number_pairs_reference(train_texts, test_numbers, min_shared=3, min_share=sm.NUMBER_SHARE, max_df=0.05):
+    """number_pairs as it was: every number of every training text counted."""
+    df = {}
+    for nums in test_numbers:
+        for x in nums:
+            df[x] = df.get(x, 0) + 1
+    limit = max(2, int(max_df * max(1, len(test_numbers))))
+    index = {}
+    for j, nums in enumerate(test_numbers):
+        for x in nums:
+            if df[x] <= limit:
+                index.setdefault(x, []).append(j)
+    out = set()
+    for i, t in enumerate(train_texts):
+        counts = {}
+        for x in sm.numbers_of(t, words=True):
+            for j in index.get(x, ()):
+                counts[j] = counts.get(j, 0) + 1
+        for j, c in counts.items():
+            if c >= min_shared and c >= min_share * len(test_numbers[j]):
+                out.add((i, j))
+    return out
+
+
+def test_number_pairs_equal_reference():
+    rng = np.random.default_rng(0)
+    words = list(sm._NUM_WORDS) + ["Thirteen", "ELEVEN", "seventeenth", "fivefold", "apples", "x"]
+    nums = ["13", "1,300", "2.50", "007", "17", "$45", "45%", "3.0", "-8", "1000", "12", "19"]
+
+    def text():
+        parts = rng.choice(words + nums, size=int(rng.integers(0, 12))).tolist()
+        return " ".join(parts) + rng.choice(["", "?", ".", "\n"])
+
+    test = [text() for _ in range(60)]
+    test_numbers = [sm.numbers_of(t) for t in test]
+    train = [text() for _ in range(3000)] + test + ["", None]
+    found = 0
+    for min_shared in (0, 1, 2, 3):
+        for max_df in (0.05, 0.5):
+            got = sm.number_pairs(train, test_numbers, min_shared=min_shared, max_df=max_df)
+            assert got == _number_pairs_reference(train, test_numbers, min_shared, max_df=max_df)
+            found += len(got)
+    assert found > 100

@@ -317,16 +317,28 @@ def number_pairs(train_texts: Sequence[str], test_numbers: Sequence[set], min_sh
     out: set[tuple[int, int]] = set()
     if not index:
         return out
+    # numbers_of(t, words=True), less what cannot count: number words whose value is not in the
+    # index are not looked for, and a text with fewer than min_shared indexed numbers is skipped
+    words = sorted((w for w, v in _NUM_WORDS.items() if v in index), key=len, reverse=True)
+    find_words = re.compile(r"(?<![A-Za-z])(?:" + "|".join(words) + r")(?![A-Za-z])",
+                            re.IGNORECASE | re.ASCII).findall if words else None
+    need = max(1, min_shared)
     for i, t in enumerate(train_texts):
+        if rep is not None and (i & 4095) == 4095:
+            rep.check()
+        nums = numbers_of(t)
+        if find_words is not None:
+            nums.update(_NUM_WORDS[w.lower()] for w in find_words(t or ""))
+        found = [index[x] for x in nums if x in index]
+        if len(found) < need:
+            continue
         counts: dict[int, int] = {}
-        for x in numbers_of(t, words=True):
-            for j in index.get(x, ()):
+        for js in found:
+            for j in js:
                 counts[j] = counts.get(j, 0) + 1
         for j, c in counts.items():
             if c >= min_shared and c >= min_share * len(test_numbers[j]):
                 out.add((i, j))
-        if rep is not None and (i & 4095) == 4095:
-            rep.check()
     return out
 
 
@@ -340,7 +352,7 @@ def _numbers_agree(train_nums: set, test_nums: set, share: float = NUMBER_SHARE)
 
 def _margin_pass(a_train: np.ndarray, tr_owner: np.ndarray, n_train: int, a_test: np.ndarray,
                  te_owner: np.ndarray, k: int, min_margin: float, rep: Reporter, label: str,
-                 extra_top: Optional[np.ndarray] = None,
+                 extra_top: np.ndarray | None = None,
                  ) -> tuple[dict[tuple[int, int], tuple[float, float]], np.ndarray]:
     """Each training prompt's ``k`` test prompts with the best margin, kept when the margin
     reaches ``min_margin`` or the cosine :data:`ABSOLUTE_HIT`, in one pass over the training
@@ -400,14 +412,14 @@ class _TopM:
     """Running ``m`` largest values per column (unsorted, ``-inf`` where fewer), and the
     candidate pairs of a block against the background so far (a lower bound of the final one)."""
 
-    def __init__(self, m: int, n_cols: int, extra_top: Optional[np.ndarray]) -> None:
+    def __init__(self, m: int, n_cols: int, extra_top: np.ndarray | None) -> None:
         self.m = m
         self.top = np.full((m, n_cols), -np.inf, dtype=np.float32)
         if extra_top is not None and extra_top.shape[0]:
             self.top = _push_top(self.top, np.asarray(extra_top, dtype=np.float32), m)
         self._refresh()
 
-    def _refresh(self, cols: Optional[np.ndarray] = None) -> None:
+    def _refresh(self, cols: np.ndarray | None = None) -> None:
         if cols is None:
             self.low = self.top.min(axis=0)
         else:
