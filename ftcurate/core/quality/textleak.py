@@ -40,7 +40,9 @@ the train text, ``test_index`` the test text. Hits are sorted by (index, test_in
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Optional, Sequence
 
 import numpy as np
@@ -287,11 +289,73 @@ def _lines(text: str) -> list[str]:
 
 def _common_lines(texts: Sequence[str], limit: int) -> set[str]:
     """Normalised lines found in more than ``limit`` of the texts."""
-    count: dict[str, int] = {}
-    for t in texts:
-        for k in set(_lines(t)):
-            count[k] = count.get(k, 0) + 1
+    count: Counter = Counter()
+    for lo in range(0, len(texts), _LINE_CHUNK):
+        chunk = texts[lo:lo + _LINE_CHUNK]
+        low = _lowered_chunk(chunk)
+        if low is None or low[2].any():  # lines of their own: text by text
+            for t in chunk:
+                count.update(set(_lines(t)))
+            continue
+        # one line per text: its key is the lower-cased text, whitespace collapsed
+        count.update(k for k in map(_collapse, low[1]) if k)
     return {k for k, c in count.items() if c > limit}
+
+
+# Texts are lower-cased and tokenised a chunk at a time, joined by _SEP: a caseless letter (its
+# own \w+ token) between spaces (which end the context of str.lower's final sigma), so the
+# parts are the texts' own lower-cased forms. A chunk whose texts hold the letter is done text
+# by text.
+_SEP_CHAR = "\ua66e"
+_SEP = " " + _SEP_CHAR + " "
+_LINE_BREAK = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")  # where str.splitlines splits
+_LINE_CHUNK = 5000
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _lowered_chunk(texts: Sequence[str]) -> tuple[str, list[str], np.ndarray] | None:
+    """(the texts joined by _SEP and lower-cased, each text lower-cased, which texts hold a line
+    break), or None when a text holds _SEP_CHAR."""
+    texts = [t or "" for t in texts]
+    big = _SEP.join(texts)
+    if big.count(_SEP_CHAR) != len(texts) - 1:
+        return None
+    low = big.lower()
+    parts = low.split(_SEP)
+    if len(parts) != len(texts):
+        return None
+    multi = np.zeros(len(texts), dtype=bool)
+    if _LINE_BREAK.search(big):
+        multi[[i for i, t in enumerate(texts) if _LINE_BREAK.search(t)]] = True
+    return low, parts, multi
+
+
+def _train_token_ids(texts: Sequence[str], vocab: dict, common: set[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``_token_ids([_drop_lines(t, common) for t in texts], vocab.get(w, -1))`` (``texts``
+    as they are when ``common`` is empty), one regex call for the whole chunk."""
+    get = vocab.get
+    low = _lowered_chunk(texts)
+    if low is None or (common and low[2].any()):
+        if common:
+            texts = [_drop_lines(t, common) for t in texts]
+        return _token_ids(texts, lambda w: get(w, -1))
+    joined, parts, _ = low
+    marked = dict(vocab)
+    marked[_SEP_CHAR] = -2  # no text holds it: the -2s are the separators
+    flat = _TOKEN.findall(joined)
+    ids = np.fromiter(map(marked.get, flat, repeat(-1)), dtype=np.int64, count=len(flat))
+    sep = np.flatnonzero(ids == -2)
+    lens = np.diff(np.concatenate(([-1], sep, [len(ids)]))) - 1
+    ids = ids[ids != -2]
+    if common:  # a text of one line is dropped whole when that line is common
+        gone = np.fromiter((k in common for k in map(_collapse, parts)), dtype=bool, count=len(parts))
+        if gone.any():
+            ids = ids[np.repeat(~gone, lens)]
+            lens = np.where(gone, 0, lens)
+    return ids, lens
 
 
 def _drop_lines(text: str, common: set[str]) -> str:
@@ -312,12 +376,12 @@ def ngram_leaks(train_texts: Sequence[str], test_texts: Sequence[str], n: int = 
     if n < 1 or min_overlap < 1:
         raise ValueError("n and min_overlap must be >= 1")
     rep = Reporter(progress, cancel, total=len(train_texts), every=2000)
+    common: set[str] = set()
     if max_gram_frequency is not None:
         common = _common_lines(test_texts, max_gram_frequency) | \
             _common_lines(train_texts, max_gram_frequency)
         if common:
             test_texts = [_drop_lines(t, common) for t in test_texts]
-            train_texts = [_drop_lines(t, common) for t in train_texts]
         rep.check()
     # token ids from the test vocabulary only: a train token outside it cannot be in a shared gram
     vocab, lengths, all_keys, owner, gram, first, test_count = heldout_gram_table(test_texts, n, min_tokens)
@@ -331,11 +395,9 @@ def ngram_leaks(train_texts: Sequence[str], test_texts: Sequence[str], n: int = 
     # scan train in chunks: (train index, gram index) for every distinct shared gram
     hit_train: list[np.ndarray] = []
     hit_gram: list[np.ndarray] = []
-    get = vocab.get
     step = 2000
     for lo in range(0, len(train_texts), step):
-        chunk = train_texts[lo:lo + step]
-        ids, lens = _token_ids(chunk, lambda w: get(w, -1))
+        ids, lens = _train_token_ids(train_texts[lo:lo + step], vocab, common)
         for L in lengths:
             tt, kk = _window_keys(ids, lens, L)
             if len(kk) == 0:
@@ -372,6 +434,8 @@ def ngram_leaks(train_texts: Sequence[str], test_texts: Sequence[str], n: int = 
     hits = [LeakHit(i, j, "ngram", float(c / usable[j]) if usable[j] else 1.0, field)
             for (i, j), c in counts.items() if c >= min_overlap]
     hits = [h for h in hits if h.score >= min_share]
+    if common:  # the hits' train texts without the common lines
+        train_texts = {i: _drop_lines(train_texts[i], common) for i in {h.index for h in hits}}
     if numbers:
         hits = _keep_numbers(hits, train_texts, test_texts)
     for h in hits:  # why: a shared n-gram (boilerplate lines already removed)

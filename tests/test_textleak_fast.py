@@ -1,0 +1,78 @@
+"""The chunked text-leak helpers give what the text-by-text code gave (lines, tokens, hits)."""
+
+import random
+
+import numpy as np
+import pytest
+
+from ftcurate.core.quality import textleak as tl
+
+TRICKY = ["", None, "  ", "ΑΣ ΟΔΟΣ. Σ", "İstanbul İİ", "naïve cafe\u0301", "x\u2028y", "a\r\nb\rc\x0bd\x0ce\x1cf\x85g",
+          "tab\tsep  double", " lead and trail ", "under_score it's 48/2=24", "ꙮ letter", "ﬁne ligature",
+          "Same line\nSame line\nother", "\n\n", "ß STRASSE", "١٢٣ arabic digits"]
+
+
+def _texts(seed, n=700, multi=True):
+    rng = random.Random(seed)
+    words = ["The", "answer", "is", "42", ".", "apples", "PEARS", "ΣΟΦΙΑ", "café", "naïve", "x_y", "7", "box", "Boxes"]
+    boiler = ["You are a helpful assistant.", "Answer the question:", "the answer is 42."]
+    out = []
+    for _ in range(n):
+        parts = [" ".join(rng.choices(words, k=rng.randint(0, 16)))]
+        if multi and rng.random() < 0.3:
+            parts.insert(0, rng.choice(boiler))
+        if rng.random() < 0.2:
+            parts = [rng.choice(boiler)]
+        out.append(("\n" if multi else " ").join(parts))
+    out += TRICKY if multi else [t for t in TRICKY if t is None or not tl._LINE_BREAK.search(t)]
+    rng.shuffle(out)
+    return out
+
+
+def _common_reference(texts, limit):
+    count = {}
+    for t in texts:
+        for k in set(tl._lines(t)):
+            count[k] = count.get(k, 0) + 1
+    return {k for k, c in count.items() if c > limit}
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_common_lines_and_token_ids_equal_text_by_text(multi, monkeypatch):
+    monkeypatch.setattr(tl, "_LINE_CHUNK", 97)
+    texts = _texts(1, multi=multi)
+    for limit in (0, 3, 10, 1000):
+        assert tl._common_lines(texts, limit) == _common_reference(texts, limit)
+    vocab = {}
+    for t in texts[::3]:
+        for w in tl.ngram_tokens(t):
+            vocab.setdefault(w, len(vocab))
+    vocab[tl._SEP_CHAR] = len(vocab)  # a test text may hold the separator letter
+    for common in (set(), _common_reference(texts, 3), {"the answer is 42.", "answer the question:"}):
+        for lo in range(0, len(texts), 150):
+            chunk = texts[lo:lo + 150]
+            dropped = [tl._drop_lines(t, common) for t in chunk] if common else chunk
+            want = tl._token_ids(dropped, lambda w: vocab.get(w, -1))
+            got = tl._train_token_ids(chunk, vocab, common)
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_separator_letter_in_a_text_falls_back():
+    texts = ["a ꙮ b", "c d"]
+    vocab = {"a": 0, "b": 1, "ꙮ": 2}
+    assert tl._lowered_chunk(texts) is None
+    got = tl._train_token_ids(texts, vocab, set())
+    assert got[0].tolist() == [0, 2, 1, -1, -1] and got[1].tolist() == [3, 2]
+
+
+def test_ngram_hits_with_boilerplate_lines():
+    """Lines common to many train texts are dropped before the grams are taken, and the hit's
+    evidence and number check use the text without them."""
+    q = "Tom has 12 apples and gives 5 of them to his sister who then eats 3 of the apples today"
+    test = [q, "An unrelated question about 7 trains leaving the station at noon and at midnight"]
+    boiler = "System: you are a very helpful assistant who answers every question"
+    train = [f"{boiler}\nQuestion {i} about nothing in particular" for i in range(30)]
+    train += [f"{boiler}\n{q}", f"{boiler}\nTom has 12 apples", q.upper(), q.replace("12", "13")]
+    hits = tl.ngram_leaks(train, test)
+    assert [(h.index, h.test_index) for h in hits] == [(30, 0), (32, 0)]
+    assert hits[0].evidence == {"ngram": " ".join(tl.ngram_tokens(q)[:13])}
