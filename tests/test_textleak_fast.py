@@ -76,3 +76,40 @@ def test_ngram_hits_with_boilerplate_lines():
     hits = tl.ngram_leaks(train, test)
     assert [(h.index, h.test_index) for h in hits] == [(30, 0), (32, 0)]
     assert hits[0].evidence == {"ngram": " ".join(tl.ngram_tokens(q)[:13])}
+
+
+def _banded_cross_reference(train, train_rows, test, test_rows, bands, rows):
+    """Every train row's band keys looked up among the test rows' (the code before the
+    first-slot filter)."""
+    pairs = set()
+    for band in range(bands):
+        cut = slice(band * rows, (band + 1) * rows)
+        at = {}
+        for j in test_rows.tolist():
+            at.setdefault(test[j, cut].tobytes(), []).append(j)
+        for i in train_rows.tolist():
+            for j in at.get(train[i, cut].tobytes(), ()):
+                pairs.add((i, j))
+    return sorted(pairs)
+
+
+@pytest.mark.parametrize("bands,rows", [(25, 5), (16, 8), (128, 1)])
+def test_banded_cross_equals_reference(bands, rows):
+    from ftcurate.core.progress import Reporter
+
+    rng = np.random.default_rng(bands)
+    test = rng.integers(0, 2**32, (60, 128), dtype=np.uint64).astype(np.uint32)
+    train = rng.integers(0, 2**32, (3000, 128), dtype=np.uint64).astype(np.uint32)
+    for _ in range(300):  # partial copies
+        i, j = rng.integers(0, len(train)), rng.integers(0, len(test))
+        keep = rng.random(128) < rng.random()
+        train[i, keep] = test[j, keep]
+    train[:50, ::rows] = test[0, ::rows]  # first slots agree, the rest of the band does not
+    train[50:60] = test[1] ^ np.uint32(1 << 22)  # same low bits, other values
+    test[2] = test[3]  # two test rows alike
+    train[60] = test[2]
+    for train_rows in (np.arange(len(train)), np.arange(0, len(train), 3)):
+        test_rows = np.arange(1, len(test))
+        got = tl._banded_cross(train, train_rows, test, test_rows, bands, rows, Reporter(None, None))
+        assert list(zip(got[0].tolist(), got[1].tolist())) == _banded_cross_reference(
+            train, train_rows, test, test_rows, bands, rows)

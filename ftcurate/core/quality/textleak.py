@@ -530,10 +530,25 @@ def _banded_cross(train: np.ndarray, train_rows: np.ndarray, test: np.ndarray,
     """Unique (train, test) pairs that agree on a whole band (the candidates of querying a
     ``MinHashLSH(params=(bands, rows))`` holding the test rows with every train row)."""
     out_i, out_j = [], []
+    # a train row can agree with a test row on a band only where it agrees on the band's first
+    # slot: the rest of the band is read for those rows only
+    # (a table of the test values' low bits first, then the exact values)
+    firsts = np.ascontiguousarray(train[:, 0:bands * rows:rows][train_rows].T)
+    seen = np.zeros(1 << 22, dtype=bool)
+    low = np.uint32((1 << 22) - 1)
     for band in range(bands):
         rep.check()
+        tfirst = np.unique(test[test_rows, band * rows])
+        seen[tfirst & low] = True
+        near = np.flatnonzero(seen[firsts[band] & low])
+        seen[tfirst & low] = False
+        first = firsts[band][near]
+        pos = np.minimum(np.searchsorted(tfirst, first), len(tfirst) - 1)
+        maybe = train_rows[near[tfirst[pos] == first]]
+        if len(maybe) == 0:
+            continue
         keys = []
-        for sig, sel in ((test, test_rows), (train, train_rows)):
+        for sig, sel in ((test, test_rows), (train, maybe)):
             block = sig[sel, band * rows:(band + 1) * rows].astype(np.uint64)
             key = block[:, 0].copy()
             with np.errstate(over="ignore"):
@@ -552,7 +567,7 @@ def _banded_cross(train: np.ndarray, train_rows: np.ndarray, test: np.ndarray,
         c = cnt[has]
         left = np.repeat(has, c)
         within = np.arange(c.sum()) - np.repeat(np.cumsum(c) - c, c)
-        out_i.append(train_rows[left])
+        out_i.append(maybe[left])
         out_j.append(test_rows[order[np.repeat(lo[has], c) + within]])
     rep.tick(rep.total, "querying train signatures")
     if not out_i:
