@@ -131,3 +131,29 @@ def test_exact_key_is_dedup_normalize():
     got = [(h.index, h.test_index) for h in tl.exact_leaks(train, test)]
     assert got == [(0, 0), (0, 1), (1, 2), (2, 2), (5, 0), (5, 1)]
     assert [(h.index, h.test_index) for h in tl.exact_leaks(train, test, lowercase=False)] == [(2, 2)]
+
+
+def test_minhash_leaks_in_chunks_equal_whole(monkeypatch):
+    from ftcurate.core.quality import dedup
+
+    rng = random.Random(3)
+    words = ["apples", "pears", "boxes", "friends", "tickets", "hours", "miles", "dollars", "cookies", "books", "the", "of", "a"]
+    test = [" ".join(rng.choices(words, k=rng.randint(3, 30))) for _ in range(40)] + ["", "   "]
+    train = []
+    for _ in range(900):
+        if rng.random() < 0.3:  # edited copies of test texts
+            w = rng.choice(test).split()
+            for _ in range(rng.randint(0, 4)):
+                if w:
+                    w[rng.randrange(len(w))] = rng.choice(words)
+            train.append(" ".join(w))
+        else:
+            train.append(" ".join(rng.choices(words, k=rng.randint(0, 25))))
+    whole = tl.minhash_leaks(train, test, train_signatures=dedup.minhash_signatures(train), numbers=False)
+    assert len(whole) > 50
+    monkeypatch.setattr(tl, "_SIG_CHUNK", 128)
+    seen = []
+    got = tl.minhash_leaks(train, test, numbers=False, progress=lambda d, t, m="": seen.append(d))
+    assert [(h.index, h.test_index, h.score) for h in got] == [(h.index, h.test_index, h.score) for h in whole]
+    assert seen == sorted(seen) and seen[-1] == 1000
+    assert tl.minhash_leaks(train, ["", " "]) == [] and tl.minhash_leaks([], test) == []

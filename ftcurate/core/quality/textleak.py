@@ -474,6 +474,9 @@ def minhash_leaks(train_texts: Sequence[str], test_texts: Sequence[str], thresho
     ``numbers``: drop pairs whose numbers differ (:func:`numbers_agree`). Empty texts never
     match."""
     _check_field(field)
+    if train_signatures is None and storage_config is None:
+        return _minhash_leaks_chunked(train_texts, test_texts, threshold, num_perm, ngram, seed, field,
+                                      test_signatures, lsh_weights, numbers, progress, cancel)
     # progress on one 0..1000 scale: signatures (split by size) up to 800, then LSH
     n_tr = len(train_texts) if train_signatures is None else 0
     n_te = len(test_texts) if test_signatures is None else 0
@@ -522,6 +525,57 @@ def minhash_leaks(train_texts: Sequence[str], test_texts: Sequence[str], thresho
     keep = est >= threshold
     hits = [LeakHit(i, j, "minhash", float(s), field)
             for i, j, s in zip(ti[keep].tolist(), tj[keep].tolist(), est[keep].tolist())]
+    if numbers:
+        hits = _keep_numbers(hits, train_texts, test_texts)
+    hits.sort(key=lambda h: (h.index, h.test_index))
+    return hits
+
+
+_SIG_CHUNK = 32768  # train texts signed and looked up at a time (16 MB of signatures)
+
+
+def _minhash_leaks_chunked(train_texts, test_texts, threshold, num_perm, ngram, seed, field, test_signatures,
+                           lsh_weights, numbers, progress, cancel) -> list[LeakHit]:
+    """:func:`minhash_leaks` when the train signatures are computed here and the LSH is in
+    memory: the train texts are signed and looked up a chunk at a time (the signatures of all
+    train texts are never held: 512 MB for a million texts). Same pairs and scores."""
+    n_tr = len(train_texts)
+    n_te = len(test_texts) if test_signatures is None else 0
+    cut = 800 * n_te // max(1, n_tr + n_te)  # progress: test signatures, then train chunks
+    if test_signatures is None:
+        test_signatures = dedup.minhash_signatures(
+            test_texts, num_perm, ngram, seed, progress=dedup.sub_progress(progress, 0, cut), cancel=cancel)
+    test_signatures = np.asarray(test_signatures, dtype=np.uint32)
+    if test_signatures.shape != (len(test_texts), num_perm):
+        raise ValueError("signature shapes must be (len(texts), num_perm)")
+    test_rows = np.flatnonzero((test_signatures != dedup.EMPTY_HASH).any(axis=1))
+    if len(test_rows) == 0 or n_tr == 0:
+        return []
+    bands, rows = dedup.lsh_params(threshold, num_perm, tuple(lsh_weights))
+    rep = Reporter(None, cancel)
+    found_i, found_j, found_s = [], [], []
+    for lo in range(0, n_tr, _SIG_CHUNK):
+        hi = min(n_tr, lo + _SIG_CHUNK)
+        sig = dedup.minhash_signatures(
+            train_texts[lo:hi], num_perm, ngram, seed, cancel=cancel,
+            progress=dedup.sub_progress(progress, cut + (1000 - cut) * lo // n_tr, cut + (1000 - cut) * hi // n_tr))
+        train_rows = np.flatnonzero((sig != dedup.EMPTY_HASH).any(axis=1))
+        if len(train_rows) == 0:
+            continue
+        ti, tj = _banded_cross(sig, train_rows, test_signatures, test_rows, bands, rows, rep)
+        if len(ti) == 0:
+            continue
+        est = _cross_estimate(sig, ti, test_signatures, tj)
+        keep = est >= threshold
+        found_i.append(ti[keep] + lo)
+        found_j.append(tj[keep])
+        found_s.append(est[keep])
+    if progress is not None:
+        progress(1000, 1000, "MinHash leakage done")
+    if not found_i:
+        return []
+    hits = [LeakHit(i, j, "minhash", float(s), field) for i, j, s in
+            zip(np.concatenate(found_i).tolist(), np.concatenate(found_j).tolist(), np.concatenate(found_s).tolist())]
     if numbers:
         hits = _keep_numbers(hits, train_texts, test_texts)
     hits.sort(key=lambda h: (h.index, h.test_index))
