@@ -157,3 +157,19 @@ def test_minhash_leaks_in_chunks_equal_whole(monkeypatch):
     assert [(h.index, h.test_index, h.score) for h in got] == [(h.index, h.test_index, h.score) for h in whole]
     assert seen == sorted(seen) and seen[-1] == 1000
     assert tl.minhash_leaks(train, ["", " "]) == [] and tl.minhash_leaks([], test) == []
+
+
+def test_other_spaces_are_all_whitespace_but_the_space():
+    import sys
+
+    assert tl._OTHER_SPACES == "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace() and c != " ")
+    for parts in (["a b", "c"], ["a  b", "c"], [" a", "b"], ["a", ""], ["a\u3000b", "c"], ["", ""], ["a b "]):
+        assert tl._keys(tl._SEP.join(parts), parts) == [tl._collapse(p) for p in parts]
+
+
+def test_chunk_of_common_lines_only():
+    texts = ["The answer is 42.", "the  answer is 42. "] * 3
+    ids, lens = tl._train_token_ids(texts, {"answer": 0}, {"the answer is 42."})
+    assert ids.tolist() == [] and lens.tolist() == [0] * 6
+    ids, lens = tl._train_token_ids(texts + ["answer me"], {"answer": 0}, {"the answer is 42."})
+    assert ids.tolist() == [0, -1] and lens.tolist() == [0] * 6 + [2]

@@ -310,7 +310,7 @@ def _common_lines(texts: Sequence[str], limit: int) -> set[str]:
                 count.update(set(_lines(t)))
             continue
         # one line per text: its key is the lower-cased text, whitespace collapsed
-        count.update(k for k in map(_collapse, low[1]) if k)
+        count.update(k for k in _keys(*low[:2]) if k)
     return {k for k, c in count.items() if c > limit}
 
 
@@ -324,8 +324,22 @@ _LINE_BREAK = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")  # where 
 _LINE_CHUNK = 5000
 
 
+# the characters str.split splits on (str.isspace), but the space
+_OTHER_SPACES = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+                 "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
+
 def _collapse(text: str) -> str:
     return " ".join(text.split())
+
+
+def _keys(joined: str, parts: list[str]) -> list[str]:
+    """``_collapse`` of each part of ``joined`` (``_SEP.join(parts)``): the parts themselves
+    when ``joined`` has single spaces only (no part then starts or ends with one, or is empty)."""
+    if joined[:1] != " " and joined[-1:] != " " and "  " not in joined and \
+            not any(c in joined for c in _OTHER_SPACES):
+        return parts
+    return list(map(_collapse, parts))
 
 
 def _lowered_chunk(texts: Sequence[str]) -> tuple[str, list[str], np.ndarray] | None:
@@ -345,9 +359,18 @@ def _lowered_chunk(texts: Sequence[str]) -> tuple[str, list[str], np.ndarray] | 
     return low, parts, multi
 
 
-def _train_token_ids(texts: Sequence[str], vocab: dict, common: set[str]) -> tuple[np.ndarray, np.ndarray]:
+def _marked(vocab: dict) -> dict:
+    """``vocab`` with the separator as -2 (for :func:`_train_token_ids`)."""
+    marked = dict(vocab)
+    marked[_SEP_CHAR] = -2
+    return marked
+
+
+def _train_token_ids(texts: Sequence[str], vocab: dict, common: set[str],
+                     marked: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``_token_ids([_drop_lines(t, common) for t in texts], vocab.get(w, -1))`` (``texts``
-    as they are when ``common`` is empty), one regex call for the whole chunk."""
+    as they are when ``common`` is empty), one regex call for the whole chunk. ``marked``:
+    ``_marked(vocab)``, made once for many chunks."""
     get = vocab.get
     low = _lowered_chunk(texts)
     if low is None or (common and low[2].any()):
@@ -355,18 +378,25 @@ def _train_token_ids(texts: Sequence[str], vocab: dict, common: set[str]) -> tup
             texts = [_drop_lines(t, common) for t in texts]
         return _token_ids(texts, lambda w: get(w, -1))
     joined, parts, _ = low
-    marked = dict(vocab)
-    marked[_SEP_CHAR] = -2  # no text holds it: the -2s are the separators
+    gone = None
+    if common:  # a text of one line is dropped whole when that line is common
+        gone = np.fromiter((k in common for k in _keys(joined, parts)), dtype=bool, count=len(parts))
+        if gone.all():
+            return np.empty(0, dtype=np.int64), np.zeros(len(parts), dtype=np.int64)
+        if gone.any():
+            joined = _SEP.join([p for p, g in zip(parts, gone.tolist()) if not g])
+        else:
+            gone = None
     flat = _TOKEN.findall(joined)
-    ids = np.fromiter(map(marked.get, flat, repeat(-1)), dtype=np.int64, count=len(flat))
+    # no text holds the separator: the -2s are the separators
+    ids = np.fromiter(map((marked or _marked(vocab)).get, flat, repeat(-1)), dtype=np.int64, count=len(flat))
     sep = np.flatnonzero(ids == -2)
     lens = np.diff(np.concatenate(([-1], sep, [len(ids)]))) - 1
     ids = ids[ids != -2]
-    if common:  # a text of one line is dropped whole when that line is common
-        gone = np.fromiter((k in common for k in map(_collapse, parts)), dtype=bool, count=len(parts))
-        if gone.any():
-            ids = ids[np.repeat(~gone, lens)]
-            lens = np.where(gone, 0, lens)
+    if gone is not None:
+        full = np.zeros(len(parts), dtype=np.int64)
+        full[~gone] = lens
+        lens = full
     return ids, lens
 
 
@@ -408,8 +438,9 @@ def ngram_leaks(train_texts: Sequence[str], test_texts: Sequence[str], n: int = 
     hit_train: list[np.ndarray] = []
     hit_gram: list[np.ndarray] = []
     step = 2000
+    marked = _marked(vocab)
     for lo in range(0, len(train_texts), step):
-        ids, lens = _train_token_ids(train_texts[lo:lo + step], vocab, common)
+        ids, lens = _train_token_ids(train_texts[lo:lo + step], vocab, common, marked)
         for L in lengths:
             tt, kk = _window_keys(ids, lens, L)
             if len(kk) == 0:
