@@ -175,14 +175,15 @@ def test_refined_outlier_list_is_the_exact_one():
     np.testing.assert_allclose(fixed.scores[fixed.flagged], exact.scores[fixed.flagged], atol=1e-5)
 
 
-def test_refine_on_the_graph_never_loses_a_neighbour(monkeypatch):
+@pytest.mark.parametrize("backend", ["clustered", "usearch"])
+def test_refine_on_the_index_never_loses_a_neighbour(monkeypatch, backend):
     from ftcurate.core.quality import neighbors as nb
 
-    if approximate_backend() is None:
+    if backend != "clustered" and approximate_backend() is None:
         pytest.skip("no approximate index installed")
     x = _planted(3000)
-    found = nb.knn_search(x, k=10, exact_max=1000)
-    monkeypatch.setattr(nb, "EXACT_REFINE_PAIRS", 0)  # as at 1M rows: the graph, wider beam
+    found = nb.knn_search(x, k=10, exact_max=1000, backend=backend)
+    monkeypatch.setattr(nb, "EXACT_REFINE_PAIRS", 0)  # as at 1M rows: more clusters / a wider beam
     rows = np.arange(0, len(x), 7)
     i, s = found.refine(rows, 10)
     assert np.all(s >= found.sim[rows] - 1e-6)  # merged with the first lists: never worse
@@ -194,7 +195,7 @@ def test_refine_on_the_graph_never_loses_a_neighbour(monkeypatch):
     ie, se = knn(x[rows], k=1, backend="exact")  # sanity: exact lists are no better than 1.0
     assert np.all(s[:, 0] <= 1.0 + 1e-5)
     found.close()
-    assert found.graph is None
+    assert found.index is None
 
 
 def test_refining_can_be_cancelled():

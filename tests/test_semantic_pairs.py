@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ftcurate.core.progress import Cancelled
+from ftcurate.core.quality import ivf
 from ftcurate.core.quality import pairsearch as ps
 from ftcurate.core.quality.neighbors import knn
 from ftcurate.core.quality.semantic import semantic_duplicates
@@ -64,13 +65,13 @@ def test_clustered_search_really_clusters(planted, monkeypatch):
     not the exact pass in disguise) and still finds every pair."""
     x, _g = planted
     seen = {}
-    real = ps._kmeans
+    real = ivf.kmeans
 
     def spy(xl, k, *a, **kw):
         seen["clusters"] = k
         return real(xl, k, *a, **kw)
 
-    monkeypatch.setattr(ps, "_kmeans", spy)
+    monkeypatch.setattr(ivf, "kmeans", spy)
     got = semantic_duplicates(x, threshold=0.95, exact_max=100)  # auto: clustered above exact_max
     assert seen["clusters"] > ps.PROBES
     assert as_pairs(got) == as_pairs(reference(x, 0.95))

@@ -4,19 +4,26 @@
   matrix (numpy's BLAS on the CPU, using every core; ``torch`` on CUDA or Apple MPS when a GPU is
   asked for or torch is already loaded and sees one) and the top ``k`` of each row kept, so memory
   stays at ``block x n`` floats whatever ``n`` is.
-* Approximate search above ``exact_max`` rows: an HNSW graph from ``usearch`` over int8-quantised
-  vectors (a quarter of the memory of float32, and faster to build and search), built and searched
-  on every core; the candidates it returns (a few more than ``k``) are re-scored with the exact
-  float32 cosine and re-ranked, so the similarities reported are exact. ``faiss-cpu`` HNSW is the
-  fallback when usearch is not installed; if neither is installed the search stays exact (slower,
-  same answer). The settings were chosen by measurement (benchmarks/bench_ann.py, results in
-  docs/benchmarks.md): recall of the true 10 nearest neighbours >= 0.95 on samples checked
-  against exact search, at the lowest cost measured.
-* :func:`knn_search` keeps the graph so that a few rows can be searched again, harder
-  (:meth:`Neighbours.refine`): exactly when ``rows x n`` is small enough, else with a wider beam.
-  The outlier score uses it: an approximate list can only miss neighbours, so its score is an
-  upper bound, and only the rows whose bound could reach the flagged list are refined
-  (``outliers.knn_outliers``); the flagged list then matches an exact search's.
+* Approximate search above ``exact_max`` rows, every row's neighbours (:func:`knn`): the
+  clustered search of :mod:`.ivf` (spherical k-means clusters; each row compared exactly, in
+  float32 matrix products on every core, with the members of its :data:`KNN_PROBES` nearest
+  clusters, each product offered to both rows). The similarities reported are exact; a true
+  neighbour is missed only when neither row probes the other's cluster. The settings were
+  chosen by measurement (benchmarks/bench_ann.py, results in docs/benchmarks.md): recall of the
+  true 10 nearest neighbours >= 0.95 on samples checked against exact search, at a quarter of
+  the time of the HNSW graph it replaced.
+* Approximate search of other rows (:func:`cross_knn`, a query set against a large base): an
+  HNSW graph from ``usearch`` over int8-quantised vectors, built and searched on every core; the
+  candidates it returns (a few more than ``k``) are re-scored with the exact float32 cosine.
+  ``faiss-cpu`` HNSW is the fallback when usearch is not installed; if neither is installed the
+  search stays exact (slower, same answer). ``backend="usearch"`` / ``"faiss"`` (or the
+  ``FTCURATE_ANN`` environment variable) also asks :func:`knn` for the graph.
+* :func:`knn_search` keeps the index so that a few rows can be searched again, harder
+  (:meth:`Neighbours.refine`): exactly when ``rows x n`` is small enough, else through more
+  clusters (or a wider beam on a graph). The outlier score uses it: an approximate list can
+  only miss neighbours, so its score is an upper bound, and only the rows whose bound could
+  reach the flagged list are refined (``outliers.knn_outliers``); the flagged list then matches
+  an exact search's.
 
 Rows that are all zero (empty texts) have cosine 0 with everything.
 """
@@ -45,9 +52,14 @@ HNSW_EF_CONSTRUCTION = 48
 HNSW_EF_SEARCH = 56
 # Candidates asked of the approximate index beyond k (re-scored exactly, then cut to k).
 EXTRA_CANDIDATES = 6
+# Clustered search (the default above EXACT_MAX for every row's neighbours): clusters each row
+# probes (benchmarks/bench_ann.py: recall@10 0.969 at 1M rows with 16, 0.954 with 12).
+KNN_PROBES = 16
 # Refinement (Neighbours.refine, for the outlier candidates): exact while rows x n stays below
-# this many products (a few seconds on 2 cores), else the graph searched with a wider beam.
+# this many products (a few seconds on 2 cores), else through this many clusters (clustered
+# search) or a graph searched with a wider beam.
 EXACT_REFINE_PAIRS = 4_000_000_000
+REFINE_PROBES = 160
 REFINE_EF_SEARCH = 192
 REFINE_EXTRA = 16
 # Quantisation of the usearch index ("i8": int8; "f16"/"f32" to trade memory for recall).
@@ -260,29 +272,36 @@ class _Graph:
 class Neighbours:
     """The result of :func:`knn_search`: ``idx`` and ``sim`` (n, k) as :func:`knn` returns them,
     and :meth:`refine`, which searches again, harder, for a few rows (e.g. the outlier
-    candidates): exactly when that is cheap enough, else with a wider beam on the same graph."""
+    candidates): exactly when that is cheap enough, else through more clusters of the same
+    clustered index (or with a wider beam on the same graph)."""
 
     idx: np.ndarray
     sim: np.ndarray
     exact: bool
     emb: Optional[np.ndarray] = None
-    graph: Optional[_Graph] = None
+    index: Optional[object] = None  # ivf.ClusteredKnn or _Graph
 
     def refine(self, rows: np.ndarray, k: Optional[int] = None,
                cancel: Optional[CancelCheck] = None) -> tuple[np.ndarray, np.ndarray]:
         """Neighbour lists of ``rows`` (0-based), at least as good as ``idx``/``sim``'s: the
-        exact ones when the search was exact or ``len(rows) * n <= EXACT_REFINE_PAIRS``, else the
-        graph searched with beam ``REFINE_EF_SEARCH``. Each list is merged with the one found
-        before (the better of the two per slot), so a refined similarity never drops."""
+        exact ones when the search was exact or ``len(rows) * n <= EXACT_REFINE_PAIRS``, else
+        the clustered index searched through ``REFINE_PROBES`` clusters (or the graph with beam
+        ``REFINE_EF_SEARCH``). Each list is merged with the one found before (the better of the
+        two per slot), so a refined similarity never drops."""
         rows = np.asarray(rows, dtype=np.int64)
         k = self.idx.shape[1] if k is None else k
         if self.exact or self.emb is None:
             return self.idx[rows, :k], self.sim[rows, :k]
         n = self.emb.shape[0]
         rep = Reporter(None, cancel, total=len(rows), every=1)
-        if len(rows) * n <= EXACT_REFINE_PAIRS or self.graph is None:
+        if len(rows) * n <= EXACT_REFINE_PAIRS or self.index is None:
             return _exact(self.emb[rows], self.emb, k, rows, rep, "cpu", "nearest neighbours: refining")
-        i, s = self.graph.search(self.emb[rows], k, rows, REFINE_EF_SEARCH, REFINE_EXTRA)
+        from .ivf import ClusteredKnn
+
+        if isinstance(self.index, ClusteredKnn):
+            w = min(k, self.idx.shape[1])
+            return self.index.search(rows, k, REFINE_PROBES, start=(self.idx[rows, :w], self.sim[rows, :w]), rep=rep)
+        i, s = self.index.search(self.emb[rows], k, rows, REFINE_EF_SEARCH, REFINE_EXTRA)
         # never worse than the first search: merge both lists and keep the best k distinct rows
         both = np.concatenate([i, self.idx[rows]], axis=1)
         i, s = _top_k_of(both, np.concatenate([s, self.sim[rows]], axis=1), both.shape[1])
@@ -295,8 +314,8 @@ class Neighbours:
         return out_i, out_s
 
     def close(self) -> None:
-        """Drop the graph (its memory) once no more refinement is needed."""
-        self.graph = None
+        """Drop the index (its memory) once no more refinement is needed."""
+        self.index = None
 
 
 def _top_k_of(i: np.ndarray, s: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
@@ -330,8 +349,9 @@ def knn(
 
     Returns ``(idx, sim)``, both (n, k): 0-based row indices and cosine similarities, best first,
     the row itself excluded. With fewer than ``k + 1`` rows the missing slots are ``-1`` / ``-inf``.
-    Exact when ``n <= exact_max`` (or ``backend="exact"``), else approximate (HNSW candidates,
-    re-scored exactly: the similarities are exact, a true neighbour may be missed).
+    Exact when ``n <= exact_max`` (or ``backend="exact"``), else approximate (the clustered
+    search, or with ``backend="usearch"``/``"faiss"`` an HNSW graph's candidates re-scored: the
+    similarities are exact, a true neighbour may be missed).
     """
     found = knn_search(emb, k, exact_max, progress, cancel, device, backend)
     return found.idx, found.sim
@@ -352,8 +372,17 @@ def knn_search(
     n = emb.shape[0]
     rep = Reporter(progress, cancel, total=n, every=1)
     rep.check()
-    use = backend or ("exact" if n <= exact_max else (approximate_backend() or "exact"))
+    use = backend or ("exact" if n <= exact_max else (os.environ.get("FTCURATE_ANN") or "clustered"))
     if use == "exact":
+        idx, sim = _exact(emb, emb, k, np.arange(n), rep, device, "nearest neighbours")
+        return Neighbours(idx, sim, True)
+    if use == "clustered":
+        from .ivf import ClusteredKnn
+
+        index = ClusteredKnn(emb, KNN_PROBES, rep, "nearest neighbours (clustered)")
+        idx, sim = index.all_rows(k, rep, "nearest neighbours (clustered)")
+        return Neighbours(idx, sim, False, emb, index)
+    if use not in ("usearch", "faiss") or approximate_backend() is None:
         idx, sim = _exact(emb, emb, k, np.arange(n), rep, device, "nearest neighbours")
         return Neighbours(idx, sim, True)
     idx, sim, graph = _approx(emb, emb, k, True, rep, use, "nearest neighbours (approximate)", keep=True)

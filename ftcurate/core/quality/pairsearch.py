@@ -8,8 +8,8 @@ candidates, one way to decide:
   no sort), so memory stays at one block whatever the size.
 * :func:`clustered_candidates`: spherical k-means on a sample cuts the rows into about
   ``sqrt(probes * n)`` clusters; every row is compared, exactly, with the members of the
-  ``probes`` clusters whose centres are nearest to it (an inverted-file search with a threshold
-  instead of a top-k). A near-duplicate pair is missed only when neither row has the other's
+  ``probes`` clusters whose centres are nearest to it (the inverted file of :mod:`.ivf`, with a
+  threshold instead of a top-k). A near-duplicate pair is missed only when neither row has the other's
   cluster among its nearest ``probes`` centres: measured against exact search on 20k-200k
   GSM8K-like records, 99.6-100% of the pairs at 0.95 are found (benchmarks/bench_semhash.py,
   docs/benchmarks.md). Unlike a k-nearest-neighbour list it has no cap on the partners of a
@@ -25,62 +25,15 @@ never drops a pair the float64 score keeps.
 
 from __future__ import annotations
 
-import contextlib
-import math
-import os
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
 from ..progress import Reporter
-from .neighbors import _top_k
+from . import ivf
 
 SLACK = 1e-5
 PROBES = 12           # clusters each row is compared with
-KMEANS_ITERS = 5
-KMEANS_SAMPLE = 20    # rows sampled per cluster to fit the centres
-MIN_CLUSTER = 16      # rows per cluster at least (small sets: fewer clusters)
-_TILE = 4 * 1024 * 1024  # float32 products held at once (16 MiB)
-
-
-def threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """BLAS on one thread inside the block (our own threads share the cores instead). Many small
-    products on BLAS's own threads wait on each other at every call, badly so when other
-    processes hold the cores. Without threadpoolctl, nothing changes."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - installed with scikit-learn / sentence-transformers
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
-def _in_threads(work: Callable[[int], object], items: Iterable[int], n_threads: int) -> Iterator[object]:
-    """``work(item)`` for each item on ``n_threads`` threads, results in order; at most two
-    tasks per thread are queued, so a consumer that stops (cancel) waits for few."""
-    if n_threads <= 1:
-        for item in items:
-            yield work(item)
-        return
-    with ThreadPoolExecutor(n_threads) as pool:
-        queued: deque = deque()
-        for item in items:
-            queued.append(pool.submit(work, item))
-            if len(queued) >= 2 * n_threads:
-                yield queued.popleft().result()
-        while queued:
-            yield queued.popleft().result()
 
 
 def live_rows(x: np.ndarray) -> np.ndarray:
@@ -147,7 +100,7 @@ def exact_candidates(x: np.ndarray, live: np.ndarray, threshold: float, rep: Rep
     m = len(xl)
     rep.total = m
     cut = np.float32(threshold - SLACK)
-    block = max(1, min(m, _TILE // max(1, m)))
+    block = max(1, min(m, ivf.TILE // max(1, m)))
     for start in range(0, m, block):
         stop = min(m, start + block)
         s = xl[start:stop] @ xl[start:].T  # columns start.. : only j > i is kept
@@ -158,97 +111,34 @@ def exact_candidates(x: np.ndarray, live: np.ndarray, threshold: float, rep: Rep
         rep.tick(stop, message)
 
 
-def _kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iters: int, sample: int) -> np.ndarray:
-    """Spherical k-means centres (unit rows) fitted on a random sample of ``x``."""
-    n = len(x)
-    s = x if n <= sample else x[np.sort(rng.choice(n, sample, replace=False))]
-    cent = s[np.sort(rng.choice(len(s), k, replace=False))].copy()
-    step = 4096
-    for _ in range(iters):
-        with _one_blas_thread():
-            assign = np.concatenate(list(_in_threads(lambda st: np.argmax(s[st:st + step] @ cent.T, axis=1),
-                                                     range(0, len(s), step), threads())))
-        sums = np.zeros_like(cent)
-        np.add.at(sums, assign, s)
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        ok = norms[:, 0] > 0  # an empty cluster keeps its centre
-        cent[ok] = sums[ok] / norms[ok]
-    return cent
-
-
-def _nearest_centres(x: np.ndarray, cent: np.ndarray, p: int, rep: Reporter, message: str) -> np.ndarray:
-    """(n, p) int32: each row's ``p`` nearest centres, the nearest first (blocks on every core)."""
-    n = len(x)
-    out = np.empty((n, p), dtype=np.int32)
-    step = max(256, _TILE // max(1, len(cent)) // 4)
-
-    def one(start: int) -> int:
-        stop = min(n, start + step)
-        out[start:stop] = _top_k(x[start:stop] @ cent.T, p)[0]
-        return stop
-
-    for _stop in _in_threads(one, range(0, n, step), threads()):
-        rep.check()
-    return out
-
-
 def clustered_candidates(x: np.ndarray, live: np.ndarray, threshold: float, rep: Reporter,
                          cand: Candidates, probes: int = PROBES, seed: int = 0,
                          message: str = "semantic duplicates") -> None:
     """Each ``live`` row against the members of its ``probes`` nearest clusters (see the module
-    docs). Falls back to :func:`exact_candidates` when there are no more clusters than probes."""
+    docs and :mod:`.ivf`). Falls back to :func:`exact_candidates` when there are no more
+    clusters than probes."""
     m = len(live)
-    n_clusters = int(min(max(1, m // MIN_CLUSTER), max(1, round(math.sqrt(probes * m)))))
+    n_clusters = ivf.cluster_count(m, probes)
     if n_clusters <= probes:
         exact_candidates(x, live, threshold, rep, cand, message)
         return
     xl = x if m == len(x) else np.ascontiguousarray(x[live])
     rep.total = n_clusters + 2
     rep.tick(0, f"{message}: grouping the records")
-    rng = np.random.default_rng(seed)
-    cent = _kmeans(xl, n_clusters, rng, KMEANS_ITERS, min(m, KMEANS_SAMPLE * n_clusters))
-    rep.tick(1, f"{message}: grouping the records")
-    with _one_blas_thread():
-        near = _nearest_centres(xl, cent, probes, rep, message)
+    inv = ivf.InvertedFile(xl, n_clusters, probes, rep, seed)
     rep.tick(2, message)
-    home = near[:, 0]
-    members = np.argsort(home, kind="stable")
-    m_start = np.searchsorted(home[members], np.arange(n_clusters + 1))
-    flat = near.ravel()
-    by_cluster = np.argsort(flat, kind="stable")
-    q_start = np.searchsorted(flat[by_cluster], np.arange(n_clusters + 1))
-    queries = by_cluster // probes  # the row of each (row, probe), grouped by cluster
-    del flat, by_cluster
+    near = inv.near
+    inv.drop_probes()
     cut = np.float32(threshold - SLACK)
 
-    def cluster(c: int) -> tuple[np.ndarray, np.ndarray]:
-        mem = members[m_start[c]:m_start[c + 1]]
-        qry = queries[q_start[c]:q_start[c + 1]]
-        rows: list[np.ndarray] = []
-        cols: list[np.ndarray] = []
-        m_step = min(len(mem), max(1, _TILE // 256))
-        for ms in range(0, len(mem), m_step):
-            mt = mem[ms:ms + m_step]
-            xm = xl[mt]
-            q_step = max(1, _TILE // len(mt))
-            for qs in range(0, len(qry), q_step):
-                qt = qry[qs:qs + q_step]
-                r, k = np.nonzero(xl[qt] @ xm.T >= cut)
-                if len(r):
-                    rows.append(qt[r])
-                    cols.append(mt[k])
-        if not rows:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return np.concatenate(rows), np.concatenate(cols)
+    def work(qt: np.ndarray, mt: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r, k = np.nonzero(s >= cut)
+        return qt[r], mt[k]
 
-    todo = [c for c in range(n_clusters) if m_start[c + 1] > m_start[c] and q_start[c + 1] > q_start[c]]
-    done = 0
-    with _one_blas_thread():
-        for r, k in _in_threads(cluster, todo, threads()):
+    for blocks in inv.blocks(np.arange(m), near, work, rep, lambda done: rep.tick(2 + done, message)):
+        for r, k in blocks:
             if len(r):
                 cand.add(live[r], live[k])
-            done += 1
-            rep.tick(3 + done * (n_clusters - 1) // max(1, len(todo)), message)
     rep.tick(n_clusters + 2, message)
 
 
