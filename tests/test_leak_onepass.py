@@ -137,7 +137,9 @@ def _number_pairs_reference(train_texts, test_numbers, min_shared=3, min_share=s
     return out
 
 
-def test_number_pairs_equal_reference():
+@pytest.mark.parametrize("chunk", [4096, 7])
+def test_number_pairs_equal_reference(chunk, monkeypatch):
+    monkeypatch.setattr(sm, "_NUMBER_CHUNK", chunk)
     rng = np.random.default_rng(0)
     words = list(sm._NUM_WORDS) + ["Thirteen", "ELEVEN", "seventeenth", "fivefold", "apples", "x"]
     nums = ["13", "1,300", "2.50", "007", "17", "$45", "45%", "3.0", "-8", "1000", "12", "19"]
@@ -148,7 +150,8 @@ def test_number_pairs_equal_reference():
 
     test = [text() for _ in range(60)]
     test_numbers = [sm.numbers_of(t) for t in test]
-    train = [text() for _ in range(3000)] + test + ["", None]
+    train = [text() for _ in range(3000)] + test + ["", None, "١٣ ١٧ 19 and 1,300\n13", "a\n13\n17 19\n"]
+    train += [t.replace(" ", "\n", 2) for t in test[:20]] + ["", "13 17 19"]
     found = 0
     for min_shared in (0, 1, 2, 3):
         for max_df in (0.05, 0.5):

@@ -323,9 +323,8 @@ def number_pairs(train_texts: Sequence[str], test_numbers: Sequence[set], min_sh
     find_words = re.compile(r"(?<![A-Za-z])(?:" + "|".join(words) + r")(?![A-Za-z])",
                             re.IGNORECASE | re.ASCII).findall if words else None
     need = max(1, min_shared)
-    for i, t in enumerate(train_texts):
-        if rep is not None and (i & 4095) == 4095:
-            rep.check()
+    for i in _may_have_numbers(train_texts, words, need, rep):
+        t = train_texts[i]
         nums = numbers_of(t)
         if find_words is not None:
             nums.update(_NUM_WORDS[w.lower()] for w in find_words(t or ""))
@@ -340,6 +339,37 @@ def number_pairs(train_texts: Sequence[str], test_numbers: Sequence[set], min_sh
             if c >= min_shared and c >= min_share * len(test_numbers[j]):
                 out.add((i, j))
     return out
+
+
+_NUMBER_CHUNK = 4096
+
+
+def _may_have_numbers(texts: Sequence[str], words: list[str], need: int, rep: Reporter | None):
+    """Indices of the texts that may hold ``need`` distinct numbers (digits, or the number
+    ``words``), in order. A chunk of ASCII texts is sifted at once: a text has no more
+    numbers than runs of digits plus occurrences of the words in its lower-cased text."""
+    for lo in range(0, len(texts), _NUMBER_CHUNK):
+        if rep is not None:
+            rep.check()
+        part = [t or "" for t in texts[lo:lo + _NUMBER_CHUNK]]
+        joined = "\n".join(part) + "\n"  # every text then ends in a byte of its own
+        if need <= 1 or not joined.isascii():
+            yield from range(lo, lo + len(part))
+            continue
+        raw = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+        digit = (raw >= 48) & (raw <= 57)
+        run = digit.copy()
+        run[1:] &= ~digit[:-1]
+        starts = np.zeros(len(part) + 1, dtype=np.int64)
+        np.cumsum([len(t) + 1 for t in part], out=starts[1:])
+        per_text = np.add.reduceat(run.astype(np.int64), starts[:-1])
+        low = joined.lower()
+        for w in words:
+            at = low.find(w)
+            while at >= 0:
+                per_text[np.searchsorted(starts, at, "right") - 1] += 1
+                at = low.find(w, at + 1)
+        yield from (lo + np.flatnonzero(per_text >= need)).tolist()
 
 
 def _numbers_agree(train_nums: set, test_nums: set, share: float = NUMBER_SHARE) -> bool:
