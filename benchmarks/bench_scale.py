@@ -75,11 +75,25 @@ def capture(real):
 neighbors.knn = capture(neighbors.knn)
 if hasattr(neighbors, "knn_search"):  # the scan's search since the outlier lists are refined
     neighbors.knn_search = capture(neighbors.knn_search)
+import threading
+stage_now, stage_rss, sampling = ["start"], {{}}, [True]
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def sample():  # peak RSS per stage (sampled every 0.2 s)
+    while sampling[0]:
+        stage_rss[stage_now[0]] = max(stage_rss.get(stage_now[0], 0), round(rss_mb()))
+        time.sleep(0.2)
+def on_progress(done, total_, message=""):
+    stage_now[0] = message.split(" — ")[0].split(": ", 1)[-1]
+threading.Thread(target=sample, daemon=True).start()
 t0 = time.perf_counter()
-report = scan_records(list(enumerate(train)), list(enumerate(test)), settings=ScanSettings())
+report = scan_records(list(enumerate(train)), list(enumerate(test)), settings=ScanSettings(), progress=on_progress)
 total = time.perf_counter() - t0
+sampling[0] = False
 out = {{"n": len(train), "total": round(total, 1), "timings": report["timings"],
         "build_s": round(t_built - t_start, 1), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb_by_stage": stage_rss,
         "outliers": len(report["outliers"]), "outlier_share": round(len(report["outliers"]) / len(train), 4),
         "planted_outliers": len(planted["outlier"]),
         "planted_outliers_found": len({{o["index"] for o in report["outliers"]}} & set(planted["outlier"])),

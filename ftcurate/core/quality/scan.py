@@ -152,15 +152,18 @@ def available_memory() -> Optional[int]:
 def stage_memory(stage: str, n: int, s: "ScanSettings", dim: int = 384) -> int:
     """Bytes a stage allocates for ``n`` records beyond what the scan already holds (an upper
     estimate; measured peaks in benchmarks/bench_scale.py): MinHash signatures and their
-    distinct rows; the embedding matrix (and its distinct rows); the int8 HNSW graph, the
-    neighbour lists and the re-scoring blocks."""
+    distinct rows; the embedding matrix (and its distinct rows); the neighbour lists (and their
+    sorted copies), each row's nearest clusters and the rows grouped by cluster (clustered
+    search, core/quality/ivf.py)."""
     mib = 1 << 20
     if stage == "near duplicates":
         return 2 * n * s.num_perm * 4 + n * 48 + 64 * mib
     if stage == "embeddings":
         return 2 * n * dim * 4 + n * 200 + 64 * mib
     if stage == "neighbours":
-        return n * (dim + 2 * 16 * 4 + 64) + n * max(s.knn_k, 20) * 12 * 2 + 160 * mib
+        from .neighbors import KNN_PROBES
+
+        return n * max(s.knn_k, 20) * 12 * 2 + n * KNN_PROBES * (4 * 2 + 8 * 2) + 160 * mib
     return 0
 
 
