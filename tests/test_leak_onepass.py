@@ -14,9 +14,11 @@ def _unit(x):
 
 def _brute(a, tr_owner, n, b, te_owner, k, min_margin, extra=None):
     """The whole item x item cosine matrix, the background over all of it, and each row's k
-    best margins (ties: lower column first)."""
+    best margins (ties: lower column first). The matrix is made of the scan's own blocks: a
+    BLAS may round a product's last bit differently in a matrix of another shape."""
     starts = sm._starts(te_owner)
-    s = sm._item_sims(a, tr_owner, n, b, starts)
+    s = np.concatenate([sm._item_sims(a[r0:r1], tr_owner[r0:r1] - i0, i1 - i0, b, starts)
+                        for i0, i1, r0, r1 in sm._blocks(tr_owner, n, sm._BLOCK)])
     pool = s if extra is None else np.concatenate([extra, s])
     bg = sm.background(sm._push_top(None, pool, sm.BACKGROUND_SKIP + sm.BACKGROUND_K), n_cols=len(starts))
     marg = s - bg[None, :]

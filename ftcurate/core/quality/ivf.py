@@ -128,12 +128,17 @@ def nearest_centres(x: np.ndarray, cent: np.ndarray, p: int, rep: Reporter) -> n
     return out
 
 
-def group(labels: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(order, starts)``: the positions of ``labels`` sorted by label (stable), and where each
-    label's run starts (``starts[g]:starts[g + 1]``)."""
-    flat = labels.ravel()
-    order = np.argsort(flat, kind="stable")
-    return order, np.searchsorted(flat[order], np.arange(n_groups + 1))
+def group(labels: np.ndarray, rows: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(grouped, starts)``: ``rows[i]`` once for each label in ``labels[i]`` (one label a row,
+    or a row of labels), grouped by label (``grouped[starts[g]:starts[g + 1]]``), in row order
+    within a group. A counting sort: int32 row numbers where they fit, no sort keys."""
+    labels = np.ascontiguousarray(labels.reshape(len(labels), -1))
+    starts = np.zeros(n_groups + 1, dtype=np.int64)
+    np.cumsum(np.bincount(labels.ravel(), minlength=n_groups), out=starts[1:])
+    dtype = np.int32 if len(rows) == 0 or int(rows.max()) < 2**31 - 1 else np.int64
+    grouped = np.empty(labels.size, dtype=dtype)
+    _kernels()[2](labels, np.ascontiguousarray(rows, dtype=dtype), starts, grouped)
+    return grouped, starts
 
 
 class InvertedFile:
@@ -148,7 +153,7 @@ class InvertedFile:
         self.cent = kmeans(x, n_clusters, np.random.default_rng(seed))
         rep.check()
         self.near: Optional[np.ndarray] = nearest_centres(x, self.cent, min(probes, n_clusters), rep)
-        self.members, self.m_start = group(self.near[:, 0], n_clusters)
+        self.members, self.m_start = group(self.near[:, 0], np.arange(len(x)), n_clusters)
 
     def cluster(self, c: int) -> np.ndarray:
         return self.members[self.m_start[c]:self.m_start[c + 1]]
@@ -164,10 +169,7 @@ class InvertedFile:
         every core. Yields what ``work`` returns, per cluster; ``tick(clusters done)`` after
         each. The products live in a buffer reused for the next block: ``work`` must not keep
         them."""
-        p = near.shape[1]
-        by_cluster, q_start = group(near, self.n_clusters)
-        queries = rows[by_cluster // p]  # the row of each (row, probe), grouped by cluster
-        del by_cluster
+        queries, q_start = group(near, rows, self.n_clusters)  # each (row, probe) by cluster
         x = self.x
 
         local = threading.local()
@@ -222,8 +224,37 @@ def _kernels():
 
         globals()["_nb_worst"] = nb.njit(nogil=True, cache=True)(_py_worst)
         globals()["_nb_insert"] = nb.njit(nogil=True, cache=True)(_py_insert)
-        _KERNELS = (nb.njit(nogil=True, cache=True)(_py_merge), nb.njit(nogil=True, cache=True)(_py_top))
+        _KERNELS = tuple(nb.njit(nogil=True, cache=True)(f) for f in (_py_merge, _py_top, _py_bucket, _py_sort))
     return _KERNELS
+
+
+def _py_bucket(labels, rows, starts, out):  # pragma: no cover - compiled by numba
+    """Counting sort: ``rows[i]`` into the slot of each of its labels (see :func:`group`)."""
+    pos = starts[:-1].copy()
+    for i in range(labels.shape[0]):
+        for j in range(labels.shape[1]):
+            g = labels[i, j]
+            out[pos[g]] = rows[i]
+            pos[g] += 1
+
+
+def _py_sort(ti, ts):  # pragma: no cover - compiled by numba
+    """Each list best first, in place (insertion sort: a list is short); ties keep their order;
+    empty slots (-inf) get -1."""
+    for r in range(ts.shape[0]):
+        for a in range(1, ts.shape[1]):
+            v = ts[r, a]
+            c = ti[r, a]
+            b = a
+            while b > 0 and ts[r, b - 1] < v:
+                ts[r, b] = ts[r, b - 1]
+                ti[r, b] = ti[r, b - 1]
+                b -= 1
+            ts[r, b] = v
+            ti[r, b] = c
+        for a in range(ts.shape[1]):
+            if not ts[r, a] > -np.inf:
+                ti[r, a] = -1
 
 
 def _py_top(s, out):  # pragma: no cover - compiled by numba
@@ -377,10 +408,9 @@ class ClusteredKnn:
 
 
 def _sorted(ti: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The lists best first; empty slots ``-1`` / ``-inf``."""
-    order = np.argsort(-ts, axis=1, kind="stable")
-    ti, ts = np.take_along_axis(ti, order, axis=1), np.take_along_axis(ts, order, axis=1)
-    ti[~np.isfinite(ts)] = -1
+    """The lists best first (in place: no copies of n x k arrays); empty slots ``-1`` /
+    ``-inf``."""
+    _kernels()[3](ti, ts)
     return ti, ts
 
 

@@ -322,6 +322,10 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
         return groups, conflicts
 
     groups, conflicts = st.run("exact duplicates", exact)
+    # of the record pass only the token counts are needed further on (length outliers): its
+    # fingerprint lists (three 16-byte keys a record) go now
+    tokens = np.asarray(rp.tokens, dtype=np.int64) if rp is not None else None
+    rp = None
     emit("exact_duplicates", [[keys[i] for i in g] for g in groups])
     emit("conflicting", [[keys[i] for i in g] for g in conflicts])
 
@@ -372,7 +376,7 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     else:
         emit("outliers", [])
     if s.length_outliers and recs:
-        lengths = rp.tokens if rp is not None else [counter.messages(r)[0] for r in recs]
+        lengths = tokens if tokens is not None else [counter.messages(r)[0] for r in recs]
         lres = outl.length_outliers(lengths, iqr_factor=s.iqr_factor)
         emit("length_outliers", [{"index": keys[i], "tokens": int(lengths[i]), "score": round(float(lres.scores[i]), 4)}
                                  for i in lres.flagged])

@@ -227,11 +227,9 @@ def _starts(owner: np.ndarray) -> np.ndarray:
 def _item_sims(a: np.ndarray, a_owner_local: np.ndarray, n_a: int, b: np.ndarray,
                b_starts: np.ndarray) -> np.ndarray:
     """Cosines of items (best over views): rows = items of ``a`` (owner local, 0..n_a-1),
-    columns = items of ``b`` (views grouped contiguously, group starts ``b_starts``)."""
-    import torch
-
-    with torch.inference_mode():
-        s = (torch.from_numpy(np.ascontiguousarray(a)) @ torch.from_numpy(np.ascontiguousarray(b)).T).numpy()
+    columns = items of ``b`` (views grouped contiguously, group starts ``b_starts``). numpy's
+    BLAS: no torch import (200 MB) for a scan that never needs the accurate model."""
+    s = np.ascontiguousarray(a, dtype=np.float32) @ np.ascontiguousarray(b, dtype=np.float32).T
     if s.shape[1] != len(b_starts):
         s = np.maximum.reduceat(s, b_starts, axis=1)
     if s.shape[0] != n_a:
