@@ -152,3 +152,22 @@ def test_embed_without_copies_gives_the_same_rows():
     y = E.normalize_rows(x.copy())
     np.testing.assert_allclose(y[6:], x[6:] / np.linalg.norm(x[6:], axis=1, keepdims=True), rtol=1e-5)
     assert not y[5].any()
+
+
+def test_distinct_texts_without_digests_match_the_digest_path():
+    """embed() without a cache groups equal texts by an in-memory hash (no SHA-256 strings):
+    the same first-of-group rows as the digest dictionary, also when hashes collide."""
+    from ftcurate.core.quality import embeddings as em
+
+    texts = ["a", "", "b", "a", "  ", "c", "b", "\n", "c", "d"]
+    first, row = em._distinct(texts)
+    assert first.tolist() == [0, 2, 5, 9]
+    assert row.tolist() == [0, -1, 1, 0, -1, 2, 1, -1, 2, 3]
+
+    class Same(str):  # every text hashes alike: the equality check catches it
+        def __hash__(self):
+            return 7
+
+    first, row = em._distinct([Same(t) for t in texts])
+    assert first.tolist() == [0, 2, 5, 9]
+    assert row.tolist() == [0, -1, 1, 0, -1, 2, 1, -1, 2, 3]

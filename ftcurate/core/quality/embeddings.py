@@ -408,6 +408,27 @@ def _dimension(st: Any) -> int:
     return int(getter())
 
 
+def _distinct(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, row)``: the index of the first of each distinct non-empty text, in order of
+    appearance, and each text's position in ``first`` (-1: empty or whitespace only), as the
+    digest dictionary of :func:`embed` gives them. Texts are grouped by Python's string hash
+    (int64 arrays, not a dictionary of a million digests), and every text is checked equal to
+    its group's first: a hash collision falls back to a dictionary of the texts."""
+    n = len(texts)
+    live = np.fromiter((bool(t) and not t.isspace() for t in texts), dtype=bool, count=n)
+    idx = np.flatnonzero(live)
+    h = np.fromiter((hash(texts[i]) for i in idx.tolist()), dtype=np.int64, count=len(idx))
+    _u, first_pos, inv = np.unique(h, return_index=True, return_inverse=True)
+    rep = idx[first_pos[inv]]  # the first text of each one's group
+    if not all(texts[a] == texts[b] for a, b in zip(idx.tolist(), rep.tolist()) if a != b):
+        seen: dict[str, int] = {}
+        rep = np.fromiter((seen.setdefault(texts[i], i) for i in idx.tolist()), dtype=np.int64, count=len(idx))
+    first = np.unique(rep)  # ascending: order of appearance
+    row = np.full(n, -1, dtype=np.int64)
+    row[idx] = np.searchsorted(first, rep)
+    return first, row
+
+
 def embed(
     texts: Iterable[str],
     model: str = FAST,
@@ -438,29 +459,33 @@ def embed(
     if hashes is not None and len(hashes) != n:
         raise ValueError("hashes must have one entry per text")
     # Unique, non-empty texts to compute: row[i] is text i's row of ``uniq`` (-1: empty text).
-    keys = list(hashes) if hashes is not None else [text_hash(t) for t in texts]
-    slot: dict[str, int] = {}
-    first: list[int] = []
-    row = np.full(n, -1, dtype=np.int64)
-    for i, t in enumerate(texts):
-        if t and not t.isspace():
-            k = keys[i]
-            r = slot.get(k)
-            if r is None:
-                r = slot[k] = len(first)
-                first.append(i)
-            row[i] = r
+    if hashes is None and cache is None:
+        # no cache keys needed: distinct texts by an in-memory hash (checked), no digest strings
+        keys, slot, first, row = None, None, *_distinct(texts)
+    else:
+        keys = list(hashes) if hashes is not None else [text_hash(t) for t in texts]
+        slot: dict[str, int] = {}
+        first: list[int] = []
+        row = np.full(n, -1, dtype=np.int64)
+        for i, t in enumerate(texts):
+            if t and not t.isspace():
+                k = keys[i]
+                r = slot.get(k)
+                if r is None:
+                    r = slot[k] = len(first)
+                    first.append(i)
+                row[i] = r
     dim = info["dim"]
     if kind != "transformer":
         max_tokens = None
     namespace = ""
     if cache is not None:
         namespace = model_key(model) + (f":max{int(max_tokens)}" if max_tokens else "")
-    if dim is None and first:
+    if dim is None and len(first):
         dim = _dimension(load_model(model, device, max_tokens))
     uniq = np.zeros((len(first), dim or 0), dtype=np.float32)
     have = np.zeros(len(first), dtype=bool)
-    if cache is not None and first:
+    if cache is not None and len(first):
         for h, blob in cache.get_many(namespace, list(slot)).items():
             v = decode_vector(blob, dim) if isinstance(blob, str) else None
             if v is not None:

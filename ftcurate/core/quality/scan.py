@@ -572,23 +572,43 @@ def _pass_heuristics(recs, s: ScanSettings, cache, progress=None, cancel=None):
 
     key = _heuristics_key(s.heuristics)
     # the content JSON gives the cache key and is what the workers get (sending strings is
-    # several times cheaper than pickling records; the checks read only the content)
-    contents = [r.content_json() for r in recs]
-    hashes = [sha256_text(c) for c in contents]
-    known = cache.get_many(key, hashes) if cache is not None else {}
-    res = record_pass(contents, s.heuristics, s.lowercase, [h not in known for h in hashes], progress=progress,
-                      cancel=cancel)
+    # several times cheaper than pickling records; the checks read only the content); without
+    # a cache it is made a chunk at a time (a million of them held at once: 200 MB)
+    if cache is None:
+        contents, hashes, known = _ContentJSON(recs), None, {}
+        check = None
+    else:
+        contents = [r.content_json() for r in recs]
+        hashes = [sha256_text(c) for c in contents]
+        known = cache.get_many(key, hashes)
+        check = [h not in known for h in hashes]
+    res = record_pass(contents, s.heuristics, s.lowercase, check, progress=progress, cancel=cancel)
     del contents
     out, fresh = [], {}
-    for i, (h, found) in enumerate(zip(hashes, res.flags)):
+    for i, found in enumerate(res.flags):
         if found is None:
-            found = known[h]
-        else:
-            fresh[h] = found
+            found = known[hashes[i]]
+        elif hashes is not None:
+            fresh[hashes[i]] = found
         out += [(i, f, reason) for f, reason in found]
     if cache is not None and fresh:
         cache.put_many(key, fresh)
     return out, res
+
+
+class _ContentJSON:
+    """The records' canonical content JSON, made when a slice of it is asked for."""
+
+    def __init__(self, recs) -> None:
+        self.recs = recs
+
+    def __len__(self) -> int:
+        return len(self.recs)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [r.content_json() for r in self.recs[i]]
+        return self.recs[i].content_json()
 
 
 def _load(path: str, fmt: str = "auto", mapping: Optional[dict] = None, split: str = "train"):

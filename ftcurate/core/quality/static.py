@@ -30,7 +30,9 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 _SEGMENT = re.compile("\u2581+[^\u2581]*")
-_MEMO_MAX = 2_000_000  # distinct segments kept between calls (then the memo starts afresh)
+_MEMO_MAX = 100_000  # distinct segments kept between calls (then the memo starts afresh): common words
+# repeat, rare ones (numbers, names) would keep growing it: 2M allowed held 430 MB after embedding 1M
+# one-line questions (each with its own number)
 
 
 class StaticEncoder:
