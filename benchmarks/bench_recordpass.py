@@ -13,6 +13,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
@@ -42,8 +44,8 @@ def main() -> None:
             prev = results.get(label)
             results[label] = (min(wall, prev[0]) if prev else wall, res)
     a, b = results["this process"], results["worker processes"]
-    same = (a[1].flags == b[1].flags and a[1].content == b[1].content and a[1].prompt == b[1].prompt
-            and a[1].answer == b[1].answer and a[1].tokens == b[1].tokens)
+    same = a[1].flags == b[1].flags and all(np.array_equal(getattr(a[1], f), getattr(b[1], f))
+                                            for f in ("content", "prompt", "answer", "tokens"))
     print(f"best of {args.repeat}: {a[0]:.1f} s vs {b[0]:.1f} s = {a[0] / b[0]:.2f}x; identical results: {same}")
 
 

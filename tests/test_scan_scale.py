@@ -144,7 +144,7 @@ def test_record_pass_on_two_processes_equals_one(monkeypatch):
     assert recordpass.groups_of(res.content) == dedup.exact_duplicate_groups([content_text(r) for r in recs])
     assert recordpass.conflicts_of(res.prompt, res.answer) == dedup.conflicting_groups(
         [r.prompt_text for r in recs], [r.answer_text for r in recs])
-    assert res.tokens == [TokenCounter().messages(r)[0] for r in recs]
+    assert res.tokens.tolist() == [TokenCounter().messages(r)[0] for r in recs]
     # a cancel stops the workers and raises
     with pytest.raises(Cancelled):
         recordpass.record_pass(recs, HeuristicSettings(), cancel=lambda: True)

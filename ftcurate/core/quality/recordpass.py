@@ -22,6 +22,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+import numpy as np
+
 from ..progress import CancelCheck, ProgressCallback, Reporter
 
 MIN_PARALLEL = 20_000
@@ -66,11 +68,16 @@ def _main_is_safe() -> bool:
 
 @dataclass
 class PassResult:
-    flags: list = field(default_factory=list)  # per record: [(flag, reason), ...] (None: not checked)
-    content: list = field(default_factory=list)  # per record: 16-byte fingerprint (b"": empty)
-    prompt: list = field(default_factory=list)
-    answer: list = field(default_factory=list)
-    tokens: list = field(default_factory=list)  # per record: tokens of the whole example
+    """Per record: ``flags`` ([(flag, reason), ...]; ``()`` none; None: not checked), the 16-byte
+    fingerprints of its conversation, prompt and answer (``S16`` arrays, ``b""``: empty) and its
+    token count (int64 array). Arrays rather than a million small objects: the scan keeps them
+    while it runs."""
+
+    flags: list = field(default_factory=list)
+    content: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="S16"))
+    prompt: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="S16"))
+    answer: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="S16"))
+    tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def _chunk(records, hs_dict: dict, lowercase: bool, check: Sequence[bool]) -> tuple:
@@ -89,7 +96,8 @@ def _chunk(records, hs_dict: dict, lowercase: bool, check: Sequence[bool]) -> tu
     for r, want in zip(records, check):
         if isinstance(r, str):  # the record's canonical content JSON (cheap to send)
             r = Record.from_content(r)
-        flags.append([list(x) for x in check_record(r, hs, counter)] if want else None)
+        found = check_record(r, hs, counter) if want else None
+        flags.append(None if found is None else [list(x) for x in found] if found else ())
         c = norm(content_text(r), lowercase)
         p = norm(r.prompt_text, lowercase)
         content.append(fp(c) if c else b"")
@@ -113,20 +121,25 @@ def record_pass(records: Sequence, hs, lowercase: bool = False, check: Optional[
     rep = Reporter(progress, cancel, total=n, every=1)
     rep.tick(0, message)
     out = PassResult()
+    parts: list[list[np.ndarray]] = [[], [], [], []]
 
     def add(part: tuple) -> None:
         out.flags += part[0]
-        out.content += part[1]
-        out.prompt += part[2]
-        out.answer += part[3]
-        out.tokens += part[4]
+        for k, dtype in enumerate(("S16", "S16", "S16", np.int64)):
+            parts[k].append(np.asarray(part[k + 1], dtype=dtype))
+
+    def done() -> PassResult:
+        for k, name in enumerate(("content", "prompt", "answer", "tokens")):
+            if parts[k]:
+                setattr(out, name, np.concatenate(parts[k]))
+        return out
 
     nproc = workers(n)
     if nproc <= 1:
         for lo in range(0, n, CHUNK):
             add(_chunk(records[lo:lo + CHUNK], hs_dict, lowercase, check[lo:lo + CHUNK]))
             rep.tick(min(n, lo + CHUNK), message)
-        return out
+        return done()
     from ..workerpool import result, spawn_pool
 
     with spawn_pool(nproc) as ex:
@@ -142,26 +155,46 @@ def record_pass(records: Sequence, hs, lowercase: bool = False, check: Optional[
                 nxt += 1
             add(result(pending.pop(lo), rep))
             rep.tick(min(n, lo + CHUNK), message)
+    return done()
+
+
+def _keys(keys) -> np.ndarray:
+    return keys if isinstance(keys, np.ndarray) else np.asarray(list(keys), dtype="S16")
+
+
+def _groups(rows: np.ndarray, group: np.ndarray) -> list[list[int]]:
+    """Rows split by group id (ascending rows within a group), groups ordered by first row."""
+    if len(rows) == 0:
+        return []
+    order = np.lexsort((rows, group))
+    rows, group = rows[order], group[order]
+    out = [g.tolist() for g in np.split(rows, np.flatnonzero(np.diff(group)) + 1)]
+    out.sort(key=lambda g: g[0])
     return out
 
 
-def groups_of(keys: Sequence[bytes]) -> list[list[int]]:
-    """Groups (>= 2 indices, ascending; ordered by first index) of equal non-empty keys."""
-    by: dict[bytes, list[int]] = {}
-    for i, k in enumerate(keys):
-        if k:
-            by.setdefault(k, []).append(i)
-    return sorted((g for g in by.values() if len(g) > 1), key=lambda g: g[0])
+def groups_of(keys) -> list[list[int]]:
+    """Groups (>= 2 indices, ascending; ordered by first index) of equal non-empty keys
+    (16-byte fingerprints: an ``S16`` array or a sequence of bytes)."""
+    k = _keys(keys)
+    live = np.flatnonzero(k != b"")
+    if len(live) == 0:
+        return []
+    _u, inv, cnt = np.unique(k[live], return_inverse=True, return_counts=True)
+    dup = cnt[inv] > 1
+    return _groups(live[dup], inv[dup])
 
 
-def conflicts_of(prompts: Sequence[bytes], answers: Sequence[bytes]) -> list[list[int]]:
+def conflicts_of(prompts, answers) -> list[list[int]]:
     """Records sharing a non-empty prompt key with >= 2 different answer keys (as
     :func:`~ftcurate.core.quality.dedup.conflicting_groups`)."""
-    members: dict[bytes, list[int]] = {}
-    distinct: dict[bytes, set] = {}
-    for i, (p, a) in enumerate(zip(prompts, answers)):
-        if not p:
-            continue
-        members.setdefault(p, []).append(i)
-        distinct.setdefault(p, set()).add(a)
-    return sorted((members[k] for k, s in distinct.items() if len(s) > 1), key=lambda g: g[0])
+    p, a = _keys(prompts), _keys(answers)
+    live = np.flatnonzero(p != b"")
+    if len(live) == 0:
+        return []
+    up, pinv = np.unique(p[live], return_inverse=True)
+    ua, ainv = np.unique(a[live], return_inverse=True)
+    pairs = np.unique(pinv.astype(np.int64) * len(ua) + ainv)  # distinct (prompt, answer)
+    answers_of = np.bincount(pairs // len(ua), minlength=len(up))
+    bad = answers_of[pinv] > 1
+    return _groups(live[bad], pinv[bad])
