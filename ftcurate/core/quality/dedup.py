@@ -818,7 +818,10 @@ def near_duplicate_clusters(texts: Sequence[str], threshold: float = 0.8, num_pe
             ci, cj = lsh_self_pairs(lsh, set(rep_list))
     else:
         bands, nrows = lsh_params(threshold, num_perm, tuple(lsh_weights))
-        ci, cj = banded_pairs(signatures[reps], bands, nrows, keys=reps)
+        # every row distinct (the usual case): the signatures as they are, not a copy (512 MB at 1M)
+        distinct = signatures if len(reps) == n and np.array_equal(reps, np.arange(n)) else signatures[reps]
+        ci, cj = banded_pairs(distinct, bands, nrows, keys=reps)
+        del distinct
     # identical signatures: link each record to its representative
     same = rows != rep_of
     pi = np.concatenate([ci, rep_of[same]])
