@@ -145,7 +145,7 @@ class InvertedFile:
     """Clusters of the rows of ``x`` (``n_clusters`` spherical k-means centres fitted on a
     sample) and the rows whose nearest centre each is (:attr:`members` of cluster ``c`` are
     ``members[m_start[c]:m_start[c + 1]]``). :attr:`near` holds each row's ``probes`` nearest
-    centres (nearest first) until :meth:`drop_probes`."""
+    centres (nearest first) until :meth:`pop_probes`."""
 
     def __init__(self, x: np.ndarray, n_clusters: int, probes: int, rep: Reporter, seed: int = 0) -> None:
         self.x = x
@@ -158,8 +158,11 @@ class InvertedFile:
     def cluster(self, c: int) -> np.ndarray:
         return self.members[self.m_start[c]:self.m_start[c + 1]]
 
-    def drop_probes(self) -> None:
-        self.near = None
+    def pop_probes(self) -> np.ndarray:
+        """:attr:`near`, handed over (the index keeps no reference: its memory goes with the
+        caller's)."""
+        near, self.near = self.near, None
+        return near
 
     def blocks(self, rows: np.ndarray, near: np.ndarray, work: Callable[[np.ndarray, np.ndarray, np.ndarray], object],
                rep: Reporter, tick: Callable[[int], None]) -> Iterator[object]:
@@ -216,8 +219,9 @@ _KERNELS = None
 
 
 def _kernels():
-    """numba kernels (compiled once, cached on disk): ``merge`` (a block of products into the
-    running top-k lists) and ``top`` (each row's largest entries, best first)."""
+    """numba kernels (compiled once, cached on disk), in this order: ``merge`` (a block of
+    products into the running top-k lists), ``top`` (each row's largest entries, best first),
+    ``bucket`` (the counting sort of :func:`group`) and ``sort`` (lists best first, in place)."""
     global _KERNELS
     if _KERNELS is None:
         import numba as nb
@@ -343,7 +347,6 @@ class ClusteredKnn:
     def __init__(self, x: np.ndarray, probes: int, rep: Reporter, message: str, seed: int = 0) -> None:
         self.x = x
         n = len(x)
-        self.probes = probes
         rep.total = 1000
         rep.tick(0, f"{message}: grouping the records")
         self.ivf = InvertedFile(x, cluster_count(n, probes), probes, rep, seed)
@@ -358,8 +361,7 @@ class ClusteredKnn:
         entry (the cost of the merge is in the entries it replaces)."""
         n = len(self.x)
         ivf = self.ivf
-        near = ivf.near
-        ivf.drop_probes()
+        near = ivf.pop_probes()
         rows = np.arange(n, dtype=np.int64)
         ti = np.full((n, k), -1, dtype=np.int64)
         ts = np.full((n, k), -np.inf, dtype=np.float32)

@@ -38,6 +38,7 @@ from typing import Optional
 import numpy as np
 
 from ..progress import CancelCheck, ProgressCallback, Reporter
+from .ivf import ClusteredKnn, threads
 
 # Above this many rows the search is approximate (benchmarks/bench_ann.py: at 10k rows the
 # int8 HNSW graph is already cheaper than the exact product on 2 CPU cores).
@@ -64,14 +65,6 @@ REFINE_EF_SEARCH = 192
 REFINE_EXTRA = 16
 # Quantisation of the usearch index ("i8": int8; "f16"/"f32" to trade memory for recall).
 USEARCH_DTYPE = os.environ.get("FTCURATE_ANN_DTYPE", "i8")
-
-
-def threads() -> int:
-    """Worker threads for the index: every core this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _device(device: Optional[str]) -> str:
@@ -296,11 +289,8 @@ class Neighbours:
         rep = Reporter(None, cancel, total=len(rows), every=1)
         if len(rows) * n <= EXACT_REFINE_PAIRS or self.index is None:
             return _exact(self.emb[rows], self.emb, k, rows, rep, "cpu", "nearest neighbours: refining")
-        from .ivf import ClusteredKnn
-
         if isinstance(self.index, ClusteredKnn):
-            w = min(k, self.idx.shape[1])
-            return self.index.search(rows, k, REFINE_PROBES, start=(self.idx[rows, :w], self.sim[rows, :w]), rep=rep)
+            return self.index.search(rows, k, REFINE_PROBES, start=(self.idx[rows], self.sim[rows]), rep=rep)
         i, s = self.index.search(self.emb[rows], k, rows, REFINE_EF_SEARCH, REFINE_EXTRA)
         # never worse than the first search: merge both lists and keep the best k distinct rows
         both = np.concatenate([i, self.idx[rows]], axis=1)
@@ -377,8 +367,6 @@ def knn_search(
         idx, sim = _exact(emb, emb, k, np.arange(n), rep, device, "nearest neighbours")
         return Neighbours(idx, sim, True)
     if use == "clustered":
-        from .ivf import ClusteredKnn
-
         index = ClusteredKnn(emb, KNN_PROBES, rep, "nearest neighbours (clustered)")
         idx, sim = index.all_rows(k, rep, "nearest neighbours (clustered)")
         return Neighbours(idx, sim, False, emb, index)

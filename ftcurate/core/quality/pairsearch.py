@@ -127,8 +127,7 @@ def clustered_candidates(x: np.ndarray, live: np.ndarray, threshold: float, rep:
     rep.tick(0, f"{message}: grouping the records")
     inv = ivf.InvertedFile(xl, n_clusters, probes, rep, seed)
     rep.tick(2, message)
-    near = inv.near
-    inv.drop_probes()
+    near = inv.pop_probes()
     cut = np.float32(threshold - SLACK)
 
     def work(qt: np.ndarray, mt: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
