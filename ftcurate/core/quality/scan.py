@@ -153,8 +153,8 @@ def available_memory() -> Optional[int]:
 def stage_memory(stage: str, n: int, s: "ScanSettings", dim: int = 384) -> int:
     """Bytes a stage allocates for ``n`` records beyond what the scan already holds (an upper
     estimate; measured peaks in benchmarks/bench_scale.py): MinHash signatures and their
-    distinct rows; the embedding matrix (and its distinct rows); the neighbour lists (and their
-    sorted copies), each row's nearest clusters and the rows grouped by cluster (clustered
+    distinct rows; the embedding matrix (and its distinct rows); the neighbour lists (counted
+    twice: a margin for the blocks in flight), each row's nearest clusters and the rows grouped by cluster (clustered
     search, core/quality/ivf.py)."""
     mib = 1 << 20
     if stage == "near duplicates":
