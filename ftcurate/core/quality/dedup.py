@@ -708,7 +708,9 @@ def _unique_rows(sig: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     signature, ``rep_of[k]`` the representative of ``rows[k]``."""
     if len(rows) == 0:
         return rows, rows
-    sub = np.ascontiguousarray(sig[rows])
+    # every row (the usual case): the signatures as they are, not a copy (512 MB at 1M)
+    every = len(rows) == len(sig) and sig.flags.c_contiguous and np.array_equal(rows, np.arange(len(sig)))
+    sub = sig if every else np.ascontiguousarray(sig[rows])
     # one 64-bit hash a row (sorting 8 bytes, not num_perm x 4), then every row checked against
     # its representative: a collision (never seen; ~n**2 / 2**64) falls back to whole rows
     mult = np.random.default_rng(0x5EED).integers(1, 2**63, sub.shape[1], dtype=np.uint64) | np.uint64(1)
@@ -802,7 +804,11 @@ def near_duplicate_clusters(texts: Sequence[str], threshold: float = 0.8, num_pe
         raise ValueError(f"signatures must have shape ({n}, {num_perm}), got {signatures.shape}")
     signatures = np.asarray(signatures, dtype=np.uint32)
     # empty texts (no shingles) have the all-0xFFFFFFFF signature; they never take part
-    rows = np.flatnonzero((signatures != EMPTY_HASH).any(axis=1))
+    live = np.empty(n, dtype=bool)
+    for lo in range(0, n, 1 << 16):  # in blocks: no n x num_perm temporary
+        live[lo:lo + (1 << 16)] = (signatures[lo:lo + (1 << 16)] != EMPTY_HASH).any(axis=1)
+    rows = np.flatnonzero(live)
+    del live
     reps, rep_of = _unique_rows(signatures, rows)
     mid = start + (1000 - start) // 2
     rep = Reporter(sub_progress(progress, start, mid), cancel, total=len(reps),
