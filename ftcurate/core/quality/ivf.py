@@ -363,7 +363,8 @@ class ClusteredKnn:
         ivf = self.ivf
         near = ivf.pop_probes()
         rows = np.arange(n, dtype=np.int64)
-        ti = np.full((n, k), -1, dtype=np.int64)
+        # int32 row numbers where they fit: 80 MB less at 1M rows (k 20)
+        ti = np.full((n, k), -1, dtype=np.int32 if n < 2**31 - 1 else np.int64)
         ts = np.full((n, k), -np.inf, dtype=np.float32)
         c = ivf.n_clusters
         # probes nearest first, in passes: each pass starts from better lists
