@@ -21,6 +21,10 @@ Data (``--data``):
   * ``short``: one-line synthetic questions of 6-14 words from a 28-word vocabulary and a short
     answer (benchmarks/bench_memory.py): the 1M-record memory case.
 
+Code that has ``ftcurate.core.project.columns`` gets the training records as a ``RecordColumns``
+filled one record at a time (as ``scan_files`` and ``scan_project`` fill it from the file or the
+project), older code a list of ``Record`` objects.
+
 The new code's run also checks the approximate neighbour search: recall of the true 10 nearest
 neighbours on 1,000 sampled rows against exact search (``recall@10``; ``tie-aware``: a found
 neighbour counts when its exact cosine is at least the true 10th best, which matters on data
@@ -63,9 +67,15 @@ if kind == "real":
 else:
     rng = random.Random(0)
     _, test, _ = build(10)
-    train = [Record([Message("user", " ".join(rng.choices(WORDS, k=rng.randint(6, 14))) + f" {{i}}?"),
-                     Message("assistant", f"The answer is {{rng.randint(1, 999)}}.")]) for i in range(n)]
+    train = (Record([Message("user", " ".join(rng.choices(WORDS, k=rng.randint(6, 14))) + f" {{i}}?"),
+                     Message("assistant", f"The answer is {{rng.randint(1, 999)}}.")]) for i in range(n))
     planted = {{"exact": [], "leak": [], "outlier": []}}
+try:  # the code's column store, as scan_files and scan_project fill it (one record at a time)
+    from ftcurate.core.project.columns import RecordColumns
+    train_items = RecordColumns(enumerate(train))
+except ImportError:  # older code: a list of records
+    train_items = list(enumerate(train))
+del train
 t_built = time.perf_counter()
 from ftcurate.core.quality import neighbors
 from ftcurate.core.quality.scan import ScanSettings, scan_records
@@ -98,13 +108,14 @@ def on_progress(done, total_, message=""):
     stage_now[0] = message.split(" — ")[0].split(": ", 1)[-1]
 threading.Thread(target=sample, daemon=True).start()
 t0 = time.perf_counter()
-report = scan_records(list(enumerate(train)), list(enumerate(test)), settings=ScanSettings(), progress=on_progress)
+report = scan_records(train_items, list(enumerate(test)), settings=ScanSettings(), progress=on_progress)
 total = time.perf_counter() - t0
 sampling[0] = False
-out = {{"n": len(train), "total": round(total, 1), "timings": report["timings"],
+n_train = len(train_items)
+out = {{"n": n_train, "total": round(total, 1), "timings": report["timings"], "columns": not isinstance(train_items, list),
         "build_s": round(t_built - t_start, 1), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "peak_rss_mb_by_stage": stage_rss,
-        "outliers": len(report["outliers"]), "outlier_share": round(len(report["outliers"]) / len(train), 4),
+        "outliers": len(report["outliers"]), "outlier_share": round(len(report["outliers"]) / n_train, 4),
         "planted_outliers": len(planted["outlier"]),
         "planted_outliers_found": len({{o["index"] for o in report["outliers"]}} & set(planted["outlier"])),
         "planted_leaks_found": sum(1 for p in planted["leak"] if p in {{(h["index"], h["test_index"]) for h in report["leakage"]}}),

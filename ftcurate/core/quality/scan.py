@@ -20,6 +20,7 @@ import numpy as np
 
 from .heuristics import HeuristicSettings
 from ..progress import CancelCheck, ProgressCallback, Reporter
+from ..project.columns import RecordColumns, columns_of
 from ..project.records import Record, sha256_text
 
 REPORT_VERSION = 1
@@ -190,6 +191,23 @@ def body_text(record: Record) -> str:
     return "\n".join(m.content or "" for m in record.messages if m.role != "system")
 
 
+def _asked_text(record: Record) -> str:
+    """What a record's embedding is of: its user turns, or its body when it has none."""
+    return user_text(record) or body_text(record)
+
+
+def _text(record: Record) -> str:
+    return record.text
+
+
+def _prompt_text(record: Record) -> str:
+    return record.prompt_text
+
+
+def _answer_text(record: Record) -> str:
+    return record.answer_text
+
+
 def content_text(record: Record) -> str:
     """The whole conversation as text with roles, for exact-duplicate matching."""
     return "\n".join(f"{m.role}: {m.content or ''}" + (json.dumps(m.tool_calls, sort_keys=True) if m.tool_calls else "")
@@ -287,12 +305,14 @@ def _stage_names(s: "ScanSettings", n: int, have_test: bool, validation: bool) -
     return names
 
 
-def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, Record]] = (),
+def scan_records(train: "Sequence[tuple[int, Record]] | RecordColumns", test: Sequence[tuple[int, Record]] = (),
                  validation: Sequence[tuple[int, Record]] = (),
                  settings: Optional[ScanSettings] = None, cache=None, flag_cache=None, counter=None,
                  progress: Optional[ProgressCallback] = None, cancel: Optional[CancelCheck] = None,
                  on_result: Optional[Callable[[str, object], None]] = None) -> dict:
-    """Scan ``train`` (pairs of report index and record) and, when given, ``test``.
+    """Scan ``train`` (pairs of report index and record, or a
+    :class:`~ftcurate.core.project.columns.RecordColumns`, whose keys are the report indices:
+    the scan then holds no record as an object longer than a pass) and, when given, ``test``.
 
     ``cache`` / ``flag_cache``: caches for embeddings and heuristic flags with
     ``get_many(namespace, hashes)`` / ``put_many(namespace, items)`` (e.g.
@@ -305,8 +325,11 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
 
     s = settings or ScanSettings()
     counter = counter or TokenCounter()
-    keys = [k for k, _ in train]
-    recs = [r for _, r in train]
+    if isinstance(train, RecordColumns):  # a column store: records parsed a pass at a time
+        keys, recs = train.keys.tolist(), train
+    else:
+        keys = [k for k, _ in train]
+        recs = [r for _, r in train]
     tkeys = [k for k, _ in test]
     trecs = [r for _, r in test]
     have_test = bool(test) and s.leakage
@@ -341,10 +364,9 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     def exact(progress=None, cancel=None):
         if rp is not None:  # fingerprints from the record pass
             return groups_of(rp.content), conflicts_of(rp.prompt, rp.answer)
-        texts = [content_text(r) for r in recs]
+        texts, prompts, answers = columns_of(recs, content_text, _prompt_text, _answer_text)
         groups = dedup.exact_duplicate_groups(texts, lowercase=s.lowercase)
-        conflicts = dedup.conflicting_groups([r.prompt_text for r in recs], [r.answer_text for r in recs],
-                                             lowercase=s.lowercase)
+        conflicts = dedup.conflicting_groups(prompts, answers, lowercase=s.lowercase)
         return groups, conflicts
 
     groups, conflicts = st.run("exact duplicates", exact)
@@ -358,10 +380,12 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     # Near duplicates (MinHash + LSH).
     if s.near_duplicates:
         _check_memory("near duplicates", len(recs), s)
-        clusters = st.run("near duplicates", dedup.near_duplicate_clusters, [r.text for r in recs],
+        texts, answers = columns_of(recs, _text, _answer_text)
+        clusters = st.run("near duplicates", dedup.near_duplicate_clusters, texts,
                           threshold=s.minhash_threshold,
-                          num_perm=s.num_perm, ngram=s.ngram, seed=s.seed, answers=[r.answer_text for r in recs],
+                          num_perm=s.num_perm, ngram=s.ngram, seed=s.seed, answers=answers,
                           storage_config=s.lsh_storage)
+        del texts, answers
         emit("near_duplicates", [[keys[i] for i in c.indices] for c in clusters])
         emit("near_duplicate_clusters", [
             {"indices": [keys[i] for i in c.indices], "keep": keys[c.keep], "reason": c.reason,
@@ -380,7 +404,7 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
     if (s.outliers or s.semantic_duplicates) and len(recs) > 1:
         model = _outlier_model(s, len(recs))
         _check_memory("embeddings", len(recs), s)
-        emb = st.run("embeddings", embed, [user_text(r) or body_text(r) for r in recs], model=model, cache=cache)
+        emb = st.run("embeddings", embed, columns_of(recs, _asked_text)[0], model=model, cache=cache)
         report["embedding_model"] = model
         if len(recs) > s.knn_k:
             _check_memory("neighbours", len(recs), s)
@@ -419,14 +443,8 @@ def scan_records(train: Sequence[tuple[int, Record]], test: Sequence[tuple[int, 
 
     # Leakage between train and test (and validation, inside a project).
     if have_test:
-        fast = None
-        if emb is not None and report.get("embedding_model") == s.embedding_model:
-            # the semantic leak shortlist embeds the user turns with the same model: reuse them
-            fast = emb
-            no_user = [i for i, r in enumerate(recs) if not user_text(r)]
-            if no_user:  # embedded by their body for the outlier score; no prompt for leakage
-                fast = emb.copy()
-                fast[no_user] = 0.0
+        # the semantic leak shortlist embeds the user turns with the same model: reuse them
+        fast = emb if emb is not None and report.get("embedding_model") == s.embedding_model else None
         nbrs = None  # the neighbour lists are not needed any more
         emit("leakage", st.run("leakage", _leakage, recs, trecs, keys, tkeys, s, cache, train_emb_fast=fast))
         emit("test_duplicates", [[tkeys[i] for i in g] for g in
@@ -465,8 +483,13 @@ def _leakage(recs, trecs, keys, tkeys, s: ScanSettings, cache, progress=None, ca
 
     text_end = 200 if s.semantic_leakage else 1000
     leaks = _text_leakage(recs, trecs, s, progress=dedup.sub_progress(progress, 0, text_end), cancel=cancel)
-    prompts = [user_text(r) for r in recs]
+    prompts = columns_of(recs, user_text)[0]
     test_prompts = [user_text(r) for r in trecs]
+    if train_emb_fast is not None:
+        no_user = [i for i, p in enumerate(prompts) if not p]
+        if no_user:  # embedded by their body for the outlier score; no prompt for leakage
+            train_emb_fast = train_emb_fast.copy()
+            train_emb_fast[no_user] = 0.0
     hits = [{"index": keys[h.index], "test_index": tkeys[h.test_index], "method": h.method,
              "score": round(float(h.score), 4), "field": h.field, "_h": h} for h in leaks]
     sem = []
@@ -530,11 +553,10 @@ def _text_leakage(recs, trecs, s: ScanSettings, progress=None, cancel=None):
     out = []
     steps = [("prompt", "exact"), ("prompt", "ngram"), ("prompt", "minhash"), ("answer", "exact"), ("answer", "ngram")]
     get = {"prompt": lambda r: r.prompt_text, "answer": lambda r: r.answer_text}
-    texts: dict[str, tuple[list, list]] = {}
+    # both fields' training texts in one pass over the records (a column store parses each once)
+    train_texts = dict(zip(get, columns_of(recs, *get.values())))
     for k, (field_name, method) in enumerate(steps):
-        if field_name not in texts:
-            texts[field_name] = ([get[field_name](r) for r in recs], [get[field_name](r) for r in trecs])
-        a, b = texts[field_name]
+        a, b = train_texts[field_name], [get[field_name](r) for r in trecs]
         sub = dedup.sub_progress(progress, 1000 * k // len(steps), 1000 * (k + 1) // len(steps))
         label = {"exact": "exact copies", "ngram": "13-word overlaps", "minhash": "near copies (MinHash)"}[method]
         if sub is not None:
@@ -601,10 +623,10 @@ def _pass_heuristics(recs, s: ScanSettings, cache, progress=None, cancel=None):
     # several times cheaper than pickling records; the checks read only the content); without
     # a cache it is made a chunk at a time (a million of them held at once: 200 MB)
     if cache is None:
-        contents, hashes, known = _ContentJSON(recs), None, {}
+        contents, hashes, known = recs.contents() if isinstance(recs, RecordColumns) else _ContentJSON(recs), None, {}
         check = None
     else:
-        contents = [r.content_json() for r in recs]
+        contents = recs.contents()[:] if isinstance(recs, RecordColumns) else [r.content_json() for r in recs]
         hashes = [sha256_text(c) for c in contents]
         known = cache.get_many(key, hashes)
         check = [h not in known for h in hashes]
@@ -641,10 +663,15 @@ def _load(path: str, fmt: str = "auto", mapping: Optional[dict] = None, split: s
     from ..io.formats import DatasetReader
 
     reader = DatasetReader(path, fmt, mapping, split=split)
-    items, rejected = [], 0
+    # training records go into a column store (~150 bytes a short record instead of ~800 as
+    # objects); a test set is small and stays a list
+    items, rejected = RecordColumns() if split == "train" else [], 0
     for p in reader:
         if p.ok:
-            items.append((p.index, p.record))
+            if split == "train":
+                items.append(p.index, p.record)
+            else:
+                items.append((p.index, p.record))
         else:
             rejected += 1
     return reader, items, rejected
@@ -695,13 +722,17 @@ def scan_project(project, settings: Optional[ScanSettings] = None, include_rejec
         return [(sr.id, sr.record) for sr in project.iter_records(split=split)
                 if include_rejected or sr.status != "rejected" or split != "train"]
 
-    train = items("train")
     if s.engine != "local":  # e.g. a Ray cluster (ftcurate.core.engines); no per-record cache there
         from ..engines import scan_records_with
 
+        train = items("train")
         report = scan_records_with(s.engine, train, items("test"), items("validation"), settings=s,
                                    progress=progress, cancel=cancel, on_result=on_result)
+        scanned = [rid for rid, _ in train]
     else:
+        # the training records as a column store: not all of them as objects at once
+        train = RecordColumns((sr.id, sr.record) for sr in project.iter_records(split="train")
+                              if include_rejected or sr.status != "rejected")
         # what the scan computes goes into the project only when it completes: a cancelled or
         # failed scan leaves the project and its cache as they were
         emb_cache = DeferredCache(ProjectCache(project, "embedding"))
@@ -711,8 +742,9 @@ def scan_project(project, settings: Optional[ScanSettings] = None, include_rejec
                               progress=progress, cancel=cancel, on_result=on_result)
         emb_cache.commit()
         flag_cache.commit()
+        scanned = train.keys.tolist()
     report["index"] = "record_id"
-    report["scanned_ids"] = [rid for rid, _ in train]  # the order of outlier_scores["scores"]
+    report["scanned_ids"] = scanned  # the order of outlier_scores["scores"]
     project.save_scan("quality", public_settings(s), report)
     return report
 
