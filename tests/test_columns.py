@@ -100,3 +100,18 @@ def test_scan_files_reads_the_training_file_into_columns(tmp_path, monkeypatch):
                         settings=ScanSettings(semantic_leakage=False, outlier_model="static-wordllama"))
     assert seen == [RecordColumns]
     assert report["scanned"] == 120 and report["leakage"]
+
+
+def test_a_folder_of_shards_reads_into_columns_numbered_across_shards(tmp_path):
+    train, test = make_dataset(150, 20, seed=5)
+    (tmp_path / "shards").mkdir()
+    write_jsonl(tmp_path / "shards" / "part-0.jsonl", train[:70])
+    write_jsonl(tmp_path / "shards" / "part-1.jsonl", train[70:])
+    s = ScanSettings(semantic_leakage=False, outlier_model="static-wordllama")
+    tpath = write_jsonl(tmp_path / "test.jsonl", test)
+    whole = scan_files(write_jsonl(tmp_path / "all.jsonl", train), tpath, settings=s)
+    shards = scan_files(str(tmp_path / "shards"), tpath, settings=s)
+    assert shards["shards"] == [{"file": "part-0.jsonl", "first": 0, "records": 70},
+                                {"file": "part-1.jsonl", "first": 70, "records": 80}]
+    for key in ("flags", "exact_duplicates", "near_duplicates", "outliers", "semantic_duplicates", "leakage"):
+        assert shards[key] == whole[key], key

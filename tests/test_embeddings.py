@@ -171,3 +171,34 @@ def test_distinct_texts_without_digests_match_the_digest_path():
     first, row = em._distinct([Same(t) for t in texts])
     assert first.tolist() == [0, 2, 5, 9]
     assert row.tolist() == [0, -1, 1, 0, -1, 2, 1, -1, 2, 3]
+
+
+def test_static_model_on_worker_processes_gives_the_same_vectors(monkeypatch):
+    """Large sets embed with the static model on worker processes (issue 14: both cores): the
+    same vectors as in this process, copies and empty texts included, cache filled alike, and
+    a cancel ends the workers."""
+    texts = [f"how many apples are left over after {i} days {'and cookies ' * (i % 5)}" for i in range(900)]
+    texts[10] = texts[3]
+    texts[20] = ""
+    here = E.embed(texts, E.FAST)
+    from ftcurate.core.quality import recordpass
+
+    monkeypatch.setattr(E, "STATIC_MIN_PARALLEL", 100)
+    monkeypatch.setattr(recordpass, "MIN_PARALLEL", 100)
+    monkeypatch.setattr(E, "STATIC_PARALLEL_CHUNK", 128)
+    monkeypatch.setenv("FTCURATE_WORKERS", "2")
+    assert E._static_workers(E.load_model(E.FAST), 900) == 2
+    assert E._static_workers(E.load_model(E.FAST), 99) == 1
+    seen = []
+    cache = E.DictCache()
+    there = E.embed(texts, E.FAST, cache=cache, progress=lambda d, t, m: seen.append(d))
+    np.testing.assert_array_equal(there, here)
+    assert seen[-1] == 900 and len(seen) > 5
+    puts = cache.puts
+    # all from the cache (stored as float16)
+    np.testing.assert_allclose(E.embed(texts, E.FAST, cache=cache), here, atol=1e-3)
+    assert puts == 898 and cache.puts == puts  # one copy, one empty text
+    ticks = []
+    with pytest.raises(Cancelled):
+        E.embed(texts[::-1], E.FAST, progress=lambda d, t, m: ticks.append(d), cancel=lambda: len(ticks) >= 3)
+    assert ticks[-1] < 900

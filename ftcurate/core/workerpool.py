@@ -7,13 +7,15 @@ stop them.
   wait for work for ever); leaving the block normally shuts the pool down, leaving it by an
   exception (a cancel, an error, a consumer that stopped) ends the workers at once.
 * :func:`result`: a future's result, with ``rep.check()`` (cancel) while waiting.
+* :func:`in_order`: calls on a pool, results in order, a bounded number in flight.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator
+from collections import deque
+from typing import Any, Callable, Iterable, Iterator
 
 from .progress import Reporter
 
@@ -68,3 +70,16 @@ def result(fut: Any, rep: Reporter) -> Any:
             return fut.result(timeout=0.2)
         except cf.TimeoutError:
             rep.check()
+
+
+def in_order(ex: Any, fn: Callable[..., Any], calls: Iterable[tuple], rep: Reporter, ahead: int) -> Iterator[Any]:
+    """``fn(*args)`` on the pool ``ex`` for each ``args`` of ``calls`` (taken when submitted),
+    the results in order; at most ``ahead`` calls in flight (bounded memory, a cancel close at
+    hand)."""
+    pending: deque = deque()
+    for args in calls:
+        pending.append(ex.submit(fn, *args))
+        if len(pending) >= ahead:
+            yield result(pending.popleft(), rep)
+    while pending:
+        yield result(pending.popleft(), rep)

@@ -54,10 +54,15 @@ def scan_files(train_path: str, test_path: Optional[str] = None, fmt: str = "aut
     if not os.path.isdir(train_path):
         return qscan.scan_files(train_path, test_path, fmt, mapping, s, progress=progress, cancel=cancel,
                                 on_result=on_result)
-    train, shards, rejected, first, formats = [], [], 0, 0, set()
+    from ..project.columns import RecordColumns
+
+    # the shards' records as one column store (one shard's records as objects at a time)
+    train, shards, rejected, first, formats = RecordColumns(), [], 0, 0, set()
     for path in shard_files(train_path):
         items, rej, count, form = read_shard(path, fmt, mapping, first)
-        train += items
+        for key, record in items:
+            train.append(key, record)
+        del items
         rejected += rej
         formats.add(form)
         shards.append({"file": os.path.basename(path), "first": first, "records": count})

@@ -408,6 +408,41 @@ def _dimension(st: Any) -> int:
     return int(getter())
 
 
+STATIC_MIN_PARALLEL = 100_000  # texts to embed before the static model runs on worker processes
+STATIC_PARALLEL_CHUNK = 16_384  # texts a worker embeds per call
+
+
+def _static_workers(st: Any, n: int) -> int:
+    """Worker processes for embedding ``n`` texts with ``st`` (1: this process). The numpy static
+    model's tokenizing is Python (one core a process): large sets go to a ``spawn`` pool as the
+    record pass does (same rules: ``FTCURATE_WORKERS``, a main module that is safe to import
+    again); transformer models use every core through torch already."""
+    from .recordpass import workers
+    from .static import StaticEncoder
+
+    if not isinstance(st, StaticEncoder) or n < STATIC_MIN_PARALLEL:
+        return 1
+    return workers(n)
+
+
+def _encode_static(model: str, texts: list[str], batch_size: int) -> np.ndarray:
+    """Worker: ``texts`` through the static ``model`` (loaded once per worker process)."""
+    return load_model(model, "cpu").encode(texts, batch_size=batch_size, convert_to_numpy=True,
+                                           show_progress_bar=False, normalize_embeddings=False)
+
+
+def _encode_in_workers(model: str, texts: Sequence[str], first, parts: Iterable[np.ndarray], batch_size: int,
+                       nproc: int, rep: Reporter):
+    """``(part, vectors)`` for each part of the rows to embed, computed on ``nproc`` workers."""
+    from ..workerpool import in_order, spawn_pool
+
+    parts = list(parts)
+    with spawn_pool(nproc) as ex:
+        calls = ((model, [texts[first[r]] for r in part], batch_size) for part in parts)
+        # two parts per worker in flight: the texts and vectors of a few parts held at once
+        yield from zip(parts, in_order(ex, _encode_static, calls, rep, 2 * nproc))
+
+
 def _distinct(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """``(first, row)``: the index of the first of each distinct non-empty text, in order of
     appearance, and each text's position in ``first`` (-1: empty or whitespace only), as the
@@ -502,10 +537,15 @@ def embed(
         if kind == "transformer":
             # Long texts last so that batches hold texts of similar length.
             todo = todo[np.argsort([len(texts[first[r]]) for r in todo], kind="stable")]
-        for start in range(0, len(todo), step):
-            part = todo[start:start + step]
-            out = st.encode([texts[first[r]] for r in part], batch_size=bs, convert_to_numpy=True,
-                            show_progress_bar=False, normalize_embeddings=False)
+        nproc = _static_workers(st, len(todo))
+        step = STATIC_PARALLEL_CHUNK if nproc > 1 else step
+        parts = (todo[start:start + step] for start in range(0, len(todo), step))
+        if nproc > 1:
+            encoded = _encode_in_workers(model, texts, first, parts, bs, nproc, rep)
+        else:
+            encoded = ((part, st.encode([texts[first[r]] for r in part], batch_size=bs, convert_to_numpy=True,
+                                        show_progress_bar=False, normalize_embeddings=False)) for part in parts)
+        for part, out in encoded:
             uniq[part] = normalize_rows(out)
             if cache is not None:
                 cache.put_many(namespace, {keys[first[r]]: encode_vector(uniq[r]) for r in part.tolist()})

@@ -140,20 +140,14 @@ def record_pass(records: Sequence, hs, lowercase: bool = False, check: Optional[
             add(_chunk(records[lo:lo + CHUNK], hs_dict, lowercase, check[lo:lo + CHUNK]))
             rep.tick(min(n, lo + CHUNK), message)
         return done()
-    from ..workerpool import result, spawn_pool
+    from ..workerpool import in_order, spawn_pool
 
     with spawn_pool(nproc) as ex:
-        starts = list(range(0, n, CHUNK))
-        pending: dict = {}
-        nxt = 0
-        for lo in starts:
-            # at most two chunks per worker in flight: bounded memory, cancel close at hand
-            while nxt < len(starts) and len(pending) < 2 * nproc:
-                s0 = starts[nxt]
-                pending[s0] = ex.submit(_chunk, list(records[s0:s0 + CHUNK]), hs_dict, lowercase,
-                                        check[s0:s0 + CHUNK])
-                nxt += 1
-            add(result(pending.pop(lo), rep))
+        starts = range(0, n, CHUNK)
+        calls = ((list(records[lo:lo + CHUNK]), hs_dict, lowercase, check[lo:lo + CHUNK]) for lo in starts)
+        # at most two chunks per worker in flight
+        for lo, part in zip(starts, in_order(ex, _chunk, calls, rep, 2 * nproc)):
+            add(part)
             rep.tick(min(n, lo + CHUNK), message)
     return done()
 
