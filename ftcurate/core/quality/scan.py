@@ -665,15 +665,15 @@ def _load(path: str, fmt: str = "auto", mapping: Optional[dict] = None, split: s
     reader = DatasetReader(path, fmt, mapping, split=split)
     # training records go into a column store (~150 bytes a short record instead of ~800 as
     # objects); a test set is small and stays a list
-    items, rejected = RecordColumns() if split == "train" else [], 0
+    columns = split == "train"
+    items, rejected = RecordColumns() if columns else [], 0
     for p in reader:
-        if p.ok:
-            if split == "train":
-                items.append(p.index, p.record)
-            else:
-                items.append((p.index, p.record))
-        else:
+        if not p.ok:
             rejected += 1
+        elif columns:
+            items.append(p.index, p.record)
+        else:
+            items.append((p.index, p.record))
     return reader, items, rejected
 
 
