@@ -571,7 +571,11 @@ def step_latency(args: argparse.Namespace) -> dict:
             if len(records) >= args.scan_records:
                 break
     settings = ScanSettings(leakage=False, semantic_leakage=False, outlier_model="static-wordllama")
-    train = list(enumerate(records))
+    try:  # the records as the app's scans hold them (scan_files / scan_project)
+        from ftcurate.core.project.columns import RecordColumns
+        train = RecordColumns(enumerate(records))
+    except ImportError:  # older code
+        train = list(enumerate(records))
     out["scan_records"] = len(train)
 
     def app_scan(*a, progress=None, cancel=None, **kw):
