@@ -698,7 +698,7 @@ def report(args, op: dict, flt: dict, lat: dict) -> None:
                  f"{peak / size_mb:.2f}x file", "<= 3x file", peak <= 3 * size_mb))
     rows.append(("    of which Python + Qt before opening", f"{op['rss_before_mb'] * 1.048576:,.0f} MB",
                  "", "", "", None))
-    rows.append((f"    LineIndex arrays", f"{op['index_mb']:,.0f} MB", "", "", "", None))
+    rows.append(("    LineIndex arrays", f"{op['index_mb']:,.0f} MB", "", "", "", None))
     idle = lat["idle"]
     for key, label in (("scan_cold", f"first scan of {lat['scan_records']:,} records (cold)"),
                        ("scan", f"scan of {lat['scan_records']:,} records (warm)"),

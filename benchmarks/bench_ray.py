@@ -74,7 +74,7 @@ def main() -> None:
             if ray.is_initialized():
                 ray.shutdown()
             cluster.shutdown()
-    print(f"\n| engine | scan (s) | vs 1 worker | agreement |\n|---|---|---|---|")
+    print("\n| engine | scan (s) | vs 1 worker | agreement |\n|---|---|---|---|")
     one = next((r["seconds"] for r in rows if r["engine"].startswith("ray, 1 ")), None)
     for r in rows:
         ratio = f"{one / r['seconds']:.2f}x" if one and r["engine"].startswith("ray") else ""

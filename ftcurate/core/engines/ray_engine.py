@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import os
 import socket
-import time
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 

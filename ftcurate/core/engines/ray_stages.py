@@ -231,7 +231,7 @@ class RayScan:
         from ..quality import outliers as outl
         from ..quality.neighbors import EXACT_MAX
 
-        s, n, ray = self.s, self.n, self.ray
+        s, n = self.s, self.n
         emb = nbrs = scores = None
         if (s.outliers or s.semantic_duplicates) and n > 1:
             model = self._outlier_model()
@@ -304,7 +304,7 @@ class RayScan:
     # -- leakage ---------------------------------------------------------------------------------------
     def _leakage(self, other: list, progress=None, cancel=None) -> list[dict]:
         from ..quality.dedup import minhash_signatures, sub_progress
-        from ..quality.scan import _best_hits, user_text
+        from ..quality.scan import _best_hits
         from ..quality.textleak import word_document_frequency
 
         ray, s = self.ray, self.s
