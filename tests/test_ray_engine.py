@@ -168,3 +168,24 @@ def test_cli_scan_on_ray_against_a_corpus_index(ray_cluster, small_shards, tmp_p
     local = scan_files(str(SAMPLE), str(HELDOUT), settings=ScanSettings(against_index=loc, **QUICK))
     assert report["against_index"] == local["against_index"] and len(local["against_index"]) >= 5
     assert os.environ.get("FTCURATE_RAY_CRASH") is None
+
+
+def test_many_copies_of_one_prompt_capped_alike_on_ray(ray_cluster, small_shards, tmp_path):
+    """150 copies of one prompt across several shards: the Ray scan caps the semantic pairs a
+    record starts at the local scan's 20 (each copy's partners, whichever equal copies they are)."""
+    from collections import Counter
+
+    from ftcurate.core.quality.scan import SEMANTIC_PARTNERS
+
+    rows = [json.dumps({"messages": [{"role": "user", "content": "What is the capital of France?"},
+                                     {"role": "assistant", "content": f"Paris ({i})."}]}) for i in range(150)]
+    rows += SAMPLE.read_text(encoding="utf-8").splitlines()[:60]
+    path = tmp_path / "copies.jsonl"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    s = dict(outlier_model="static-wordllama", leakage=False, near_duplicates=False)
+    local = scan_files(str(path), settings=ScanSettings(**s))
+    ray = scan_files(str(path), settings=ScanSettings(engine="ray", ray_address=ray_cluster, **s))
+    starts_local = Counter(p["a"] for p in local["semantic_duplicates"])
+    starts_ray = Counter(p["a"] for p in ray["semantic_duplicates"])
+    assert starts_ray == starts_local and max(starts_local.values()) == SEMANTIC_PARTNERS
+    assert starts_local[0] == SEMANTIC_PARTNERS and starts_local[140] == 9  # copies after it: 9

@@ -1,7 +1,7 @@
 """Semantic-duplicate pair search (issue 14): the blocked exact pass, the clustered search and
 the neighbour path find the pairs a brute-force reference finds, with the same similarities,
-ties at the threshold decided alike, zero rows never paired, no cap on a large group of copies,
-progress and cancel. Speed against semhash is measured in benchmarks/bench_semhash.py."""
+ties at the threshold decided alike, zero rows never paired, no cap on a large group of copies
+unless one is asked for (the scan's 20 partners a record), progress and cancel. Speed against semhash is measured in benchmarks/bench_semhash.py."""
 
 from __future__ import annotations
 
@@ -131,3 +131,57 @@ def test_progress_and_cancel_in_the_clustered_search(planted):
         semantic_duplicates(x, threshold=0.95, method="clustered", cancel=cancel)
     with pytest.raises(ValueError):
         semantic_duplicates(x, method="hnsw")
+
+
+def test_partner_cap_keeps_the_most_similar_and_bounds_the_pairs(planted):
+    """``max_partners``: a row keeps at most that many pairs with the rows after it, the most
+    similar ones; rows below the cap keep all theirs; the group of 30 copies stays connected."""
+    x, group = planted
+    full = semantic_duplicates(x, threshold=0.95, method="exact")
+    capped = semantic_duplicates(x, threshold=0.95, method="exact", max_partners=5)
+    assert set(as_pairs(capped)) <= set(as_pairs(full))
+    by_row: dict[int, list] = {}
+    for a, b, sim in full:
+        by_row.setdefault(a, []).append((-sim, b))
+    got: dict[int, list] = {}
+    for a, b, sim in capped:
+        got.setdefault(a, []).append(sim)
+    for a, partners in by_row.items():
+        best = sorted(-v for v, _ in partners)[::-1][:5]  # the 5 highest similarities
+        kept = got.get(a, [])
+        assert len(kept) == len(best), a
+        assert min(kept) >= best[-1] - 1e-6, a  # (float32 ranking: ties within rounding)
+    assert len(full) > 435 and len(capped) < len(full)
+    # the copies are still one cluster
+    g = set(group.tolist())
+    seen, todo = {min(g)}, [min(g)]
+    while todo:
+        u = todo.pop()
+        for a, b, _ in capped:
+            for p, q in ((a, b), (b, a)):
+                if p == u and q not in seen:
+                    seen.add(q)
+                    todo.append(q)
+    assert g <= seen
+
+
+def test_scan_caps_the_partners_of_thousands_of_copies():
+    """3,000 copies of one prompt (a templated set): every pair would be 4.5M pairs and GBs in
+    the report; the scan reports at most 20 partners a record, the copies still linked."""
+    from ftcurate.core.project.records import Message, Record
+    from ftcurate.core.quality.scan import SEMANTIC_PARTNERS, ScanSettings, scan_records
+
+    recs = [Record([Message("user", "What is the capital of France?"), Message("assistant", f"Paris ({i}).")])
+            for i in range(3000)]
+    recs += [Record([Message("user", f"How many legs does a {w} have?"), Message("assistant", "Some.")])
+             for w in ("spider", "cat", "bird")]
+    rep = scan_records(list(enumerate(recs)), settings=ScanSettings(leakage=False, outlier_model="static-wordllama",
+                                                                    near_duplicates=False))
+    pairs = rep["semantic_duplicates"]
+    assert 3000 <= len(pairs) <= SEMANTIC_PARTNERS * 3000
+    starts: dict[int, int] = {}
+    for p in pairs:
+        starts[p["a"]] = starts.get(p["a"], 0) + 1
+    assert max(starts.values()) <= SEMANTIC_PARTNERS
+    linked = {p["a"] for p in pairs} | {p["b"] for p in pairs}
+    assert set(range(3000)) <= linked

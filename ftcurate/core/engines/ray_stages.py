@@ -285,6 +285,8 @@ class RayScan:
         return nbrs, scores
 
     def _semantic_pairs(self, emb: list, nbrs: Optional[list], progress) -> list:
+        from ..quality.scan import SEMANTIC_PARTNERS
+
         ray = self.ray
         thr = self.s.semantic_threshold
         if nbrs is not None:
@@ -293,13 +295,23 @@ class RayScan:
         else:
             fn = self.remote(ray_tasks.pairs_above)
             key_refs = [ray.put(keys) for keys in self.keys]
-            refs = [fn.remote(emb[q], emb[b], key_refs[q], key_refs[b], thr, q == b)
+            refs = [fn.remote(emb[q], emb[b], key_refs[q], key_refs[b], thr, q == b, SEMANTIC_PARTNERS)
                     for q in range(len(emb)) for b in range(q, len(emb))]
         best: dict = {}
         for part in self.wait(refs, "semantic duplicates", progress):
             for a, b, c in part:
                 best.setdefault((a, b), c)
-        return sorted(((a, b, c) for (a, b), c in best.items()), key=lambda p: (-p[2], p[0], p[1]))
+        pairs = sorted(((a, b, c) for (a, b), c in best.items()), key=lambda p: (-p[2], p[0], p[1]))
+        if nbrs is None:  # the local scan's cap: a record starts at most SEMANTIC_PARTNERS pairs
+            count: dict = {}
+            kept = []
+            for p in pairs:  # best first: each record keeps its most similar
+                k = count.get(p[0], 0)
+                if k < SEMANTIC_PARTNERS:
+                    count[p[0]] = k + 1
+                    kept.append(p)
+            pairs = kept
+        return pairs
 
     # -- leakage ---------------------------------------------------------------------------------------
     def _leakage(self, other: list, progress=None, cancel=None) -> list[dict]:

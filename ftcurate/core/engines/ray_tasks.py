@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import Optional
 
 import numpy as np
 
@@ -281,9 +282,13 @@ def pairs_from_neighbors(q_keys: np.ndarray, nbrs: tuple, threshold: float) -> l
 
 
 def pairs_above(q_emb: np.ndarray, b_emb: np.ndarray, q_keys: np.ndarray, b_keys: np.ndarray,
-                threshold: float, same: bool) -> list:
+                threshold: float, same: bool, max_partners: Optional[int] = None) -> list:
     """Every pair of rows (q, b) with cosine >= ``threshold`` (``same``: within one shard,
-    each pair once): the exact search of :func:`ftcurate.core.quality.semantic.semantic_duplicates`."""
+    each pair once): the exact search of :func:`ftcurate.core.quality.semantic.semantic_duplicates`.
+    ``max_partners``: at most that many pairs a q row, its most similar (the caller keeps the
+    best of those over all shards: the scan's cap, see ``pairsearch.exact_candidates``)."""
+    from ..quality.pairsearch import _most_similar
+
     out = []
     q = np.ascontiguousarray(q_emb, dtype=np.float32)
     b = np.ascontiguousarray(b_emb, dtype=np.float32)
@@ -294,6 +299,8 @@ def pairs_above(q_emb: np.ndarray, b_emb: np.ndarray, q_keys: np.ndarray, b_keys
             rows = np.arange(s0, s0 + len(s))[:, None]
             s = np.where(np.arange(len(b))[None, :] > rows, s, -2.0)
         r, c = np.nonzero(s >= threshold)
+        if max_partners is not None and len(r):
+            r, c = _most_similar(s, r, c, max_partners)
         for rr, cc in zip(r.tolist(), c.tolist()):
             a, bb = int(q_keys[s0 + rr]), int(b_keys[cc])
             out.append((min(a, bb), max(a, bb), float(s[rr, cc])))

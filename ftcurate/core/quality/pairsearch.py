@@ -94,8 +94,14 @@ def decide(x: np.ndarray, cand: Candidates, threshold: float,
 
 
 def exact_candidates(x: np.ndarray, live: np.ndarray, threshold: float, rep: Reporter,
-                     cand: Candidates, message: str = "semantic duplicates") -> None:
-    """Every pair of ``live`` rows, in blocks of rows times the rows after them."""
+                     cand: Candidates, message: str = "semantic duplicates",
+                     max_partners: Optional[int] = None) -> None:
+    """Every pair of ``live`` rows, in blocks of rows times the rows after them.
+
+    ``max_partners``: each row keeps at most this many of its pairs with the rows after it, the
+    most similar (ties: the earlier row), so there are at most ``max_partners * n`` pairs: a
+    set of a few thousand copies of one prompt would otherwise give millions (every pair of
+    copies) and take gigabytes to report."""
     xl = x if len(live) == len(x) else np.ascontiguousarray(x[live])
     m = len(xl)
     rep.total = m
@@ -106,9 +112,24 @@ def exact_candidates(x: np.ndarray, live: np.ndarray, threshold: float, rep: Rep
         s = xl[start:stop] @ xl[start:].T  # columns start.. : only j > i is kept
         r, c = np.nonzero(s >= cut)
         keep = c > r
-        if keep.any():
-            cand.add(live[r[keep] + start], live[c[keep] + start])
+        r, c = r[keep], c[keep]
+        if max_partners is not None and len(r):
+            r, c = _most_similar(s, r, c, max_partners)
+        if len(r):
+            cand.add(live[r + start], live[c + start])
         rep.tick(stop, message)
+
+
+def _most_similar(s: np.ndarray, r: np.ndarray, c: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Of the entries ``(r, c)`` of ``s``, at most ``k`` per row: the largest (ties: lower ``c``)."""
+    counts = np.bincount(r)
+    if counts.max() <= k:
+        return r, c
+    order = np.lexsort((c, -s[r, c], r))  # by row, then most similar first
+    r, c = r[order], c[order]
+    starts = np.cumsum(counts) - counts
+    keep = np.arange(len(r)) - starts[r] < k
+    return r[keep], c[keep]
 
 
 def clustered_candidates(x: np.ndarray, live: np.ndarray, threshold: float, rep: Reporter,

@@ -24,6 +24,7 @@ from ..project.columns import RecordColumns, columns_of
 from ..project.records import Record, sha256_text
 
 REPORT_VERSION = 1
+SEMANTIC_PARTNERS = 20  # semantic duplicate pairs a record starts at most (its neighbour lists on large sets)
 
 
 def _opt(default, help_text: str):
@@ -434,8 +435,10 @@ def scan_records(train: "Sequence[tuple[int, Record]] | RecordColumns", test: Se
         from .semantic import semantic_duplicates
 
         big = nbrs is not None and len(recs) > EXACT_MAX
+        # a record gets at most SEMANTIC_PARTNERS partners on small sets too (large sets: its
+        # neighbour list): thousands of copies of one prompt would give millions of pairs
         pairs = st.run("semantic duplicates", semantic_duplicates, emb, threshold=s.semantic_threshold,
-                       neighbors=nbrs if big else None)
+                       neighbors=nbrs if big else None, max_partners=None if big else SEMANTIC_PARTNERS)
         emit("semantic_duplicates", [{"a": keys[a], "b": keys[b], "similarity": round(float(c), 4)}
                                      for a, b, c in pairs])
 

@@ -98,6 +98,7 @@ def semantic_duplicates(
     device: Optional[str] = None,
     neighbors: Optional[tuple[np.ndarray, np.ndarray]] = None,
     method: Optional[str] = None,
+    max_partners: Optional[int] = None,
 ) -> list[tuple[int, int, float]]:
     """Pairs ``(i, j, cosine)`` with ``i < j`` and cosine >= ``threshold``, highest first.
 
@@ -111,6 +112,10 @@ def semantic_duplicates(
     * ``"neighbours"``: the ``neighbors`` given (a :func:`knn` result ``(idx, sim)`` already
       computed, e.g. for outliers), or ``knn`` with ``k`` neighbours: a group of more than
       ``k + 1`` copies yields only part of its pairs.
+
+    ``max_partners`` (exact method): each record is paired with at most this many of the records
+    after it, its most similar (see :func:`.pairsearch.exact_candidates`): at most
+    ``max_partners * n`` pairs, like the neighbour lists' cap on large sets.
 
     Every pair found is scored again in float64 and kept when that score reaches ``threshold``,
     so the similarities and ties at the threshold are the same whatever the method. Zero rows
@@ -136,7 +141,7 @@ def semantic_duplicates(
         ps.neighbour_candidates(idx, sim, threshold, cand)
     elif len(live) >= 2:
         if method == "exact":
-            ps.exact_candidates(emb, live, threshold, rep, cand)
+            ps.exact_candidates(emb, live, threshold, rep, cand, max_partners=max_partners)
         else:
             ps.clustered_candidates(emb, live, threshold, rep, cand)
     rep.check()
