@@ -703,14 +703,18 @@ def _choose_keeper(indices: list[int], texts: Sequence[str],
     return best, f"{prefix}longest text ({best_len} chars)"
 
 
+def _rows_of(sig: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``sig[rows]``; ``sig`` itself when ``rows`` are all its rows in order (the usual case:
+    every text has shingles and a signature of its own), not a copy (512 MB at 1M)."""
+    return sig if len(rows) == len(sig) and np.array_equal(rows, np.arange(len(sig))) else sig[rows]
+
+
 def _unique_rows(sig: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rep, rep_of) for the given rows: ``rep`` the rows that are the first with their exact
     signature, ``rep_of[k]`` the representative of ``rows[k]``."""
     if len(rows) == 0:
         return rows, rows
-    # every row (the usual case): the signatures as they are, not a copy (512 MB at 1M)
-    every = len(rows) == len(sig) and sig.flags.c_contiguous and np.array_equal(rows, np.arange(len(sig)))
-    sub = sig if every else np.ascontiguousarray(sig[rows])
+    sub = np.ascontiguousarray(_rows_of(sig, rows))
     # one 64-bit hash a row (sorting 8 bytes, not num_perm x 4), then every row checked against
     # its representative: a collision (never seen; ~n**2 / 2**64) falls back to whole rows
     mult = np.random.default_rng(0x5EED).integers(1, 2**63, sub.shape[1], dtype=np.uint64) | np.uint64(1)
@@ -824,8 +828,7 @@ def near_duplicate_clusters(texts: Sequence[str], threshold: float = 0.8, num_pe
             ci, cj = lsh_self_pairs(lsh, set(rep_list))
     else:
         bands, nrows = lsh_params(threshold, num_perm, tuple(lsh_weights))
-        # every row distinct (the usual case): the signatures as they are, not a copy (512 MB at 1M)
-        distinct = signatures if len(reps) == n and np.array_equal(reps, np.arange(n)) else signatures[reps]
+        distinct = _rows_of(signatures, reps)
         ci, cj = banded_pairs(distinct, bands, nrows, keys=reps)
         del distinct
     # identical signatures: link each record to its representative
