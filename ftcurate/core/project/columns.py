@@ -60,9 +60,9 @@ class RecordColumns(Sequence[Record]):
         """Record ``i``'s canonical content JSON (:meth:`Record.content_json`)."""
         return str(self._span(self._index(i)), "utf-8")
 
-    def contents(self) -> "_Contents":
+    def contents(self) -> Sequence[str]:
         """The content JSON of every record as a sequence (slices give lists of strings)."""
-        return _Contents(self)
+        return contents_of(self)
 
     def _index(self, i: int) -> int:
         n = len(self._ends)
@@ -99,16 +99,27 @@ class RecordColumns(Sequence[Record]):
 
 
 class _Contents(Sequence[str]):
-    def __init__(self, cols: RecordColumns) -> None:
-        self._cols = cols
+    """The records' canonical content JSON, made when it is asked for: read from a column
+    store, or serialised from :class:`Record` objects."""
+
+    def __init__(self, recs: Sequence[Record]) -> None:
+        self._n = len(recs)
+        self._one = recs.content_json if isinstance(recs, RecordColumns) else (lambda k: recs[k].content_json())
 
     def __len__(self) -> int:
-        return len(self._cols)
+        return self._n
 
     def __getitem__(self, i):
         if isinstance(i, slice):
-            return [self._cols.content_json(k) for k in range(*i.indices(len(self._cols)))]
-        return self._cols.content_json(i)
+            return [self._one(k) for k in range(*i.indices(self._n))]
+        return self._one(i)
+
+
+def contents_of(recs: Sequence[Record]) -> Sequence[str]:
+    """The canonical content JSON of ``recs`` (a :class:`RecordColumns` or a sequence of
+    records) as a lazy sequence: a slice makes only its strings (a million held at once would
+    be 200 MB)."""
+    return _Contents(recs)
 
 
 def columns_of(recs: Sequence[Record], *fields: Callable[[Record], object]) -> tuple[list, ...]:
@@ -118,4 +129,4 @@ def columns_of(recs: Sequence[Record], *fields: Callable[[Record], object]) -> t
     return tuple([f(r) for r in recs] for f in fields)
 
 
-__all__ = ["RecordColumns", "columns_of"]
+__all__ = ["RecordColumns", "columns_of", "contents_of"]

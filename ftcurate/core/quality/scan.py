@@ -14,13 +14,14 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
+from operator import attrgetter
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from .heuristics import HeuristicSettings
 from ..progress import CancelCheck, ProgressCallback, Reporter
-from ..project.columns import RecordColumns, columns_of
+from ..project.columns import RecordColumns, columns_of, contents_of
 from ..project.records import Record, sha256_text
 
 REPORT_VERSION = 1
@@ -197,18 +198,6 @@ def _asked_text(record: Record) -> str:
     return user_text(record) or body_text(record)
 
 
-def _text(record: Record) -> str:
-    return record.text
-
-
-def _prompt_text(record: Record) -> str:
-    return record.prompt_text
-
-
-def _answer_text(record: Record) -> str:
-    return record.answer_text
-
-
 def content_text(record: Record) -> str:
     """The whole conversation as text with roles, for exact-duplicate matching."""
     return "\n".join(f"{m.role}: {m.content or ''}" + (json.dumps(m.tool_calls, sort_keys=True) if m.tool_calls else "")
@@ -365,7 +354,7 @@ def scan_records(train: "Sequence[tuple[int, Record]] | RecordColumns", test: Se
     def exact(progress=None, cancel=None):
         if rp is not None:  # fingerprints from the record pass
             return groups_of(rp.content), conflicts_of(rp.prompt, rp.answer)
-        texts, prompts, answers = columns_of(recs, content_text, _prompt_text, _answer_text)
+        texts, prompts, answers = columns_of(recs, content_text, attrgetter("prompt_text"), attrgetter("answer_text"))
         groups = dedup.exact_duplicate_groups(texts, lowercase=s.lowercase)
         conflicts = dedup.conflicting_groups(prompts, answers, lowercase=s.lowercase)
         return groups, conflicts
@@ -381,7 +370,7 @@ def scan_records(train: "Sequence[tuple[int, Record]] | RecordColumns", test: Se
     # Near duplicates (MinHash + LSH).
     if s.near_duplicates:
         _check_memory("near duplicates", len(recs), s)
-        texts, answers = columns_of(recs, _text, _answer_text)
+        texts, answers = columns_of(recs, attrgetter("text"), attrgetter("answer_text"))
         clusters = st.run("near duplicates", dedup.near_duplicate_clusters, texts,
                           threshold=s.minhash_threshold,
                           num_perm=s.num_perm, ngram=s.ngram, seed=s.seed, answers=answers,
@@ -555,7 +544,7 @@ def _text_leakage(recs, trecs, s: ScanSettings, progress=None, cancel=None):
 
     out = []
     steps = [("prompt", "exact"), ("prompt", "ngram"), ("prompt", "minhash"), ("answer", "exact"), ("answer", "ngram")]
-    get = {"prompt": lambda r: r.prompt_text, "answer": lambda r: r.answer_text}
+    get = {"prompt": attrgetter("prompt_text"), "answer": attrgetter("answer_text")}
     # both fields' training texts in one pass over the records (a column store parses each once)
     train_texts = dict(zip(get, columns_of(recs, *get.values())))
     for k, (field_name, method) in enumerate(steps):
@@ -624,12 +613,12 @@ def _pass_heuristics(recs, s: ScanSettings, cache, progress=None, cancel=None):
     key = _heuristics_key(s.heuristics)
     # the content JSON gives the cache key and is what the workers get (sending strings is
     # several times cheaper than pickling records; the checks read only the content); without
-    # a cache it is made a chunk at a time (a million of them held at once: 200 MB)
+    # a cache it is made a chunk at a time
+    contents = contents_of(recs)
     if cache is None:
-        contents, hashes, known = recs.contents() if isinstance(recs, RecordColumns) else _ContentJSON(recs), None, {}
-        check = None
+        hashes, known, check = None, {}, None
     else:
-        contents = recs.contents()[:] if isinstance(recs, RecordColumns) else [r.content_json() for r in recs]
+        contents = contents[:]
         hashes = [sha256_text(c) for c in contents]
         known = cache.get_many(key, hashes)
         check = [h not in known for h in hashes]
@@ -645,21 +634,6 @@ def _pass_heuristics(recs, s: ScanSettings, cache, progress=None, cancel=None):
     if cache is not None and fresh:
         cache.put_many(key, fresh)
     return out, res
-
-
-class _ContentJSON:
-    """The records' canonical content JSON, made when a slice of it is asked for."""
-
-    def __init__(self, recs) -> None:
-        self.recs = recs
-
-    def __len__(self) -> int:
-        return len(self.recs)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [r.content_json() for r in self.recs[i]]
-        return self.recs[i].content_json()
 
 
 def _load(path: str, fmt: str = "auto", mapping: Optional[dict] = None, split: str = "train"):
@@ -721,26 +695,25 @@ def scan_project(project, settings: Optional[ScanSettings] = None, include_rejec
 
     s = settings or ScanSettings()
 
-    def items(split):
-        return [(sr.id, sr.record) for sr in project.iter_records(split=split)
-                if include_rejected or sr.status != "rejected" or split != "train"]
+    def items(split):  # (record id, record) pairs, read as they are asked for
+        return ((sr.id, sr.record) for sr in project.iter_records(split=split)
+                if include_rejected or sr.status != "rejected" or split != "train")
 
     if s.engine != "local":  # e.g. a Ray cluster (ftcurate.core.engines); no per-record cache there
         from ..engines import scan_records_with
 
-        train = items("train")
-        report = scan_records_with(s.engine, train, items("test"), items("validation"), settings=s,
+        train = list(items("train"))
+        report = scan_records_with(s.engine, train, list(items("test")), list(items("validation")), settings=s,
                                    progress=progress, cancel=cancel, on_result=on_result)
         scanned = [rid for rid, _ in train]
     else:
         # the training records as a column store: not all of them as objects at once
-        train = RecordColumns((sr.id, sr.record) for sr in project.iter_records(split="train")
-                              if include_rejected or sr.status != "rejected")
+        train = RecordColumns(items("train"))
         # what the scan computes goes into the project only when it completes: a cancelled or
         # failed scan leaves the project and its cache as they were
         emb_cache = DeferredCache(ProjectCache(project, "embedding"))
         flag_cache = DeferredCache(ProjectCache(project, "heuristics"))
-        report = scan_records(train, items("test"), items("validation"), settings=s,
+        report = scan_records(train, list(items("test")), list(items("validation")), settings=s,
                               cache=emb_cache, flag_cache=flag_cache,
                               progress=progress, cancel=cancel, on_result=on_result)
         emb_cache.commit()
